@@ -1,0 +1,68 @@
+// gridd's HTTP listener: Boost.Beast, HTTP/1.1 with keep-alive, limits on header size, body
+// size and idle time. It knows nothing of GoGrid: every complete request is handed to a
+// RequestHandler, whose answer is written back. Handlers run on the server's I/O threads and
+// must not block for long (they touch SQLite, never a hypervisor).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace gridd::api {
+
+struct HttpRequest {
+  std::string method;          // "GET", "POST", …
+  std::string target;          // path and query string as sent, e.g. "/api/grid/server/list?x=1"
+  std::string content_type;    // Content-Type header, empty when absent
+  std::string body;
+  std::string remote_address;  // peer IP, for logs and rate limits
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type = "application/json; charset=UTF-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+};
+
+using RequestHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// Answers the server itself produces without calling the handler (oversized header or body,
+// malformed HTTP). The daemon supplies one that renders a GoGrid failure envelope.
+using ProtocolErrorRenderer = std::function<HttpResponse(unsigned status, const std::string& message)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0 binds a free port; port() tells which
+  int threads = 4;
+  uint32_t max_header_bytes = 8 * 1024;
+  uint32_t max_body_bytes = 1024 * 1024;
+  std::chrono::seconds idle_timeout{30};
+  bool access_log = true;
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, RequestHandler handler, ProtocolErrorRenderer on_error);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts the I/O threads. Throws std::runtime_error if the address cannot be bound.
+  void Start();
+  // The bound port (useful after binding port 0).
+  uint16_t port() const;
+  // Graceful stop: closes the listener at once, lets requests being handled finish and be
+  // written, closes idle keep-alive connections, then joins the I/O threads. Idempotent.
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gridd::api

@@ -1,0 +1,80 @@
+// gridd's configuration: one TOML file (config/gridd.toml documents every key), with command
+// line flags applied on top. Loading validates every value and names the offending key.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gridd {
+
+struct DatacenterSeed {
+  int64_t id = 0;
+  std::string name;
+  std::string description;
+};
+
+struct IpPoolSeed {
+  std::string datacenter;
+  bool is_public = true;
+  std::string cidr;
+  std::string network;  // libvirt network that carries the pool's addresses
+};
+
+struct ImageSeed {
+  std::string name;           // unique image name, e.g. "debian-12-amd64"
+  std::string friendly_name;  // what customers see
+  std::string description;
+  std::string os;             // server.os / image.os option name
+  std::string architecture;   // "32-bit" or "64-bit"
+  std::string type = "Web Server";
+  std::string volume;         // storage volume in the libvirt pool
+  double price = 0;
+};
+
+struct Config {
+  // [server]
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  int http_threads = 4;
+  uint32_t max_header_bytes = 8 * 1024;
+  uint32_t max_body_bytes = 1024 * 1024;
+  int idle_timeout_seconds = 30;
+  // [storage]
+  std::filesystem::path data_dir = "gridd-data";
+  // [auth]
+  int signature_window_past_seconds = 600;
+  int signature_window_future_seconds = 300;
+  // [libvirt]
+  std::string libvirt_uri;
+  std::string storage_pool = "gridd";
+  int shutdown_timeout_seconds = 60;
+  // [jobs]
+  int job_workers = 4;
+  int job_lease_seconds = 300;
+  int job_max_attempts = 5;
+  int job_retry_base_ms = 1000;
+  int job_retry_max_ms = 60000;
+  // [accounts]
+  int ip_block_size = 16;
+  std::string initial_account = "default";
+  // [log]
+  std::string log_level = "info";
+  bool access_log = true;
+  // Seeds applied idempotently at every start.
+  std::vector<DatacenterSeed> datacenters;
+  std::vector<IpPoolSeed> ip_pools;
+  std::vector<ImageSeed> images;
+};
+
+// Parses the TOML file at `path`. Relative paths in it (data_dir, and the node file of a
+// test:/// libvirt URI written as "test://./file.xml") are resolved against the file's
+// directory. Throws std::runtime_error naming the file, key and problem.
+Config LoadConfig(const std::filesystem::path& path);
+
+// Parses "HOST:PORT" (IPv6 as "[::1]:8080"). Throws std::runtime_error on bad input.
+void ParseListen(const std::string& text, std::string& host, uint16_t& port);
+
+}  // namespace gridd

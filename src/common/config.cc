@@ -1,0 +1,186 @@
+#include "gridd/common/config.h"
+
+#include <charconv>
+#include <stdexcept>
+#include <toml++/toml.h>
+
+namespace gridd {
+namespace {
+
+[[noreturn]] void Fail(const std::filesystem::path& path, const std::string& key,
+                       const std::string& what) {
+  throw std::runtime_error(path.string() + ": " + key + ": " + what);
+}
+
+template <typename T>
+void Read(const toml::table& table, const std::filesystem::path& path, const std::string& section,
+          const std::string& key, T& out) {
+  const toml::node* node = table.at_path(section + "." + key).node();
+  if (node == nullptr) return;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!node->is_string()) Fail(path, section + "." + key, "expected a string");
+    out = node->as_string()->get();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!node->is_boolean()) Fail(path, section + "." + key, "expected true or false");
+    out = node->as_boolean()->get();
+  } else if constexpr (std::is_same_v<T, double>) {
+    auto value = node->value<double>();
+    if (!value) Fail(path, section + "." + key, "expected a number");
+    out = *value;
+  } else {
+    if (!node->is_integer()) Fail(path, section + "." + key, "expected an integer");
+    int64_t value = node->as_integer()->get();
+    if (value < 0 || value > static_cast<int64_t>(std::numeric_limits<T>::max())) {
+      Fail(path, section + "." + key, "out of range");
+    }
+    out = static_cast<T>(value);
+  }
+}
+
+std::string RequiredString(const toml::table& entry, const std::filesystem::path& path,
+                           const std::string& where, const std::string& key) {
+  auto value = entry[key].value<std::string>();
+  if (!value || value->empty()) Fail(path, where + "." + key, "required string missing");
+  return *value;
+}
+
+std::string OptionalString(const toml::table& entry, const std::string& key,
+                           const std::string& fallback = "") {
+  return entry[key].value<std::string>().value_or(fallback);
+}
+
+// test:///relative/… is awkward to write; "test://./node.xml" means "next to this file".
+std::string ResolveLibvirtUri(const std::string& uri, const std::filesystem::path& base) {
+  const std::string prefix = "test://./";
+  if (uri.rfind(prefix, 0) != 0) return uri;
+  std::filesystem::path node = base / uri.substr(prefix.size());
+  return "test://" + std::filesystem::absolute(node).lexically_normal().string();
+}
+
+}  // namespace
+
+void ParseListen(const std::string& text, std::string& host, uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    throw std::runtime_error("listen address must be HOST:PORT, got '" + text + "'");
+  }
+  std::string h = text.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  unsigned value = 0;
+  const char* first = text.data() + colon + 1;
+  const char* last = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(first, last, value);
+  if (ec != std::errc() || ptr != last || value > 65535) {
+    throw std::runtime_error("listen port must be 0-65535, got '" + text.substr(colon + 1) + "'");
+  }
+  host = h;
+  port = static_cast<uint16_t>(value);
+}
+
+Config LoadConfig(const std::filesystem::path& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path.string());
+  } catch (const toml::parse_error& error) {
+    throw std::runtime_error(path.string() + ": " + std::string(error.description()) + " at line " +
+                             std::to_string(error.source().begin.line));
+  }
+  const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  Config config;
+
+  std::string listen;
+  Read(root, path, "server", "listen", listen);
+  if (!listen.empty()) {
+    try {
+      ParseListen(listen, config.listen_host, config.listen_port);
+    } catch (const std::exception& error) {
+      Fail(path, "server.listen", error.what());
+    }
+  }
+  Read(root, path, "server", "threads", config.http_threads);
+  Read(root, path, "server", "max_header_bytes", config.max_header_bytes);
+  Read(root, path, "server", "max_body_bytes", config.max_body_bytes);
+  Read(root, path, "server", "idle_timeout_seconds", config.idle_timeout_seconds);
+  if (config.http_threads < 1) Fail(path, "server.threads", "must be at least 1");
+
+  std::string data_dir;
+  Read(root, path, "storage", "data_dir", data_dir);
+  if (!data_dir.empty()) {
+    std::filesystem::path dir(data_dir);
+    config.data_dir = dir.is_absolute() ? dir : (base / dir).lexically_normal();
+  }
+
+  Read(root, path, "auth", "signature_window_past_seconds", config.signature_window_past_seconds);
+  Read(root, path, "auth", "signature_window_future_seconds",
+       config.signature_window_future_seconds);
+
+  Read(root, path, "libvirt", "uri", config.libvirt_uri);
+  config.libvirt_uri = ResolveLibvirtUri(config.libvirt_uri, base);
+  Read(root, path, "libvirt", "storage_pool", config.storage_pool);
+  Read(root, path, "libvirt", "shutdown_timeout_seconds", config.shutdown_timeout_seconds);
+
+  Read(root, path, "jobs", "workers", config.job_workers);
+  Read(root, path, "jobs", "lease_seconds", config.job_lease_seconds);
+  Read(root, path, "jobs", "max_attempts", config.job_max_attempts);
+  Read(root, path, "jobs", "retry_base_ms", config.job_retry_base_ms);
+  Read(root, path, "jobs", "retry_max_ms", config.job_retry_max_ms);
+  if (config.job_workers < 1) Fail(path, "jobs.workers", "must be at least 1");
+  if (config.job_max_attempts < 1) Fail(path, "jobs.max_attempts", "must be at least 1");
+
+  Read(root, path, "accounts", "ip_block_size", config.ip_block_size);
+  Read(root, path, "accounts", "initial_account", config.initial_account);
+  if (config.ip_block_size < 1) Fail(path, "accounts.ip_block_size", "must be at least 1");
+
+  Read(root, path, "log", "level", config.log_level);
+  Read(root, path, "log", "access_log", config.access_log);
+
+  if (auto* list = root["datacenter"].as_array()) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const std::string where = "datacenter[" + std::to_string(i) + "]";
+      auto* entry = list->get(i)->as_table();
+      if (entry == nullptr) Fail(path, where, "expected a table");
+      DatacenterSeed seed;
+      auto id = (*entry)["id"].value<int64_t>();
+      if (!id || *id < 1) Fail(path, where + ".id", "required positive integer");
+      seed.id = *id;
+      seed.name = RequiredString(*entry, path, where, "name");
+      seed.description = OptionalString(*entry, "description", seed.name + " Datacenter");
+      config.datacenters.push_back(seed);
+    }
+  }
+  if (auto* list = root["ippool"].as_array()) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const std::string where = "ippool[" + std::to_string(i) + "]";
+      auto* entry = list->get(i)->as_table();
+      if (entry == nullptr) Fail(path, where, "expected a table");
+      IpPoolSeed seed;
+      seed.datacenter = RequiredString(*entry, path, where, "datacenter");
+      std::string type = RequiredString(*entry, path, where, "type");
+      if (type != "public" && type != "private") Fail(path, where + ".type", "public or private");
+      seed.is_public = type == "public";
+      seed.cidr = RequiredString(*entry, path, where, "cidr");
+      seed.network = RequiredString(*entry, path, where, "network");
+      config.ip_pools.push_back(seed);
+    }
+  }
+  if (auto* list = root["image"].as_array()) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const std::string where = "image[" + std::to_string(i) + "]";
+      auto* entry = list->get(i)->as_table();
+      if (entry == nullptr) Fail(path, where, "expected a table");
+      ImageSeed seed;
+      seed.name = RequiredString(*entry, path, where, "name");
+      seed.friendly_name = OptionalString(*entry, "friendly_name", seed.name);
+      seed.description = OptionalString(*entry, "description");
+      seed.os = RequiredString(*entry, path, where, "os");
+      seed.architecture = OptionalString(*entry, "architecture", "64-bit");
+      seed.type = OptionalString(*entry, "type", "Web Server");
+      seed.volume = RequiredString(*entry, path, where, "volume");
+      seed.price = (*entry)["price"].value<double>().value_or(0.0);
+      config.images.push_back(seed);
+    }
+  }
+  return config;
+}
+
+}  // namespace gridd
