@@ -49,6 +49,10 @@ struct DomainSpec {
   std::string network;       // libvirt network of the server's public IP
   std::string storage_pool;  // pool holding the disk volume
   std::string disk_volume;   // the server's own volume, e.g. "gridd-7.qcow2"
+  // libvirt domain type; the hypervisor overrides it ("test" for libvirt's test driver).
+  std::string domain_type = "qemu";
+  // Set by the hypervisor when redefining: libvirt refuses a same-name define with a new UUID.
+  std::string uuid;
 };
 
 struct DiskSpec {
@@ -61,7 +65,8 @@ struct DhcpReservation {
   std::string network;
   std::string mac;
   std::string ip;
-  std::string hostname;
+  std::string hostname;   // customer's name; reduced to a DNS label, made unique per network
+  int64_t server_id = 0;  // names the entry ("server-<id>") when hostname has no usable chars
 };
 
 // A domain carrying gridd's metadata, as found on the hypervisor.
@@ -102,9 +107,9 @@ class Hypervisor {
   // Starts a defined domain. Already running: no-op.
   virtual void Start(const std::string& name) = 0;
   // Asks the guest to shut down (ACPI), waits up to timeout_seconds, then forces it off.
-  // Already off: no-op.
+  // Already off or missing: no-op.
   virtual void Shutdown(const std::string& name, int timeout_seconds) = 0;
-  // Forces the domain off at once. Already off: no-op.
+  // Forces the domain off at once. Already off or missing: no-op.
   virtual void PowerOff(const std::string& name) = 0;
   // Reboots a running domain; starts it if it is off.
   virtual void Reboot(const std::string& name) = 0;

@@ -1,0 +1,71 @@
+// The GoGrid API over HTTP: maps a request path to its method, checks the signature and the
+// key's role, parses parameters, calls the domain services and renders the envelope. Nothing
+// here waits for a hypervisor.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "gridd/api/http_server.h"
+#include "gridd/api/params.h"
+#include "gridd/api/render.h"
+#include "gridd/api/signature.h"
+#include "gridd/common/clock.h"
+#include "gridd/domain/account_service.h"
+#include "gridd/domain/grid_service.h"
+
+namespace gridd::api {
+
+// Role sets as bit masks.
+enum RoleMask : unsigned {
+  kSuper = 1u << 0,
+  kSystem = 1u << 1,
+  kBilling = 1u << 2,
+  kReadOnly = 1u << 3,
+  kAllRoles = kSuper | kSystem | kBilling | kReadOnly,
+};
+
+struct ApiServiceOptions {
+  int signature_window_past_seconds = 600;
+  int signature_window_future_seconds = 300;
+};
+
+class ApiService {
+ public:
+  ApiService(domain::GridService& grid, domain::AccountService& accounts, const Clock& clock,
+             ApiServiceOptions options);
+
+  HttpResponse Handle(const HttpRequest& request);
+  // What the HTTP server answers for malformed HTTP (oversized headers, bad framing).
+  static HttpResponse ProtocolError(unsigned status, const std::string& message);
+
+  struct Call {
+    const domain::Caller& caller;
+    const Params& params;
+    double version;
+  };
+  using Handler = std::function<Result(const Call&)>;
+  struct Route {
+    std::string method;  // "/grid/server/list", echoed in every answer
+    unsigned roles;
+    double min_version;
+    Handler handler;
+  };
+  // The route table, by request path ("/api/grid/server/list"); for tests of the role matrix.
+  const std::map<std::string, Route, std::less<>>& routes() const { return routes_; }
+
+ private:
+  void AddRoute(const std::string& path, unsigned roles, double min_version, Handler handler);
+  void AddRoutes();
+  RenderContext Context();
+
+  domain::GridService& grid_;
+  domain::AccountService& accounts_;
+  const Clock& clock_;
+  SignatureVerifier verifier_;
+  std::map<std::string, Route, std::less<>> routes_;
+};
+
+}  // namespace gridd::api

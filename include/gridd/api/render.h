@@ -1,0 +1,52 @@
+// GoGrid objects and envelopes (spec §3, §9). Objects are built as ordered JSON trees whose
+// "object" key names their type, so every output format (JSON now; XML and CSV walk the same
+// tree) shows the same attributes in the same order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gridd/common/error.h"
+#include "gridd/domain/entities.h"
+#include "gridd/domain/grid_service.h"
+#include "gridd/domain/lookups.h"
+
+namespace gridd::api {
+
+using Json = nlohmann::ordered_json;
+
+// The lookups an object refers to by id (datacenters and operating systems live in the DB).
+struct RenderContext {
+  std::vector<domain::Option> datacenters;
+  std::vector<domain::Option> operating_systems;
+};
+
+Json OptionJson(const domain::Option& option);
+Json IpJson(const domain::Ip& ip, const RenderContext& context);
+Json ImageJson(const domain::Image& image, const RenderContext& context);
+Json ServerJson(const domain::ServerView& view, const RenderContext& context);
+Json JobJson(const domain::Job& job, const RenderContext& context);
+Json PasswordJson(const domain::PasswordView& view, const RenderContext& context);
+
+struct Summary {
+  int64_t total = 0;
+  int64_t start = 0;
+  int64_t returned = 0;
+  int64_t numpages = 0;
+};
+
+struct Result {
+  std::vector<Json> list;
+  Summary summary;
+};
+
+// The success envelope: {"list": […], "method": …, "status": "success", "summary": {…}}.
+std::string RenderSuccessJson(const std::string& method, const Result& result);
+// The failure envelope with one error object.
+std::string RenderFailureJson(const std::string& method, ErrorClass error_class,
+                              const std::string& message);
+
+}  // namespace gridd::api

@@ -1,0 +1,178 @@
+// The customer-facing rules of gridd: what may be listed, created, changed and deleted, by
+// whom, and what job carries each change out. Every mutation validates its input completely
+// first, then writes the new state and its job in one transaction, and returns at once; the
+// job queue does the slow work on the hypervisor.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gridd/common/clock.h"
+#include "gridd/common/crypto.h"
+#include "gridd/domain/entities.h"
+#include "gridd/domain/lookups.h"
+#include "gridd/store/database.h"
+
+namespace gridd::domain {
+
+// Who is calling: resolved from the API key by the API layer.
+struct Caller {
+  int64_t account_id = 0;
+  std::string account_name;
+  std::string api_key;
+  Role role = Role::kReadOnlyUser;
+  // GoGrid's job owner format: "<api_key>-<account id>@api".
+  std::string JobOwner() const;
+};
+
+// How a request names one object: by numeric id, by exact name, or either.
+struct Selector {
+  enum class Kind { kId, kName, kIdOrName };
+  Kind kind = Kind::kIdOrName;
+  std::string value;
+};
+
+// The operator-defined lookups (datacenters, operating systems), cached in memory.
+class Catalog {
+ public:
+  explicit Catalog(store::Database& db) : db_(db) {}
+  std::vector<Option> Datacenters();
+  std::vector<Option> OperatingSystems();
+  void Invalidate();
+
+ private:
+  void Load();
+  store::Database& db_;
+  std::mutex mutex_;
+  bool loaded_ = false;
+  std::vector<Option> datacenters_;
+  std::vector<Option> operating_systems_;
+};
+
+// A server together with what a client sees of it.
+struct ServerView {
+  Server server;
+  Image image;
+  Ip ip;
+  bool include_id = true;  // false in server.add's answer (GoGrid's asynchronous add)
+};
+
+struct PasswordView {
+  Password password;
+  std::optional<ServerView> server;
+};
+
+struct ServerFilter {
+  std::optional<int64_t> type;
+  std::optional<bool> sandbox;
+  std::vector<int64_t> datacenters;
+};
+
+struct ServerAddRequest {
+  std::optional<std::string> name;
+  std::optional<std::string> image;
+  std::optional<std::string> ram;
+  std::optional<std::string> ip;
+  std::optional<std::string> description;
+  std::optional<std::string> type;
+};
+
+struct ServerEditRequest {
+  std::vector<Selector> selectors;
+  std::optional<std::string> ram;
+  std::optional<std::string> description;
+  std::optional<std::string> type;
+};
+
+struct IpFilter {
+  std::optional<int64_t> state;
+  std::optional<int64_t> type;
+  std::vector<int64_t> datacenters;
+};
+
+struct ImageFilter {
+  std::optional<bool> is_public;
+  std::optional<int64_t> type;
+  std::optional<int64_t> state;
+  std::vector<int64_t> datacenters;
+};
+
+struct JobFilter {
+  std::optional<int64_t> start_ms;
+  std::optional<int64_t> end_ms;
+  std::vector<int64_t> object_types;
+  std::vector<int64_t> states;
+  std::optional<std::string> owner;
+  std::optional<std::string> object;
+  std::vector<int64_t> datacenters;
+};
+
+struct GridServiceOptions {
+  size_t max_name_length = 20;
+  size_t max_description_length = 500;
+  size_t password_length = 12;
+};
+
+class GridService {
+ public:
+  // `on_job_queued` is called after every commit that queued a job, to wake the workers.
+  GridService(store::Database& db, Catalog& catalog, const Clock& clock, const SecretBox& box,
+              std::function<void()> on_job_queued, GridServiceOptions options = {});
+
+  Catalog& catalog() { return catalog_; }
+  // Options of a lookup by its name or id (common.lookup.list); 400 when unknown.
+  std::vector<Option> Lookup(std::string_view lookup);
+  // Resolves a datacenter given by id or name; 400 naming the parameter when unknown.
+  int64_t ResolveDatacenter(std::string_view parameter, std::string_view value);
+
+  std::vector<ServerView> ListServers(const Caller& caller, const ServerFilter& filter);
+  std::vector<ServerView> GetServers(const Caller& caller, const std::vector<Selector>& selectors);
+  ServerView AddServer(const Caller& caller, const ServerAddRequest& request);
+  ServerView EditServer(const Caller& caller, const ServerEditRequest& request);
+  ServerView PowerServer(const Caller& caller, const std::vector<Selector>& selectors,
+                         const std::optional<std::string>& power);
+  ServerView DeleteServer(const Caller& caller, const std::vector<Selector>& selectors);
+
+  std::vector<Ip> ListIps(const Caller& caller, const IpFilter& filter);
+  std::vector<Ip> GetIps(const Caller& caller, const std::vector<std::string>& ids,
+                         const std::vector<std::string>& addresses);
+
+  std::vector<Image> ListImages(const Caller& caller, const ImageFilter& filter);
+  std::vector<Image> GetImages(const Caller& caller, const std::vector<Selector>& selectors);
+
+  std::vector<Job> ListJobs(const Caller& caller, const JobFilter& filter);
+  std::vector<Job> GetJobs(const Caller& caller, const std::vector<std::string>& ids);
+
+  std::vector<PasswordView> ListPasswords(const Caller& caller,
+                                          const std::vector<int64_t>& datacenters);
+  std::vector<PasswordView> GetPasswords(const Caller& caller, const std::vector<std::string>& ids);
+
+ private:
+  ServerView View(store::Connection& c, const Server& server);
+  // Resolves one server for a change: exactly one selector, exactly one match, no job pending.
+  Server SelectOneForChange(store::Connection& c, const Caller& caller,
+                            const std::vector<Selector>& selectors);
+  std::vector<Server> Select(store::Connection& c, const Caller& caller, const Selector& selector);
+  Job NewServerJob(const Caller& caller, const Server& server, const Ip& ip, const Image& image,
+                   int64_t command);
+
+  store::Database& db_;
+  Catalog& catalog_;
+  const Clock& clock_;
+  const SecretBox& box_;
+  std::function<void()> on_job_queued_;
+  GridServiceOptions options_;
+};
+
+// Parses GoGrid's datetime inputs: "YYYY-MM-DD hh:mm:ss[.s] [TZD]", "YYYY-MM-DD",
+// "MM/DD/YYYY", "MM/DD/YY", milliseconds since the epoch, or "now". 400 on anything else.
+int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t now_ms);
+
+// MAC address gridd gives the server with this id (locally administered KVM prefix).
+std::string MacForServer(int64_t server_id);
+
+}  // namespace gridd::domain

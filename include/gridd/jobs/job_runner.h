@@ -1,0 +1,87 @@
+// The persistent job queue's workers. Jobs are rows (store/); a worker claims the oldest
+// runnable job with a lease, runs the handler for its command, and records the outcome in the
+// same transaction as the handler's final writes. Jobs on one object run in order. Hypervisor
+// errors that may pass (kTransient) are retried with exponential backoff; anything else fails
+// the job with a message saying what went wrong.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gridd/common/clock.h"
+#include "gridd/domain/entities.h"
+#include "gridd/store/database.h"
+
+namespace gridd::jobs {
+
+// What a handler leaves to be written when its job succeeds (in the same transaction).
+using FinalWrite = std::function<void(store::Connection&)>;
+
+class JobHandler {
+ public:
+  virtual ~JobHandler() = default;
+  // Carries the job out. Must be idempotent: after a crash it runs again from the start.
+  // Throws virt::HypervisorError or any std::exception on failure.
+  virtual FinalWrite Run(const domain::Job& job) = 0;
+  // Called (in the transaction that marks the job Failed) when the job will not be retried.
+  virtual void OnFailure(const domain::Job& job, store::Connection& c) = 0;
+};
+
+struct JobRunnerOptions {
+  int workers = 4;
+  int64_t lease_ms = 300'000;
+  int max_attempts = 5;
+  int64_t retry_base_ms = 1000;
+  int64_t retry_max_ms = 60'000;
+  int64_t idle_poll_ms = 1000;  // how often idle workers look for due retries and lost leases
+};
+
+class JobRunner {
+ public:
+  JobRunner(store::Database& db, const Clock& clock, JobRunnerOptions options);
+  ~JobRunner();
+
+  // Registers the handler for a job.command id. Call before Start.
+  void Register(int64_t command, std::shared_ptr<JobHandler> handler);
+
+  // Puts every job left Processing by an earlier run back in the queue (gridd is the queue's
+  // only consumer, so their worker is gone), then starts the worker threads.
+  void Start();
+  // Wakes idle workers: a job was queued.
+  void Notify();
+  // Stops claiming jobs and waits up to `grace_ms` for running handlers. Returns false when
+  // some handler is still running; its job stays Processing and resumes at the next start.
+  bool Stop(int64_t grace_ms);
+
+  // Claims and runs at most one due job on the calling thread. For tests and tools.
+  bool RunOnce();
+
+  // Puts jobs left Processing back in the queue; returns how many (what Start does first).
+  int RequeueAbandoned();
+
+ private:
+  void WorkerLoop();
+  void Execute(const domain::Job& job);
+
+  store::Database& db_;
+  const Clock& clock_;
+  JobRunnerOptions options_;
+  std::map<int64_t, std::shared_ptr<JobHandler>> handlers_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  uint64_t notifications_ = 0;
+  std::atomic<int> running_{0};
+  std::condition_variable idle_;
+};
+
+}  // namespace gridd::jobs

@@ -1,0 +1,180 @@
+// A small RAII layer over SQLite's C API. Every statement is prepared once per connection and
+// reused; values are only ever bound, never spliced into SQL text.
+//
+// Concurrency: one writer connection, serialized by a mutex, runs every write transaction with
+// BEGIN IMMEDIATE; readers use a pool of connections and, in WAL mode, never wait for writers.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace gridd::store {
+
+class StoreError : public std::runtime_error {
+ public:
+  StoreError(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+// A cached prepared statement in use. Resetting it when the handle goes out of scope ends its
+// read, so a finished query never pins an old snapshot of the database.
+class Statement {
+ public:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~Statement() {
+    if (stmt_ != nullptr) sqlite3_reset(stmt_);
+  }
+  Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {
+    other.stmt_ = nullptr;
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  Statement& operator=(Statement&&) = delete;
+
+  Statement& Bind(int index, int64_t value);
+  Statement& Bind(int index, int value) { return Bind(index, static_cast<int64_t>(value)); }
+  Statement& Bind(int index, bool value) { return Bind(index, static_cast<int64_t>(value)); }
+  Statement& Bind(int index, double value);
+  Statement& Bind(int index, std::string_view value);
+  Statement& Bind(int index, const char* value) { return Bind(index, std::string_view(value)); }
+  Statement& Bind(int index, const std::string& value) {
+    return Bind(index, std::string_view(value));
+  }
+  Statement& BindBlob(int index, std::string_view value);
+  Statement& BindNull(int index);
+  template <typename T>
+  Statement& Bind(int index, const std::optional<T>& value) {
+    return value ? Bind(index, *value) : BindNull(index);
+  }
+
+  // Advances to the next row; false when done. Throws StoreError on failure.
+  bool Step();
+  // Runs a statement that returns no rows.
+  void Run() {
+    while (Step()) {
+    }
+  }
+
+  bool IsNull(int column) const;
+  int64_t Int(int column) const;
+  double Double(int column) const;
+  std::string Text(int column) const;
+  std::string Blob(int column) const;
+  std::optional<int64_t> OptionalInt(int column) const;
+  std::optional<std::string> OptionalText(int column) const;
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+};
+
+class Connection {
+ public:
+  // Opens (creating if needed) the database file. ":memory:" gives a private in-memory database.
+  explicit Connection(const std::string& path);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs SQL text without parameters (schema, pragmas, transaction control).
+  void Exec(std::string_view sql);
+  // Returns the cached prepared statement for this SQL text, reset and with bindings cleared.
+  Statement Prepare(std::string_view sql);
+  int64_t LastInsertId() const;
+  int Changes() const;
+  sqlite3* handle() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;
+};
+
+class Database {
+ public:
+  // Opens the database at `path` with WAL, foreign keys and a busy timeout, and applies the
+  // pending migrations. ":memory:" uses one shared connection for reads and writes.
+  explicit Database(const std::string& path, int reader_connections = 4);
+  ~Database();
+
+  // Runs fn(Connection&) inside BEGIN IMMEDIATE … COMMIT; rolls back when fn throws.
+  template <typename F>
+  auto Write(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    std::lock_guard<std::mutex> lock(writer_mutex_);
+    writer_->Exec("BEGIN IMMEDIATE");
+    try {
+      if constexpr (std::is_void_v<decltype(fn(*writer_))>) {
+        fn(*writer_);
+        writer_->Exec("COMMIT");
+      } else {
+        auto result = fn(*writer_);
+        writer_->Exec("COMMIT");
+        return result;
+      }
+    } catch (...) {
+      writer_->Exec("ROLLBACK");
+      throw;
+    }
+  }
+
+  // Runs fn(Connection&) inside a read transaction (a consistent snapshot).
+  template <typename F>
+  auto Read(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    if (readers_.empty()) return Write(std::forward<F>(fn));
+    ReaderLease lease(*this);
+    Connection& connection = *lease.connection;
+    connection.Exec("BEGIN");
+    try {
+      if constexpr (std::is_void_v<decltype(fn(connection))>) {
+        fn(connection);
+        connection.Exec("COMMIT");
+      } else {
+        auto result = fn(connection);
+        connection.Exec("COMMIT");
+        return result;
+      }
+    } catch (...) {
+      connection.Exec("ROLLBACK");
+      throw;
+    }
+  }
+
+  int schema_version() const { return schema_version_; }
+
+ private:
+  struct ReaderLease {
+    explicit ReaderLease(Database& db);
+    ~ReaderLease();
+    Database& db;
+    Connection* connection;
+  };
+
+  std::unique_ptr<Connection> writer_;
+  std::mutex writer_mutex_;
+  std::vector<std::unique_ptr<Connection>> readers_;
+  std::vector<Connection*> free_readers_;
+  std::mutex readers_mutex_;
+  std::condition_variable reader_available_;
+  int schema_version_ = 0;
+};
+
+// Applies every migration newer than the database's user_version, each in its own
+// transaction. Returns the resulting schema version.
+int Migrate(Connection& connection);
+int LatestSchemaVersion();
+
+}  // namespace gridd::store

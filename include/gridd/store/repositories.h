@@ -1,0 +1,138 @@
+// Repositories: the only place that knows gridd's SQL. Each function takes the Connection of
+// the transaction it runs in (Database::Read / Database::Write), so callers compose several of
+// them atomically. Every customer-facing query is scoped by account id.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gridd/common/crypto.h"
+#include "gridd/domain/entities.h"
+#include "gridd/domain/lookups.h"
+#include "gridd/store/database.h"
+
+namespace gridd::store {
+
+using domain::Account;
+using domain::ApiKey;
+using domain::Datacenter;
+using domain::Image;
+using domain::Ip;
+using domain::IpPool;
+using domain::Job;
+using domain::JobHistoryEntry;
+using domain::Password;
+using domain::Server;
+
+namespace accounts {
+int64_t Insert(Connection& c, const std::string& name, int64_t now_ms);
+std::optional<Account> FindByName(Connection& c, const std::string& name);
+std::optional<Account> FindById(Connection& c, int64_t id);
+std::vector<Account> List(Connection& c);
+int64_t Count(Connection& c);
+}  // namespace accounts
+
+namespace api_keys {
+void Insert(Connection& c, const ApiKey& key, const SecretBox& box);
+std::optional<ApiKey> FindByKey(Connection& c, const std::string& key, const SecretBox& box);
+std::vector<ApiKey> List(Connection& c, std::optional<int64_t> account_id, const SecretBox& box);
+bool Revoke(Connection& c, const std::string& key);
+}  // namespace api_keys
+
+namespace datacenters {
+void Upsert(Connection& c, const Datacenter& datacenter);
+std::vector<Datacenter> List(Connection& c);
+}  // namespace datacenters
+
+namespace operating_systems {
+std::vector<domain::Option> List(Connection& c);
+// Returns the id of the OS with this name, adding it when new.
+int64_t FindOrInsert(Connection& c, const std::string& name);
+}  // namespace operating_systems
+
+namespace ip_pools {
+int64_t Insert(Connection& c, const IpPool& pool, int64_t now_ms);
+std::optional<IpPool> FindByCidr(Connection& c, const std::string& cidr);
+std::vector<IpPool> List(Connection& c);
+void InsertAddress(Connection& c, int64_t pool_id, const std::string& address,
+                   std::optional<int64_t> account_id);
+// Gives up to `count` unowned addresses of the pool to the account; returns how many.
+int AllocateBlock(Connection& c, int64_t pool_id, int64_t account_id, int count);
+int64_t CountOwned(Connection& c, int64_t pool_id, int64_t account_id);
+struct Usage {
+  int64_t total = 0;
+  int64_t assigned = 0;
+};
+Usage UsageOf(Connection& c, int64_t pool_id);
+}  // namespace ip_pools
+
+namespace ips {
+struct Filter {
+  std::optional<int64_t> state;
+  std::optional<bool> is_public;
+  std::vector<int64_t> datacenters;
+};
+std::vector<Ip> List(Connection& c, int64_t account_id, const Filter& filter);
+std::optional<Ip> Get(Connection& c, int64_t account_id, int64_t id);
+std::optional<Ip> FindByAddress(Connection& c, int64_t account_id, const std::string& address);
+// Marks an Unassigned IP Assigned to the server; false if someone else took it first.
+bool Assign(Connection& c, int64_t ip_id, int64_t server_id);
+void Release(Connection& c, int64_t ip_id);
+}  // namespace ips
+
+namespace images {
+// Inserts or updates an operator image by its unique name; returns its id.
+int64_t UpsertPublic(Connection& c, const Image& image, int64_t now_ms);
+std::vector<Image> ListVisible(Connection& c, int64_t account_id);
+std::optional<Image> GetVisible(Connection& c, int64_t account_id, int64_t id);
+std::vector<Image> FindVisibleByName(Connection& c, int64_t account_id, const std::string& name);
+std::optional<Image> GetAny(Connection& c, int64_t id);
+std::vector<Image> ListAll(Connection& c);
+}  // namespace images
+
+namespace servers {
+int64_t Insert(Connection& c, const Server& server);
+std::optional<Server> Get(Connection& c, int64_t account_id, int64_t id);
+std::optional<Server> GetAny(Connection& c, int64_t id);
+std::vector<Server> FindByName(Connection& c, int64_t account_id, const std::string& name);
+std::vector<Server> List(Connection& c, int64_t account_id);
+std::vector<Server> ListAll(Connection& c);
+void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms);
+void Update(Connection& c, const Server& server);
+void Delete(Connection& c, int64_t id);
+}  // namespace servers
+
+namespace passwords {
+int64_t Insert(Connection& c, const Password& password, const SecretBox& box, int64_t now_ms);
+std::vector<Password> List(Connection& c, int64_t account_id, const SecretBox& box);
+std::optional<Password> Get(Connection& c, int64_t account_id, int64_t id, const SecretBox& box);
+void DeleteForServer(Connection& c, int64_t server_id);
+}  // namespace passwords
+
+namespace jobs {
+// Inserts the job with history entries Created and Queued; returns its id.
+int64_t Insert(Connection& c, Job& job, int64_t now_ms);
+std::optional<Job> Get(Connection& c, int64_t account_id, int64_t id);
+std::optional<Job> GetAny(Connection& c, int64_t id);
+std::vector<Job> List(Connection& c, int64_t account_id);  // newest first, with history
+void AppendHistory(Connection& c, int64_t job_id, int64_t state,
+                   const std::optional<std::string>& note, int64_t now_ms);
+// True while a Queued or Processing job acts on this object.
+bool HasPending(Connection& c, int64_t object_type, int64_t object_id);
+// Claims the oldest runnable Queued job whose object has no earlier unfinished job: state
+// Processing, attempts+1, lease until now+lease. Returns nothing when no job is ready.
+std::optional<Job> Claim(Connection& c, int64_t now_ms, int64_t lease_ms);
+void Finish(Connection& c, int64_t job_id, int64_t state, const std::optional<std::string>& error,
+            int64_t now_ms);
+void Retry(Connection& c, int64_t job_id, int64_t next_run_ms, const std::string& note,
+           int64_t now_ms);
+// Puts Processing jobs whose lease ended before now back in the queue; returns how many.
+int RequeueExpired(Connection& c, int64_t now_ms);
+int64_t CountUnfinished(Connection& c);
+// Earliest next_run_ms of a Queued job, if any (for the worker's sleep).
+std::optional<int64_t> NextRunMs(Connection& c);
+}  // namespace jobs
+
+}  // namespace gridd::store

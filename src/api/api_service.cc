@@ -1,0 +1,421 @@
+#include "gridd/api/api_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "gridd/common/error.h"
+
+namespace gridd::api {
+namespace {
+
+using domain::Selector;
+
+std::string MethodNameOf(std::string_view path) {
+  // "/api/grid/server/list" → "/grid/server/list"; anything else is echoed as given.
+  if (path.rfind("/api/", 0) == 0) return std::string(path.substr(4));
+  return std::string(path);
+}
+
+int64_t ParseCount(const Params& params, const char* name, int64_t min) {
+  auto text = params.Get(name);
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || ptr != text->data() + text->size() || value < min) {
+    ThrowIllegalArgument(std::string("Parameter '") + name + "' must be an integer >= " +
+                         std::to_string(min) + ", got '" + *text + "'");
+  }
+  return value;
+}
+
+std::optional<bool> ParseBool(const Params& params, const char* name) {
+  auto text = params.Get(name);
+  if (!text) return std::nullopt;
+  std::string lower;
+  for (char c : *text) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (lower == "true") return true;
+  if (lower == "false") return false;
+  ThrowIllegalArgument(std::string("Parameter '") + name + "' must be true or false, got '" +
+                       *text + "'");
+}
+
+// The first present name among aliases ("server.ram" or "ram").
+std::optional<std::string> GetAny(const Params& params, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    if (auto value = params.Get(name)) return value;
+  }
+  return std::nullopt;
+}
+
+std::optional<int64_t> OptionParam(const Params& params, std::initializer_list<const char*> names,
+                                   const char* lookup) {
+  for (const char* name : names) {
+    if (auto value = params.Get(name)) {
+      return domain::ResolveOption(*domain::FixedLookup(lookup), name, *value).id;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<int64_t> OptionParams(const Params& params, const char* name, const char* lookup) {
+  std::vector<int64_t> out;
+  for (const auto& value : params.GetAll(name)) {
+    out.push_back(domain::ResolveOption(*domain::FixedLookup(lookup), name, value).id);
+  }
+  return out;
+}
+
+// Selectors: `id`, `name` and the object-named one; only one kind per call.
+std::vector<Selector> Selectors(const Params& params, const char* any_name) {
+  std::vector<Selector> out;
+  int kinds = 0;
+  auto collect = [&](const char* name, Selector::Kind kind) {
+    auto values = params.GetAll(name);
+    if (!values.empty()) ++kinds;
+    for (auto& value : values) out.push_back(Selector{kind, std::move(value)});
+  };
+  collect("id", Selector::Kind::kId);
+  collect("name", Selector::Kind::kName);
+  collect(any_name, Selector::Kind::kIdOrName);
+  if (kinds > 1) {
+    ThrowIllegalArgument(std::string("Selectors id, name and ") + any_name +
+                         " are exclusive and cannot be mixed");
+  }
+  return out;
+}
+
+Result Paged(std::vector<Json> items, const Params& params, std::optional<int64_t> default_size) {
+  Result result;
+  result.summary.total = static_cast<int64_t>(items.size());
+  std::optional<int64_t> size = default_size;
+  if (params.Has("num_items")) size = ParseCount(params, "num_items", 1);
+  if (!size) {
+    result.list = std::move(items);
+    result.summary.returned = result.summary.total;
+    return result;
+  }
+  const int64_t page = params.Has("page") ? ParseCount(params, "page", 0) : 0;
+  const int64_t total = result.summary.total;
+  result.summary.numpages = (total + *size - 1) / *size;
+  result.summary.start = std::min(page * *size, total);
+  const int64_t end = std::min(result.summary.start + *size, total);
+  for (int64_t i = result.summary.start; i < end; ++i) {
+    result.list.push_back(std::move(items[static_cast<size_t>(i)]));
+  }
+  result.summary.returned = static_cast<int64_t>(result.list.size());
+  return result;
+}
+
+Result Single(std::vector<Json> items) {
+  Result result;
+  result.summary.total = result.summary.returned = static_cast<int64_t>(items.size());
+  result.list = std::move(items);
+  return result;
+}
+
+double ParseVersion(const std::optional<std::string>& text) {
+  if (!text || text->empty()) ThrowIllegalArgument("Missing required parameter: v");
+  static const char* kVersions[] = {"1.0", "1.1", "1.2", "1.3", "1.4",
+                                    "1.5", "1.6", "1.7", "1.8", "1.9"};
+  for (size_t i = 0; i < std::size(kVersions); ++i) {
+    if (*text == kVersions[i]) return 1.0 + static_cast<double>(i) / 10.0;
+  }
+  ThrowIllegalArgument("Unsupported API version '" + *text + "'; gridd speaks 1.0 to 1.9");
+}
+
+unsigned MaskFor(domain::Role role) {
+  switch (role) {
+    case domain::Role::kSuperUser:
+      return kSuper;
+    case domain::Role::kSystemUser:
+      return kSystem;
+    case domain::Role::kBillingUser:
+      return kBilling;
+    case domain::Role::kReadOnlyUser:
+      return kReadOnly;
+  }
+  return 0;
+}
+
+HttpResponse JsonResponse(unsigned status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "application/json; charset=UTF-8";
+  response.body = std::move(body);
+  return response;
+}
+
+}  // namespace
+
+ApiService::ApiService(domain::GridService& grid, domain::AccountService& accounts,
+                       const Clock& clock, ApiServiceOptions options)
+    : grid_(grid),
+      accounts_(accounts),
+      clock_(clock),
+      verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds) {
+  AddRoutes();
+}
+
+HttpResponse ApiService::ProtocolError(unsigned status, const std::string& message) {
+  const ErrorClass error_class = status >= 500 ? ErrorClass::kUnexpected : ErrorClass::kIllegalArgument;
+  return JsonResponse(status, RenderFailureJson("", error_class, message));
+}
+
+RenderContext ApiService::Context() {
+  return RenderContext{grid_.catalog().Datacenters(), grid_.catalog().OperatingSystems()};
+}
+
+void ApiService::AddRoute(const std::string& path, unsigned roles, double min_version,
+                          Handler handler) {
+  routes_.emplace("/api" + path, Route{path, roles, min_version, std::move(handler)});
+}
+
+HttpResponse ApiService::Handle(const HttpRequest& request) {
+  const std::string_view path = PathOf(request.target);
+  auto route_it = routes_.find(path);
+  std::string method = route_it != routes_.end() ? route_it->second.method : MethodNameOf(path);
+  try {
+    if (request.method != "GET" && request.method != "POST") {
+      ThrowIllegalArgument("HTTP method " + request.method + " is not supported; use GET or POST");
+    }
+    if (route_it == routes_.end()) {
+      ThrowIllegalArgument("Unknown method '" + std::string(path) + "'");
+    }
+    const Route& route = route_it->second;
+    const Params params = Params::FromRequest(request.target, request.content_type, request.body);
+
+    // Signature and key first (403), then the role (401), then the parameters (400).
+    const auto api_key = params.Get("api_key");
+    const auto sig = params.Get("sig");
+    if (!api_key || api_key->empty() || !sig || sig->empty()) {
+      throw ApiError(ErrorClass::kAuthenticationFailed,
+                     "Authentication Failed: api_key and sig are required");
+    }
+    const auto key = accounts_.FindApiKey(*api_key);
+    if (!key || !verifier_.Verify(key->key, key->shared_secret, *sig, clock_.NowSeconds())) {
+      throw ApiError(ErrorClass::kAuthenticationFailed,
+                     "Authentication Failed: unknown api_key or invalid or expired signature");
+    }
+    if ((route.roles & MaskFor(key->role)) == 0) {
+      throw ApiError(ErrorClass::kUnauthorized, std::string("Unauthorized: a ") +
+                                                    domain::RoleName(key->role) +
+                                                    " key may not call " + route.method);
+    }
+    const double version = ParseVersion(params.Get("v"));
+    const std::string format = params.Get("format").value_or("json");
+    if (format != "json") {
+      if (format == "xml" || format == "csv") {
+        ThrowIllegalArgument("format=" + format + " is not available yet; use format=json");
+      }
+      ThrowIllegalArgument("Unknown format '" + format + "'; use json");
+    }
+    if (version + 1e-9 < route.min_version) {
+      char needed[8];
+      std::snprintf(needed, sizeof(needed), "%.1f", route.min_version);
+      ThrowIllegalArgument(route.method + " needs API version " + needed + " or later");
+    }
+    domain::Caller caller{key->account_id, key->account_name, key->key, key->role};
+    Result result = route.handler(Call{caller, params, version});
+    return JsonResponse(200, RenderSuccessJson(method, result));
+  } catch (const ApiError& error) {
+    return JsonResponse(static_cast<unsigned>(HttpStatusFor(error.error_class())),
+                        RenderFailureJson(method, error.error_class(), error.what()));
+  } catch (const std::exception& error) {
+    spdlog::error("api: {} failed: {}", method, error.what());
+    return JsonResponse(500, RenderFailureJson(method, ErrorClass::kUnexpected,
+                                               std::string("An unexpected server error has "
+                                                           "occurred. Error Message : ") +
+                                                   error.what()));
+  }
+}
+
+void ApiService::AddRoutes() {
+  constexpr unsigned kGridWriters = kSuper | kSystem;
+
+  // ------------------------------------------------------------------------------- servers
+  AddRoute("/grid/server/list", kAllRoles, 1.0, [this](const Call& call) {
+    domain::ServerFilter filter;
+    filter.type = OptionParam(call.params, {"server.type"}, "server.type");
+    filter.sandbox = ParseBool(call.params, "isSandbox");
+    for (const auto& dc : call.params.GetAll("datacenter")) {
+      filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
+    }
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& view : grid_.ListServers(call.caller, filter)) items.push_back(ServerJson(view, context));
+    return Paged(std::move(items), call.params, std::nullopt);
+  });
+  AddRoute("/grid/server/get", kAllRoles, 1.0, [this](const Call& call) {
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& view : grid_.GetServers(call.caller, Selectors(call.params, "server"))) {
+      items.push_back(ServerJson(view, context));
+    }
+    return Single(std::move(items));
+  });
+  AddRoute("/grid/server/add", kGridWriters, 1.0, [this](const Call& call) {
+    domain::ServerAddRequest request;
+    request.name = call.params.Get("name");
+    request.image = call.params.Get("image");
+    request.ram = GetAny(call.params, {"server.ram", "ram"});
+    request.ip = call.params.Get("ip");
+    request.description = call.params.Get("description");
+    request.type = call.params.Get("server.type");
+    ParseBool(call.params, "isSandbox");  // accepted for old clients; sandboxes are gone
+    return Single({ServerJson(grid_.AddServer(call.caller, request), Context())});
+  });
+  AddRoute("/grid/server/edit", kGridWriters, 1.6, [this](const Call& call) {
+    domain::ServerEditRequest request;
+    request.selectors = Selectors(call.params, "server");
+    request.ram = GetAny(call.params, {"server.ram", "ram"});
+    request.description = call.params.Get("description");
+    request.type = call.params.Get("server.type");
+    return Single({ServerJson(grid_.EditServer(call.caller, request), Context())});
+  });
+  AddRoute("/grid/server/power", kGridWriters, 1.0, [this](const Call& call) {
+    auto view = grid_.PowerServer(call.caller, Selectors(call.params, "server"), call.params.Get("power"));
+    return Single({ServerJson(view, Context())});
+  });
+  AddRoute("/grid/server/delete", kGridWriters, 1.0, [this](const Call& call) {
+    return Single({ServerJson(grid_.DeleteServer(call.caller, Selectors(call.params, "server")), Context())});
+  });
+
+  // ----------------------------------------------------------------------------------- ips
+  AddRoute("/grid/ip/list", kAllRoles, 1.0, [this](const Call& call) {
+    domain::IpFilter filter;
+    filter.state = OptionParam(call.params, {"ip.state"}, "ip.state");
+    filter.type = OptionParam(call.params, {"ip.type"}, "ip.type");
+    for (const auto& dc : call.params.GetAll("datacenter")) {
+      filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
+    }
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& ip : grid_.ListIps(call.caller, filter)) items.push_back(IpJson(ip, context));
+    return Paged(std::move(items), call.params, std::nullopt);
+  });
+  AddRoute("/grid/ip/get", kAllRoles, 1.0, [this](const Call& call) {
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& ip : grid_.GetIps(call.caller, call.params.GetAll("id"), call.params.GetAll("ip"))) {
+      items.push_back(IpJson(ip, context));
+    }
+    return Single(std::move(items));
+  });
+
+  // -------------------------------------------------------------------------------- images
+  AddRoute("/grid/image/list", kAllRoles, 1.0, [this](const Call& call) {
+    domain::ImageFilter filter;
+    filter.is_public = ParseBool(call.params, "isPublic");
+    filter.type = OptionParam(call.params, {"image.type", "type"}, "image.type");
+    filter.state = OptionParam(call.params, {"image.state", "state"}, "image.state");
+    for (const auto& dc : call.params.GetAll("datacenter")) {
+      filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
+    }
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& image : grid_.ListImages(call.caller, filter)) items.push_back(ImageJson(image, context));
+    return Paged(std::move(items), call.params, std::nullopt);
+  });
+  AddRoute("/grid/image/get", kAllRoles, 1.3, [this](const Call& call) {
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& image : grid_.GetImages(call.caller, Selectors(call.params, "image"))) {
+      items.push_back(ImageJson(image, context));
+    }
+    return Single(std::move(items));
+  });
+
+  // ---------------------------------------------------------------------------------- jobs
+  AddRoute("/grid/job/list", kGridWriters, 1.0, [this](const Call& call) {
+    domain::JobFilter filter;
+    const int64_t now = clock_.NowMs();
+    if (auto start = call.params.Get("startdate")) filter.start_ms = domain::ParseDateTime("startdate", *start, now);
+    if (auto end = call.params.Get("enddate")) filter.end_ms = domain::ParseDateTime("enddate", *end, now);
+    filter.object_types = OptionParams(call.params, "job.objecttype", "job.objecttype");
+    filter.states = OptionParams(call.params, "job.state", "job.state");
+    filter.owner = call.params.Get("owner");
+    filter.object = call.params.Get("object");
+    for (const auto& dc : call.params.GetAll("datacenter")) {
+      filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
+    }
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& job : grid_.ListJobs(call.caller, filter)) items.push_back(JobJson(job, context));
+    return Paged(std::move(items), call.params, 100);
+  });
+  AddRoute("/grid/job/get", kGridWriters, 1.0, [this](const Call& call) {
+    auto ids = call.params.GetAll("id");
+    for (auto& job : call.params.GetAll("job")) ids.push_back(std::move(job));
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& job : grid_.GetJobs(call.caller, ids)) items.push_back(JobJson(job, context));
+    return Single(std::move(items));
+  });
+
+  // ----------------------------------------------------------------------------- passwords
+  auto password_list = [this](const Call& call) {
+    std::vector<int64_t> datacenters;
+    for (const auto& dc : call.params.GetAll("datacenter")) {
+      datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
+    }
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& view : grid_.ListPasswords(call.caller, datacenters)) {
+      items.push_back(PasswordJson(view, context));
+    }
+    return Paged(std::move(items), call.params, std::nullopt);
+  };
+  auto password_get = [this](const Call& call) {
+    auto ids = call.params.GetAll("id");
+    for (auto& id : call.params.GetAll("password")) ids.push_back(std::move(id));
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& view : grid_.GetPasswords(call.caller, ids)) items.push_back(PasswordJson(view, context));
+    return Single(std::move(items));
+  };
+  AddRoute("/support/password/list", kGridWriters, 1.0, password_list);
+  AddRoute("/support/password/get", kGridWriters, 1.0, password_get);
+  // Older documentation and jclouds used these paths for the same method.
+  AddRoute("/grid/password/get", kGridWriters, 1.0, password_get);
+  AddRoute("/support/grid/password/get", kGridWriters, 1.0, password_get);
+  routes_.find("/api/grid/password/get")->second.method = "/support/password/get";
+  routes_.find("/api/support/grid/password/get")->second.method = "/support/password/get";
+
+  // ------------------------------------------------------------------------------- lookups
+  AddRoute("/common/lookup/list", kAllRoles, 1.0, [this](const Call& call) {
+    auto lookup = call.params.Get("lookup");
+    if (!lookup || lookup->empty()) ThrowIllegalArgument("Missing required parameter: lookup");
+    auto options = grid_.Lookup(*lookup);
+    if (auto sort = call.params.Get("sort")) {
+      if (*sort != "id" && *sort != "name" && *sort != "description") {
+        ThrowIllegalArgument("Parameter 'sort' must be id, name or description");
+      }
+      bool ascending = true;
+      if (auto asc = call.params.Get("asc")) {
+        if (*asc == "desc" || *asc == "false" || *asc == "0") {
+          ascending = false;
+        } else if (*asc != "asc" && *asc != "true" && *asc != "1") {
+          ThrowIllegalArgument("Parameter 'asc' must be asc, desc, true, false, 1 or 0");
+        }
+      }
+      std::stable_sort(options.begin(), options.end(), [&](const auto& a, const auto& b) {
+        bool less = false;
+        if (*sort == "id") {
+          less = ascending ? a.id < b.id : a.id > b.id;
+        } else {
+          const std::string& x = *sort == "name" ? a.name : a.description.value_or("");
+          const std::string& y = *sort == "name" ? b.name : b.description.value_or("");
+          less = ascending ? x < y : x > y;
+        }
+        return less;
+      });
+    }
+    std::vector<Json> items;
+    for (const auto& option : options) items.push_back(OptionJson(option));
+    return Paged(std::move(items), call.params, std::nullopt);
+  });
+}
+
+}  // namespace gridd::api

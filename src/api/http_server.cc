@@ -1,0 +1,559 @@
+// Structure follows Boost.Beast's advanced_server example: an acceptor on its own strand, one
+// Session per connection on another strand, one request_parser per message.
+#include "gridd/api/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "gridd/api/params.h"
+
+namespace gridd::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kReadChunk = 8 * 1024;
+// After an error answer the client may still be sending the request we refused; reading (and
+// discarding) it for a moment keeps the kernel from resetting the connection before the client
+// has read our answer.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kMaxLingerBytes = 4 * 1024 * 1024;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+class Session;
+
+// What the listener and every session share. Held by shared_ptr so that sessions destroyed
+// late (with the io_context) never outlive it.
+struct ServerState {
+  HttpServerOptions options;
+  RequestHandler handler;
+  ProtocolErrorRenderer on_error;
+  std::shared_ptr<spdlog::logger> access_log;  // null when disabled
+  std::atomic<bool> stopping{false};
+
+  std::mutex sessions_mutex;
+  std::unordered_map<const Session*, std::weak_ptr<Session>> sessions;
+};
+
+std::shared_ptr<spdlog::logger> AccessLogger() {
+  if (auto logger = spdlog::get("access")) return logger;
+  std::shared_ptr<spdlog::logger> logger;
+  if (auto base = spdlog::default_logger()) {
+    logger = std::make_shared<spdlog::logger>("access", base->sinks().begin(), base->sinks().end());
+    logger->set_level(base->level());
+    logger->flush_on(base->flush_level());
+  } else {
+    logger = std::make_shared<spdlog::logger>("access");
+  }
+  try {
+    spdlog::register_logger(logger);
+  } catch (const spdlog::spdlog_ex&) {
+    // Another thread registered it first; use theirs.
+    if (auto existing = spdlog::get("access")) return existing;
+  }
+  return logger;
+}
+
+std::string PeerAddress(const tcp::socket& socket) {
+  beast::error_code ec;
+  tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec) return "-";
+  net::ip::address address = peer.address();
+  // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; log them as a.b.c.d.
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6()).to_string();
+  }
+  return address.to_string();
+}
+
+// The answer to send when the handler or the renderer fails: never empty, never throws.
+HttpResponse RenderError(const ServerState& state, unsigned status, const std::string& message) {
+  HttpResponse response;
+  try {
+    response = state.on_error(status, message);
+  } catch (const std::exception& e) {
+    spdlog::error("HTTP error renderer failed: {}", e.what());
+    response = HttpResponse{};
+  } catch (...) {
+    response = HttpResponse{};
+  }
+  if (response.body.empty()) {
+    response.status = status;
+    response.content_type = "text/plain; charset=UTF-8";
+    response.body = message;
+    response.headers.clear();
+  }
+  return response;
+}
+
+http::response<http::string_body> BuildResponse(HttpResponse&& response, unsigned version,
+                                                bool keep_alive) {
+  http::response<http::string_body> res;
+  res.version(version);
+  res.result(response.status);  // throws std::invalid_argument above 999
+  res.set(http::field::server, "gridd");
+  res.set(http::field::content_type, response.content_type);
+  for (auto& [name, value] : response.headers) res.insert(name, value);
+  res.body() = std::move(response.body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<ServerState> state)
+      : stream_(std::move(socket)), state_(std::move(state)) {
+    remote_address_ = PeerAddress(stream_.socket());
+  }
+
+  ~Session() {
+    std::lock_guard lock(state_->sessions_mutex);
+    state_->sessions.erase(this);
+  }
+
+  void Run() {
+    {
+      std::lock_guard lock(state_->sessions_mutex);
+      state_->sessions.emplace(this, weak_from_this());
+    }
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::WaitForRequest, shared_from_this()));
+  }
+
+  // Thread-safe. Part of a graceful stop: an idle connection is closed now, a busy one after
+  // its current answer has been written.
+  void Shutdown() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->phase_ == Phase::kIdle || self->phase_ == Phase::kLingering) self->Close();
+    });
+  }
+
+ private:
+  enum class Phase {
+    kIdle,       // waiting for the first byte of a request
+    kReading,    // a request has begun to arrive
+    kWriting,    // the answer is being written
+    kLingering,  // draining after an error answer
+    kClosed,
+  };
+
+  void WaitForRequest() {
+    if (state_->stopping) return Close();
+    phase_ = Phase::kIdle;
+    if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
+    // Wait for a byte before creating the parser, so that an idle connection is recognisable
+    // as such when the server stops.
+    stream_.expires_after(state_->options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+  }
+
+  void OnFirstBytes(beast::error_code ec, size_t bytes) {
+    if (ec) return Close();  // idle timeout, client gone or server stopping
+    buffer_.commit(bytes);
+    ReadHeader();
+  }
+
+  void ReadHeader() {
+    phase_ = Phase::kReading;
+    started_ = Clock::now();
+    parser_.emplace();
+    parser_->header_limit(state_->options.max_header_bytes);
+    parser_->body_limit(std::uint64_t{state_->options.max_body_bytes});
+    stream_.expires_after(state_->options.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, size_t /*bytes*/) {
+    if (ec) return OnReadError(ec);
+    if (parser_->is_done()) return Handle();
+    const auto& req = parser_->get();
+    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+      // curl and others wait for this before sending a larger body.
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       beast::bind_front_handler(&Session::OnContinueWritten, shared_from_this()));
+      return;
+    }
+    ReadBody();
+  }
+
+  void OnContinueWritten(beast::error_code ec, size_t /*bytes*/) {
+    if (ec) return Close();
+    ReadBody();
+  }
+
+  void ReadBody() {
+    stream_.expires_after(state_->options.idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+  }
+
+  void OnBody(beast::error_code ec, size_t /*bytes*/) {
+    if (ec) return OnReadError(ec);
+    Handle();
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::header_limit) {
+      return SendProtocolError(431, "Request header fields too large (limit " +
+                                        std::to_string(state_->options.max_header_bytes) +
+                                        " bytes)");
+    }
+    if (ec == http::error::body_limit) {
+      return SendProtocolError(413, "Request body too large (limit " +
+                                        std::to_string(state_->options.max_body_bytes) + " bytes)");
+    }
+    // Anything outside the parser's own category is a transport problem (timeout, reset, stop);
+    // a client that went away mid-request gets no answer either.
+    if (ec.category() != http::make_error_code(http::error::bad_target).category() ||
+        ec == http::error::end_of_stream || ec == http::error::partial_message) {
+      return Close();
+    }
+    SendProtocolError(400, "Malformed HTTP request: " + ec.message());
+  }
+
+  void Handle() {
+    phase_ = Phase::kWriting;  // the handler runs on this strand, so Shutdown waits for it
+    auto& req = parser_->get();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.content_type = std::string(req[http::field::content_type]);
+    request.body = std::move(req.body());
+    request.remote_address = remote_address_;
+    log_method_ = request.method;
+    log_path_ = std::string(PathOf(request.target));
+
+    HttpResponse response;
+    try {
+      response = state_->handler(request);
+    } catch (const std::exception& e) {
+      std::string message = e.what();
+      if (message.empty()) message = "Internal server error";
+      spdlog::error("HTTP handler failed for {} {}: {}", log_method_, log_path_, message);
+      response = RenderError(*state_, 500, message);
+    } catch (...) {
+      spdlog::error("HTTP handler failed for {} {}: unknown exception", log_method_, log_path_);
+      response = RenderError(*state_, 500, "Internal server error");
+    }
+
+    bool keep_alive = req.keep_alive() && !state_->stopping;
+    unsigned version = req.version();
+    parser_.reset();
+    std::optional<http::response<http::string_body>> res;
+    try {
+      res.emplace(BuildResponse(std::move(response), version, keep_alive));
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP handler for {} {} gave an invalid response: {}", log_method_, log_path_,
+                    e.what());
+      res.emplace(
+          BuildResponse(RenderError(*state_, 500, "Internal server error"), version, keep_alive));
+    }
+    Write(std::move(*res), /*linger=*/false);
+  }
+
+  void SendProtocolError(unsigned status, const std::string& message) {
+    phase_ = Phase::kWriting;
+    if (parser_ && parser_->is_header_done()) {
+      log_method_ = std::string(parser_->get().method_string());
+      log_path_ = std::string(PathOf(parser_->get().target()));
+    } else {
+      log_method_ = "-";
+      log_path_ = "-";
+    }
+    parser_.reset();
+    http::response<http::string_body> res;
+    try {
+      res = BuildResponse(RenderError(*state_, status, message), 11, /*keep_alive=*/false);
+    } catch (const std::exception&) {
+      HttpResponse plain{status, "text/plain; charset=UTF-8", message, {}};
+      res = BuildResponse(std::move(plain), 11, false);
+    }
+    Write(std::move(res), /*linger=*/true);
+  }
+
+  void Write(http::response<http::string_body>&& res, bool linger) {
+    response_.emplace(std::move(res));
+    stream_.expires_after(state_->options.idle_timeout);
+    http::async_write(stream_, *response_,
+                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), linger));
+  }
+
+  void OnWrite(bool linger, beast::error_code ec, size_t /*bytes*/) {
+    unsigned status = response_->result_int();
+    size_t body_bytes = response_->body().size();
+    bool keep_alive = response_->keep_alive();
+    response_.reset();
+    LogAccess(status, body_bytes, ec);
+    if (ec) return Close();
+    if (linger) return Linger();
+    if (!keep_alive || state_->stopping) return Close();
+    WaitForRequest();
+  }
+
+  void LogAccess(unsigned status, size_t body_bytes, beast::error_code ec) {
+    if (!state_->access_log) return;
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+    if (ec) {
+      state_->access_log->info("{} {} {} {} {} {:.1f}ms (write failed: {})", remote_address_,
+                               log_method_, log_path_, status, body_bytes, ms, ec.message());
+    } else {
+      state_->access_log->info("{} {} {} {} {} {:.1f}ms", remote_address_, log_method_, log_path_,
+                               status, body_bytes, ms);
+    }
+  }
+
+  void Linger() {
+    if (state_->stopping) return Close();
+    phase_ = Phase::kLingering;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    buffer_.clear();
+    lingered_bytes_ = 0;
+    stream_.expires_after(kLingerTime);
+    DrainSome();
+  }
+
+  void DrainSome() {
+    stream_.async_read_some(buffer_.prepare(kReadChunk), [self = shared_from_this()](
+                                                             beast::error_code ec, size_t bytes) {
+      self->buffer_.clear();
+      self->lingered_bytes_ += bytes;
+      if (ec || self->phase_ != Phase::kLingering || self->lingered_bytes_ > kMaxLingerBytes) {
+        return self->Close();
+      }
+      self->DrainSome();
+    });
+  }
+
+  void Close() {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kClosed;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<ServerState> state_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> response_;  // alive until written
+  std::string remote_address_;
+  Phase phase_ = Phase::kIdle;
+  Clock::time_point started_ = Clock::now();
+  std::string log_method_;
+  std::string log_path_;
+  size_t lingered_bytes_ = 0;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& ioc, tcp::acceptor&& acceptor, std::shared_ptr<ServerState> state)
+      : ioc_(ioc),
+        acceptor_(std::move(acceptor)),
+        retry_timer_(acceptor_.get_executor()),
+        state_(std::move(state)) {}
+
+  void Run() {
+    net::dispatch(acceptor_.get_executor(),
+                  beast::bind_front_handler(&Listener::Accept, shared_from_this()));
+  }
+
+  // Thread-safe.
+  void Close() {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+      self->retry_timer_.cancel();
+    });
+  }
+
+ private:
+  void Accept() {
+    if (!acceptor_.is_open()) return;
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           beast::bind_front_handler(&Listener::OnAccept, shared_from_this()));
+  }
+
+  void OnAccept(beast::error_code ec, tcp::socket socket) {
+    if (!acceptor_.is_open() || state_->stopping) return;  // the socket closes on its way out
+    if (ec) {
+      // Typically EMFILE: pause instead of spinning, the condition may pass.
+      spdlog::warn("HTTP accept failed: {}", ec.message());
+      retry_timer_.expires_after(std::chrono::milliseconds(100));
+      retry_timer_.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+        if (!wait_ec) self->Accept();
+      });
+      return;
+    }
+    std::make_shared<Session>(std::move(socket), state_)->Run();
+    Accept();
+  }
+
+  net::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  net::steady_timer retry_timer_;
+  std::shared_ptr<ServerState> state_;
+};
+
+std::string EndpointText(const std::string& host, uint16_t port) {
+  if (host.find(':') != std::string::npos && host.front() != '[') {
+    return "[" + host + "]:" + std::to_string(port);
+  }
+  return host + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(HttpServerOptions options, RequestHandler handler, ProtocolErrorRenderer on_error)
+      : state_(std::make_shared<ServerState>()), ioc_(options.threads > 0 ? options.threads : 1) {
+    state_->options = std::move(options);
+    if (state_->options.threads < 1) state_->options.threads = 1;
+    state_->handler = std::move(handler);
+    state_->on_error = std::move(on_error);
+  }
+
+  ~Impl() { Stop(); }
+
+  void Start() {
+    std::lock_guard lock(mutex_);
+    if (started_) throw std::logic_error("HttpServer::Start called twice");
+    if (stopped_) throw std::logic_error("HttpServer::Start called after Stop");
+    const HttpServerOptions& options = state_->options;
+    if (options.access_log) state_->access_log = AccessLogger();
+
+    std::string host = options.host;
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    std::string where = EndpointText(host, options.port);
+    tcp::acceptor acceptor(net::make_strand(ioc_));
+    try {
+      tcp::endpoint endpoint;
+      beast::error_code ec;
+      net::ip::address address = net::ip::make_address(host, ec);
+      if (!ec) {
+        endpoint = tcp::endpoint(address, options.port);
+      } else {
+        tcp::resolver resolver(ioc_);
+        auto results = resolver.resolve(host, std::to_string(options.port),
+                                        tcp::resolver::passive | tcp::resolver::numeric_service);
+        if (results.empty()) throw std::runtime_error("host not found");
+        endpoint = results.begin()->endpoint();
+      }
+      acceptor.open(endpoint.protocol());
+      acceptor.set_option(net::socket_base::reuse_address(true));
+      acceptor.bind(endpoint);
+      acceptor.listen(net::socket_base::max_listen_connections);
+      port_ = acceptor.local_endpoint().port();
+    } catch (const std::exception& e) {
+      std::string message = e.what();
+      // system_error's what() reads "bind: Address already in use"; keep only the reason.
+      if (auto* se = dynamic_cast<const boost::system::system_error*>(&e)) {
+        message = se->code().message();
+      }
+      throw std::runtime_error("cannot listen on " + where + ": " + message);
+    }
+
+    started_ = true;
+    listener_ = std::make_shared<Listener>(ioc_, std::move(acceptor), state_);
+    listener_->Run();
+    threads_.reserve(static_cast<size_t>(options.threads));
+    for (int i = 0; i < options.threads; ++i) {
+      threads_.emplace_back([this] { RunLoop(); });
+    }
+  }
+
+  uint16_t port() const { return port_; }
+
+  void Stop() {
+    std::lock_guard lock(mutex_);
+    if (!started_ || stopped_) {
+      stopped_ = true;
+      return;
+    }
+    for (const auto& thread : threads_) {
+      if (thread.get_id() == std::this_thread::get_id()) {
+        throw std::logic_error("HttpServer::Stop called from one of its own I/O threads");
+      }
+    }
+    stopped_ = true;
+    // Order matters: a session checks `stopping` before going idle, so every session either
+    // sees the flag or is in the snapshot below and gets told to close.
+    state_->stopping = true;
+    listener_->Close();
+    std::vector<std::shared_ptr<Session>> sessions;
+    {
+      std::lock_guard sessions_lock(state_->sessions_mutex);
+      for (auto& [key, weak] : state_->sessions) {
+        if (auto session = weak.lock()) sessions.push_back(std::move(session));
+      }
+    }
+    for (auto& session : sessions) session->Shutdown();
+    sessions.clear();
+    // run() returns once the acceptor is closed and every session has finished.
+    for (auto& thread : threads_) thread.join();
+    threads_.clear();
+    listener_.reset();
+  }
+
+ private:
+  void RunLoop() {
+    for (;;) {
+      try {
+        ioc_.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("HTTP I/O thread: {}", e.what());
+      }
+    }
+  }
+
+  std::shared_ptr<ServerState> state_;
+  net::io_context ioc_;
+  std::shared_ptr<Listener> listener_;
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;  // serialises Start and Stop
+  bool started_ = false;
+  bool stopped_ = false;
+  std::atomic<uint16_t> port_{0};
+};
+
+HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler,
+                       ProtocolErrorRenderer on_error)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(on_error))) {}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::Start() { impl_->Start(); }
+
+uint16_t HttpServer::port() const { return impl_->port(); }
+
+void HttpServer::Stop() { impl_->Stop(); }
+
+}  // namespace gridd::api

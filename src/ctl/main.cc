@@ -1,0 +1,167 @@
+// gridctl: the operator's command line for a running gridd. Every subcommand becomes one
+// admin command sent over DIR/admin.sock, so the daemon stays the only writer of its database.
+#include <CLI/CLI.hpp>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ctl/admin_client.h"
+#include "ctl/output.h"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitCommandFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+
+constexpr std::chrono::seconds kTimeout{30};
+
+// What the parsed command line asks the daemon to do.
+struct Request {
+  std::string command;
+  nlohmann::ordered_json args = nlohmann::ordered_json::object();
+};
+
+std::string Upper(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// Declares one leaf subcommand and the admin command it sends. Each argument is named after
+// its JSON key (positional KEY or --key) and lands in args only when given, so the daemon
+// sees exactly what the operator typed.
+class Command {
+ public:
+  Command(CLI::App& parent, const std::string& name, const std::string& description,
+          const std::string& admin_command, Request& request)
+      : app_(parent.add_subcommand(name, description)),
+        fields_(std::make_shared<std::vector<Field>>()) {
+    app_->callback([fields = fields_, admin_command, &request] {
+      request.command = admin_command;
+      for (const auto& field : *fields) {
+        if (field.option->count() > 0) request.args[field.key] = field.option->as<std::string>();
+      }
+    });
+  }
+
+  Command& Positional(const std::string& key, const std::string& description) {
+    fields_->push_back(
+        {key, app_->add_option(key, description)->required()->type_name(Upper(key))});
+    return *this;
+  }
+
+  Command& Required(const std::string& key, const std::string& description) {
+    fields_->push_back({key, Flag(key, description)->required()});
+    return *this;
+  }
+
+  Command& Optional(const std::string& key, const std::string& description) {
+    fields_->push_back({key, Flag(key, description)});
+    return *this;
+  }
+
+  Command& RequiredChoice(const std::string& key, const std::string& description,
+                          std::vector<std::string> choices) {
+    fields_->push_back(
+        {key, Flag(key, description)->required()->check(CLI::IsMember(std::move(choices)))});
+    return *this;
+  }
+
+ private:
+  struct Field {
+    std::string key;
+    CLI::Option* option;
+  };
+
+  CLI::Option* Flag(const std::string& key, const std::string& description) {
+    return app_->add_option("--" + key, description)->type_name(Upper(key));
+  }
+
+  CLI::App* app_;
+  std::shared_ptr<std::vector<Field>> fields_;  // shared with the callback, which outlives us
+};
+
+CLI::App* Group(CLI::App& app, const std::string& name, const std::string& description) {
+  CLI::App* group = app.add_subcommand(name, description);
+  group->require_subcommand(1);
+  return group;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Operate a running gridd through the admin socket in its data directory."};
+  app.name("gridctl");
+  // Inherited by the subcommands created below: lets --json and --data-dir follow them.
+  app.fallthrough();
+  app.require_subcommand(1);
+
+  std::string data_dir = "gridd-data";
+  app.add_option("--data-dir", data_dir, "gridd's data directory; the socket is DIR/admin.sock")
+      ->envname("GRIDD_DATA_DIR")
+      ->type_name("DIR")
+      ->capture_default_str();
+  bool json = false;
+  app.add_flag("--json", json, "Print the raw JSON result instead of a table");
+
+  Request request;
+
+  CLI::App* account = Group(app, "account", "Customer accounts");
+  Command(*account, "create", "Create an account", "account.create", request)
+      .Positional("name", "Account name");
+  Command(*account, "list", "List accounts", "account.list", request);
+
+  CLI::App* apikey = Group(app, "apikey", "API keys");
+  Command(*apikey, "create", "Issue an API key and its shared secret", "apikey.create", request)
+      .Required("account", "Account name or id")
+      .Required("role",
+                "super, system, billing, readonly (or Super User, System User, Billing User, "
+                "Read Only User)");
+  Command(*apikey, "list", "List API keys", "apikey.list", request)
+      .Optional("account", "Only this account's keys (name or id)");
+  Command(*apikey, "revoke", "Revoke an API key", "apikey.revoke", request)
+      .Positional("api_key", "The key to revoke");
+
+  CLI::App* ippool = Group(app, "ippool", "IP address pools");
+  Command(*ippool, "add", "Add a CIDR block of addresses", "ippool.add", request)
+      .Required("datacenter", "Datacenter name or id")
+      .RequiredChoice("type", "public or private", {"public", "private"})
+      .Optional("account", "Reserve the pool for this account (name or id)")
+      .Optional("network", "Network the addresses belong to")
+      .Positional("cidr", "Address block, e.g. 203.0.113.0/24");
+  Command(*ippool, "list", "List IP pools", "ippool.list", request);
+
+  CLI::App* image = Group(app, "image", "Server images");
+  Command(*image, "list", "List images", "image.list", request);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;  // --help exits 0
+  }
+
+  gridd::ctl::AdminClient client(std::filesystem::path(data_dir) / "admin.sock", kTimeout);
+  try {
+    nlohmann::ordered_json result = client.Call(request.command, request.args);
+    if (json) {
+      std::cout << result.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+                << '\n';
+    } else {
+      gridd::ctl::PrintResult(result, std::cout);
+    }
+    return kExitOk;
+  } catch (const gridd::ctl::Unreachable& e) {
+    std::cerr << "gridctl: " << e.what() << '\n';
+    return kExitUnreachable;
+  } catch (const gridd::ctl::CommandFailed& e) {
+    std::cerr << "gridctl: " << e.what() << '\n';
+    return kExitCommandFailed;
+  }
+}

@@ -1,0 +1,183 @@
+// gridd: the daemon. Wires the layers together (config → store → domain → jobs → virt → api),
+// serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight and
+// leaves unfinished jobs to resume at the next start.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/admin_commands.h"
+#include "gridd/admin/admin_server.h"
+#include "gridd/api/api_service.h"
+#include "gridd/api/http_server.h"
+#include "gridd/common/clock.h"
+#include "gridd/common/config.h"
+#include "gridd/common/crypto.h"
+#include "gridd/domain/account_service.h"
+#include "gridd/domain/grid_service.h"
+#include "gridd/jobs/job_runner.h"
+#include "gridd/jobs/server_jobs.h"
+#include "gridd/store/database.h"
+#include "gridd/virt/hypervisor.h"
+
+namespace {
+
+// Holds an exclusive lock on <data-dir>/gridd.lock for the process lifetime, so two daemons can
+// never share one database.
+int LockDataDir(const std::filesystem::path& data_dir) {
+  const auto path = data_dir / "gridd.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    throw std::runtime_error("another gridd is already running with data dir " + data_dir.string());
+  }
+  return fd;
+}
+
+std::string UrlHost(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"gridd: a GoGrid-compatible IaaS control plane"};
+  std::string config_path = "/etc/gridd/gridd.toml";
+  std::string listen;
+  std::string data_dir;
+  std::string libvirt_uri;
+  app.add_option("--config", config_path, "TOML configuration file")->capture_default_str();
+  app.add_option("--listen", listen, "HOST:PORT for the API (port 0 picks a free port)");
+  app.add_option("--data-dir", data_dir, "directory for the database, keys and admin socket");
+  app.add_option("--libvirt-uri", libvirt_uri, "libvirt URI of the hypervisor");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+
+  auto logger = spdlog::stdout_color_mt("gridd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  spdlog::flush_on(spdlog::level::info);
+
+  gridd::Config config = gridd::LoadConfig(config_path);
+  if (!listen.empty()) gridd::ParseListen(listen, config.listen_host, config.listen_port);
+  if (!data_dir.empty()) config.data_dir = std::filesystem::absolute(data_dir);
+  if (!libvirt_uri.empty()) config.libvirt_uri = libvirt_uri;
+  if (config.libvirt_uri.empty()) throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  // Block the stop signals before any thread starts, so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::filesystem::create_directories(config.data_dir);
+  ::chmod(config.data_dir.c_str(), 0700);
+  const int lock_fd = LockDataDir(config.data_dir);
+  (void)lock_fd;
+
+  const gridd::Clock& clock = gridd::SystemClock::Instance();
+  const gridd::SecretBox box = gridd::SecretBox::LoadOrCreate(config.data_dir / "master.key");
+  gridd::store::Database db((config.data_dir / "gridd.db").string());
+  spdlog::info("database {} at schema version {}", (config.data_dir / "gridd.db").string(),
+               db.schema_version());
+
+  gridd::domain::Catalog catalog(db);
+  gridd::domain::AccountService accounts(db, catalog, clock, box, config.ip_block_size);
+  accounts.ApplySeeds(config);
+  if (auto initial = accounts.EnsureInitialAccount(config.initial_account)) {
+    auto path = gridd::domain::WriteInitialCredentials(config.data_dir, *initial);
+    spdlog::info("created account '{}' with a Super User API key; credentials in {}",
+                 initial->account, path.string());
+  }
+
+  auto hypervisor = gridd::virt::ConnectLibvirt(config.libvirt_uri);
+  spdlog::info("hypervisor {}", hypervisor->uri());
+  for (const auto& image : accounts.ListImages()) {
+    if (!hypervisor->VolumeExists(image.storage_pool, image.volume)) {
+      spdlog::warn("image '{}': volume {}/{} not found on the hypervisor; servers from it will fail",
+                   image.name, image.storage_pool, image.volume);
+    }
+  }
+  if (hypervisor->volatile_state()) {
+    const int restored = gridd::jobs::RestoreVolatileServers(db, *hypervisor);
+    if (restored > 0) spdlog::info("rebuilt {} server(s) on {}", restored, hypervisor->uri());
+  }
+
+  gridd::jobs::JobRunnerOptions job_options;
+  job_options.workers = config.job_workers;
+  job_options.lease_ms = int64_t{config.job_lease_seconds} * 1000;
+  job_options.max_attempts = config.job_max_attempts;
+  job_options.retry_base_ms = config.job_retry_base_ms;
+  job_options.retry_max_ms = config.job_retry_max_ms;
+  gridd::jobs::JobRunner runner(db, clock, job_options);
+  gridd::jobs::RegisterServerJobs(runner, db, *hypervisor, clock,
+                                  {config.shutdown_timeout_seconds});
+
+  gridd::domain::GridService grid(db, catalog, clock, box, [&runner] { runner.Notify(); });
+  gridd::api::ApiService api(grid, accounts, clock,
+                             {config.signature_window_past_seconds,
+                              config.signature_window_future_seconds});
+
+  runner.Start();
+
+  gridd::api::HttpServerOptions http_options;
+  http_options.host = config.listen_host;
+  http_options.port = config.listen_port;
+  http_options.threads = config.http_threads;
+  http_options.max_header_bytes = config.max_header_bytes;
+  http_options.max_body_bytes = config.max_body_bytes;
+  http_options.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
+  http_options.access_log = config.access_log;
+  gridd::api::HttpServer http(
+      http_options, [&api](const gridd::api::HttpRequest& request) { return api.Handle(request); },
+      &gridd::api::ApiService::ProtocolError);
+  http.Start();
+
+  gridd::admin::AdminServer admin(config.data_dir / "admin.sock",
+                                  [&accounts](const std::string& command, const nlohmann::json& args) {
+                                    return gridd::daemon::RunAdminCommand(accounts, command, args);
+                                  });
+  admin.Start();
+  spdlog::info("admin socket {}", (config.data_dir / "admin.sock").string());
+  spdlog::info("listening on http://{}:{}", UrlHost(config.listen_host), http.port());
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received {}; stopping", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+
+  http.Stop();
+  admin.Stop();
+  if (!runner.Stop(5000)) {
+    // A worker is inside a hypervisor call that cannot be interrupted. Its job stays
+    // Processing in the database and is taken up again at the next start.
+    spdlog::warn("a job is still running; it resumes at the next start");
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& error) {
+    spdlog::critical("gridd: {}", error.what());
+    std::fprintf(stderr, "gridd: %s\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,305 @@
+#include "gridd/domain/account_service.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "gridd/common/error.h"
+#include "gridd/store/repositories.h"
+
+namespace gridd::domain {
+namespace {
+
+using store::Connection;
+
+std::string FormatIpv4(uint32_t address) {
+  in_addr in{};
+  in.s_addr = htonl(address);
+  char text[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &in, text, sizeof(text));
+  return text;
+}
+
+std::optional<int64_t> ParsePositive(const std::string& text) {
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1) return std::nullopt;
+  return value;
+}
+
+void CheckAccountName(const std::string& name) {
+  if (name.empty() || name.size() > 64) {
+    ThrowIllegalArgument("account name must be 1-64 characters");
+  }
+  for (unsigned char c : name) {
+    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.' && c != '@') {
+      ThrowIllegalArgument("account name may only contain letters, digits and - _ . @");
+    }
+  }
+  if (ParsePositive(name)) ThrowIllegalArgument("account name must not be a number");
+}
+
+}  // namespace
+
+ParsedCidr ParseIpv4Cidr(const std::string& text) {
+  auto slash = text.find('/');
+  if (slash == std::string::npos) ThrowIllegalArgument("CIDR must look like 203.0.113.0/28");
+  const std::string address_text = text.substr(0, slash);
+  const std::string bits_text = text.substr(slash + 1);
+  in_addr in{};
+  if (inet_pton(AF_INET, address_text.c_str(), &in) != 1) {
+    ThrowIllegalArgument("'" + address_text + "' is not an IPv4 address");
+  }
+  int bits = 0;
+  auto [ptr, ec] = std::from_chars(bits_text.data(), bits_text.data() + bits_text.size(), bits);
+  if (ec != std::errc() || ptr != bits_text.data() + bits_text.size() || bits < 16 || bits > 29) {
+    ThrowIllegalArgument("prefix length must be between /16 and /29");
+  }
+  const uint32_t mask = bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
+  const uint32_t address = ntohl(in.s_addr);
+  const uint32_t network = address & mask;
+  if (network != address) {
+    ThrowIllegalArgument("'" + text + "' has host bits set; the network is " +
+                         FormatIpv4(network) + "/" + std::to_string(bits));
+  }
+  ParsedCidr parsed;
+  parsed.cidr = FormatIpv4(network) + "/" + std::to_string(bits);
+  parsed.subnet = FormatIpv4(network) + "/" + FormatIpv4(mask);
+  const uint32_t broadcast = network | ~mask;
+  parsed.network = network;
+  parsed.broadcast = broadcast;
+  for (uint32_t host = network + 2; host < broadcast; ++host) parsed.hosts.push_back(FormatIpv4(host));
+  return parsed;
+}
+
+std::filesystem::path WriteInitialCredentials(const std::filesystem::path& data_dir,
+                                              const NewApiKey& key) {
+  const auto path = data_dir / "initial-credentials.json";
+  const auto temp = data_dir / "initial-credentials.json.tmp";
+  nlohmann::ordered_json body = {{"account", key.account},
+                                 {"api_key", key.api_key},
+                                 {"shared_secret", key.shared_secret}};
+  const std::string text = body.dump(2) + "\n";
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot write " + temp.string() + ": " + std::strerror(errno));
+  bool ok = ::fchmod(fd, 0600) == 0 &&
+            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
+    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+  }
+  return path;
+}
+
+AccountService::AccountService(store::Database& db, Catalog& catalog, const Clock& clock,
+                               const SecretBox& box, int ip_block_size)
+    : db_(db), catalog_(catalog), clock_(clock), box_(box), ip_block_size_(ip_block_size) {}
+
+void AccountService::ApplySeeds(const Config& config) {
+  db_.Write([&](Connection& c) {
+    for (const auto& seed : config.datacenters) {
+      store::datacenters::Upsert(c, Datacenter{seed.id, seed.name, seed.description});
+    }
+  });
+  catalog_.Invalidate();
+  for (const auto& seed : config.ip_pools) {
+    db_.Write([&](Connection& c) {
+      const ParsedCidr parsed = ParseIpv4Cidr(seed.cidr);
+      if (store::ip_pools::FindByCidr(c, parsed.cidr)) return;
+      IpPool pool;
+      pool.datacenter_id = ResolveOption(catalog_.Datacenters(), "ippool.datacenter",
+                                         seed.datacenter).id;
+      pool.is_public = seed.is_public;
+      pool.cidr = seed.cidr;
+      pool.network = seed.network;
+      InsertPool(c, pool);
+    });
+  }
+  db_.Write([&](Connection& c) {
+    const int64_t now = clock_.NowMs();
+    for (const auto& seed : config.images) {
+      Image image;
+      image.name = seed.name;
+      image.friendly_name = seed.friendly_name;
+      image.description = seed.description;
+      image.os_id = store::operating_systems::FindOrInsert(c, seed.os);
+      image.architecture =
+          ResolveOption(*FixedLookup("image.architecture"), "image.architecture", seed.architecture).id;
+      image.type = ResolveOption(*FixedLookup("image.type"), "image.type", seed.type).id;
+      image.state = image_state::kAvailable;
+      image.price = seed.price;
+      image.location = "gridd/" + seed.volume;
+      image.storage_pool = config.storage_pool;
+      image.volume = seed.volume;
+      store::images::UpsertPublic(c, image, now);
+    }
+  });
+  catalog_.Invalidate();
+}
+
+std::optional<NewApiKey> AccountService::EnsureInitialAccount(const std::string& name) {
+  const bool empty = db_.Read([&](Connection& c) { return store::accounts::Count(c) == 0; });
+  if (!empty) return std::nullopt;
+  CreateAccount(name);
+  return CreateApiKey(name, "Super User");
+}
+
+Account AccountService::CreateAccount(const std::string& name) {
+  CheckAccountName(name);
+  return db_.Write([&](Connection& c) {
+    if (store::accounts::FindByName(c, name)) {
+      ThrowIllegalArgument("account '" + name + "' already exists");
+    }
+    const int64_t id = store::accounts::Insert(c, name, clock_.NowMs());
+    AllocateBlocks(c, id);
+    return *store::accounts::FindById(c, id);
+  });
+}
+
+void AccountService::AllocateBlocks(Connection& c, int64_t account_id) {
+  for (const auto& pool : store::ip_pools::List(c)) {
+    if (pool.account_id) continue;
+    const int64_t owned = store::ip_pools::CountOwned(c, pool.id, account_id);
+    if (owned < ip_block_size_) {
+      store::ip_pools::AllocateBlock(c, pool.id, account_id,
+                                     ip_block_size_ - static_cast<int>(owned));
+    }
+  }
+}
+
+std::vector<Account> AccountService::ListAccounts() {
+  return db_.Read([&](Connection& c) { return store::accounts::List(c); });
+}
+
+Account AccountService::FindAccount(const std::string& id_or_name) {
+  return db_.Read([&](Connection& c) {
+    std::optional<Account> account;
+    if (auto id = ParsePositive(id_or_name)) account = store::accounts::FindById(c, *id);
+    if (!account) account = store::accounts::FindByName(c, id_or_name);
+    if (!account) ThrowIllegalArgument("no account '" + id_or_name + "'");
+    return *account;
+  });
+}
+
+NewApiKey AccountService::CreateApiKey(const std::string& account_ref, const std::string& role_text) {
+  auto role = ParseRole(role_text);
+  if (!role) {
+    ThrowIllegalArgument("unknown role '" + role_text +
+                         "'; use Super User, System User, Billing User or Read Only User");
+  }
+  const Account account = FindAccount(account_ref);
+  ApiKey key;
+  key.account_id = account.id;
+  key.account_name = account.name;
+  key.key = RandomHex(8);
+  key.shared_secret = RandomHex(16);
+  key.role = *role;
+  key.created_ms = clock_.NowMs();
+  db_.Write([&](Connection& c) { store::api_keys::Insert(c, key, box_); });
+  return NewApiKey{account.name, key.key, key.shared_secret, key.role};
+}
+
+std::vector<ApiKey> AccountService::ListApiKeys(const std::optional<std::string>& account) {
+  std::optional<int64_t> account_id;
+  if (account) account_id = FindAccount(*account).id;
+  return db_.Read([&](Connection& c) { return store::api_keys::List(c, account_id, box_); });
+}
+
+void AccountService::RevokeApiKey(const std::string& api_key) {
+  const bool revoked = db_.Write([&](Connection& c) { return store::api_keys::Revoke(c, api_key); });
+  {
+    std::lock_guard<std::mutex> lock(keys_mutex_);
+    keys_.erase(api_key);
+  }
+  if (!revoked) ThrowIllegalArgument("no active API key '" + api_key + "'");
+}
+
+std::optional<ApiKey> AccountService::FindApiKey(const std::string& api_key) {
+  {
+    std::lock_guard<std::mutex> lock(keys_mutex_);
+    auto it = keys_.find(api_key);
+    if (it != keys_.end()) return it->second;
+  }
+  auto key = db_.Read([&](Connection& c) { return store::api_keys::FindByKey(c, api_key, box_); });
+  if (!key || key->revoked) return std::nullopt;
+  std::lock_guard<std::mutex> lock(keys_mutex_);
+  keys_.emplace(api_key, *key);
+  return key;
+}
+
+int64_t AccountService::InsertPool(Connection& c, const IpPool& request) {
+  const ParsedCidr parsed = ParseIpv4Cidr(request.cidr);
+  if (store::ip_pools::FindByCidr(c, parsed.cidr)) {
+    ThrowIllegalArgument("IP pool " + parsed.cidr + " already exists");
+  }
+  for (const auto& existing : store::ip_pools::List(c)) {
+    const ParsedCidr other = ParseIpv4Cidr(existing.cidr);
+    if (parsed.network <= other.broadcast && other.network <= parsed.broadcast) {
+      ThrowIllegalArgument("IP pool " + parsed.cidr + " overlaps " + existing.cidr);
+    }
+  }
+  IpPool pool = request;
+  pool.cidr = parsed.cidr;
+  pool.subnet = parsed.subnet;
+  const int64_t pool_id = store::ip_pools::Insert(c, pool, clock_.NowMs());
+  for (const auto& host : parsed.hosts) {
+    store::ip_pools::InsertAddress(c, pool_id, host, pool.account_id);
+  }
+  if (!pool.account_id) {
+    for (const auto& account : store::accounts::List(c)) {
+      store::ip_pools::AllocateBlock(c, pool_id, account.id, ip_block_size_);
+    }
+  }
+  return pool_id;
+}
+
+IpPoolInfo AccountService::AddIpPool(const IpPoolRequest& request) {
+  IpPool pool;
+  pool.datacenter_id = ResolveOption(catalog_.Datacenters(), "datacenter", request.datacenter).id;
+  if (request.type != "public" && request.type != "private") {
+    ThrowIllegalArgument("type must be public or private");
+  }
+  pool.is_public = request.type == "public";
+  pool.cidr = request.cidr;
+  if (request.account) pool.account_id = FindAccount(*request.account).id;
+  pool.network = request.network.value_or("gridd-" + request.type + "-" +
+                                          std::to_string(pool.datacenter_id));
+  const int64_t id = db_.Write([&](Connection& c) { return InsertPool(c, pool); });
+  for (auto& info : ListIpPools()) {
+    if (info.pool.id == id) return info;
+  }
+  throw ApiError(ErrorClass::kUnexpected, "IP pool vanished after insert");
+}
+
+std::vector<IpPoolInfo> AccountService::ListIpPools() {
+  const auto datacenters = catalog_.Datacenters();
+  return db_.Read([&](Connection& c) {
+    std::vector<IpPoolInfo> out;
+    for (const auto& pool : store::ip_pools::List(c)) {
+      IpPoolInfo info;
+      info.pool = pool;
+      const Option* dc = FindOption(datacenters, std::to_string(pool.datacenter_id));
+      info.datacenter = dc ? dc->name : std::to_string(pool.datacenter_id);
+      if (pool.account_id) {
+        if (auto account = store::accounts::FindById(c, *pool.account_id)) info.account = account->name;
+      }
+      auto usage = store::ip_pools::UsageOf(c, pool.id);
+      info.total = usage.total;
+      info.assigned = usage.assigned;
+      out.push_back(std::move(info));
+    }
+    return out;
+  });
+}
+
+std::vector<Image> AccountService::ListImages() {
+  return db_.Read([&](Connection& c) { return store::images::ListAll(c); });
+}
+
+}  // namespace gridd::domain

@@ -1,0 +1,664 @@
+#include "gridd/domain/grid_service.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+#include "gridd/common/error.h"
+#include "gridd/store/repositories.h"
+
+namespace gridd::domain {
+namespace {
+
+using store::Connection;
+
+std::optional<int64_t> ParseId(std::string_view text) {
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1) return std::nullopt;
+  return value;
+}
+
+const std::string& Required(const std::optional<std::string>& value, const char* parameter) {
+  if (!value || value->empty()) {
+    ThrowIllegalArgument(std::string("Missing required parameter: ") + parameter);
+  }
+  return *value;
+}
+
+void CheckLength(const std::string& value, const char* parameter, size_t limit) {
+  // GoGrid counts characters; count UTF-8 code points, not bytes.
+  size_t characters = 0;
+  for (unsigned char c : value) characters += (c & 0xC0) != 0x80;
+  if (characters > limit) {
+    ThrowIllegalArgument(std::string("Parameter '") + parameter + "' must be at most " +
+                         std::to_string(limit) + " characters (got " +
+                         std::to_string(characters) + ")");
+  }
+}
+
+void CheckText(const std::string& value, const char* parameter) {
+  for (unsigned char c : value) {
+    if (c < 0x20 && c != '\n' && c != '\t' && c != '\r') {
+      ThrowIllegalArgument(std::string("Parameter '") + parameter +
+                           "' contains control characters");
+    }
+  }
+}
+
+bool Contains(const std::vector<int64_t>& values, int64_t value) {
+  return std::find(values.begin(), values.end(), value) != values.end();
+}
+
+std::string Describe(const Selector& selector) {
+  switch (selector.kind) {
+    case Selector::Kind::kId:
+      return "id " + selector.value;
+    case Selector::Kind::kName:
+      return "name '" + selector.value + "'";
+    case Selector::Kind::kIdOrName:
+      return "'" + selector.value + "'";
+  }
+  return selector.value;
+}
+
+}  // namespace
+
+std::string Caller::JobOwner() const {
+  return api_key + "-" + std::to_string(account_id) + "@api";
+}
+
+std::string MacForServer(int64_t server_id) {
+  char mac[18];
+  std::snprintf(mac, sizeof(mac), "52:54:00:%02x:%02x:%02x",
+                static_cast<unsigned>((server_id >> 16) & 0xff),
+                static_cast<unsigned>((server_id >> 8) & 0xff),
+                static_cast<unsigned>(server_id & 0xff));
+  return mac;
+}
+
+// ------------------------------------------------------------------------------------ catalog
+void Catalog::Load() {
+  if (loaded_) return;
+  db_.Read([&](Connection& c) {
+    datacenters_.clear();
+    for (const auto& dc : store::datacenters::List(c)) {
+      datacenters_.push_back(Option{dc.id, dc.name, dc.description});
+    }
+    operating_systems_ = store::operating_systems::List(c);
+  });
+  loaded_ = true;
+}
+
+std::vector<Option> Catalog::Datacenters() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Load();
+  return datacenters_;
+}
+
+std::vector<Option> Catalog::OperatingSystems() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Load();
+  return operating_systems_;
+}
+
+void Catalog::Invalidate() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  loaded_ = false;
+}
+
+// ------------------------------------------------------------------------------ grid service
+GridService::GridService(store::Database& db, Catalog& catalog, const Clock& clock,
+                         const SecretBox& box, std::function<void()> on_job_queued,
+                         GridServiceOptions options)
+    : db_(db),
+      catalog_(catalog),
+      clock_(clock),
+      box_(box),
+      on_job_queued_(std::move(on_job_queued)),
+      options_(options) {}
+
+std::vector<Option> GridService::Lookup(std::string_view lookup) {
+  std::string name(lookup);
+  if (auto id = ParseId(lookup)) {
+    const auto& catalogue = LookupCatalogue();
+    auto it = std::find_if(catalogue.begin(), catalogue.end(),
+                           [&](const Option& o) { return o.id == *id; });
+    if (it == catalogue.end()) {
+      ThrowIllegalArgument("Unknown lookup '" + name + "'; lookup=lookups lists them");
+    }
+    name = it->name;
+  }
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (const auto* fixed = FixedLookup(name)) return *fixed;
+  if (name == "datacenter" || name == "ip.datacenter" || name == "server.datacenter" ||
+      name == "loadbalancer.datacenter" || name == "job.datacenter") {
+    return catalog_.Datacenters();
+  }
+  if (name == "server.os" || name == "image.os") return catalog_.OperatingSystems();
+  ThrowIllegalArgument("Unknown lookup '" + std::string(lookup) + "'; lookup=lookups lists them");
+}
+
+int64_t GridService::ResolveDatacenter(std::string_view parameter, std::string_view value) {
+  return ResolveOption(catalog_.Datacenters(), parameter, value).id;
+}
+
+ServerView GridService::View(Connection& c, const Server& server) {
+  ServerView view;
+  view.server = server;
+  auto image = store::images::GetAny(c, server.image_id);
+  auto ip = store::ips::Get(c, server.account_id, server.ip_id);
+  if (!image || !ip) {
+    throw ApiError(ErrorClass::kUnexpected,
+                   "server " + std::to_string(server.id) + " references a missing image or IP");
+  }
+  view.image = std::move(*image);
+  view.ip = std::move(*ip);
+  return view;
+}
+
+std::vector<Server> GridService::Select(Connection& c, const Caller& caller,
+                                        const Selector& selector) {
+  std::vector<Server> out;
+  auto id = ParseId(selector.value);
+  if (selector.kind != Selector::Kind::kName && id) {
+    if (auto server = store::servers::Get(c, caller.account_id, *id)) out.push_back(*server);
+    if (!out.empty() || selector.kind == Selector::Kind::kId) return out;
+  } else if (selector.kind == Selector::Kind::kId) {
+    ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + selector.value + "'");
+  }
+  return store::servers::FindByName(c, caller.account_id, selector.value);
+}
+
+Server GridService::SelectOneForChange(Connection& c, const Caller& caller,
+                                       const std::vector<Selector>& selectors) {
+  if (selectors.empty()) {
+    ThrowIllegalArgument("Missing required parameter: id, name or server");
+  }
+  if (selectors.size() > 1) {
+    ThrowIllegalArgument("Give exactly one of id, name or server to select the server");
+  }
+  auto matches = Select(c, caller, selectors.front());
+  if (matches.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
+  if (matches.size() > 1) {
+    ThrowIllegalArgument("More than one server matches " + Describe(selectors.front()) +
+                         "; select it by id");
+  }
+  const Server& server = matches.front();
+  if (server.deleting) {
+    ThrowIllegalArgument("Server '" + server.name + "' is being deleted");
+  }
+  if (store::jobs::HasPending(c, job_object_type::kVirtualServer, server.id)) {
+    ThrowIllegalArgument("Update already pending for server '" + server.name +
+                         "'; wait for its current job to finish");
+  }
+  return server;
+}
+
+Job GridService::NewServerJob(const Caller& caller, const Server& server, const Ip& ip,
+                              const Image& image, int64_t command) {
+  Job job;
+  job.account_id = caller.account_id;
+  job.object_type = job_object_type::kVirtualServer;
+  job.object_id = server.id;
+  job.object_name = server.name;
+  job.command = command;
+  job.owner = caller.JobOwner();
+  job.datacenter_id = ip.datacenter_id;
+  job.detail = nlohmann::ordered_json::object();
+  job.detail["type"] = "virtual_server";
+  job.detail["name"] = server.name;
+  job.detail["description"] = server.description;
+  job.detail["image"] = image.name;
+  job.detail["ip"] = ip.address;
+  return job;
+}
+
+std::vector<ServerView> GridService::ListServers(const Caller& caller, const ServerFilter& filter) {
+  if (filter.sandbox.value_or(false)) return {};  // image sandboxes are gone since API 1.8
+  return db_.Read([&](Connection& c) {
+    std::vector<ServerView> out;
+    for (const auto& server : store::servers::List(c, caller.account_id)) {
+      if (filter.type && server.type != *filter.type) continue;
+      ServerView view = View(c, server);
+      if (!filter.datacenters.empty() && !Contains(filter.datacenters, view.ip.datacenter_id)) {
+        continue;
+      }
+      out.push_back(std::move(view));
+    }
+    return out;
+  });
+}
+
+std::vector<ServerView> GridService::GetServers(const Caller& caller,
+                                                const std::vector<Selector>& selectors) {
+  if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or server");
+  auto found = db_.Read([&](Connection& c) {
+    std::vector<ServerView> out;
+    std::set<int64_t> seen;
+    for (const auto& selector : selectors) {
+      for (const auto& server : Select(c, caller, selector)) {
+        if (seen.insert(server.id).second) out.push_back(View(c, server));
+      }
+    }
+    return out;
+  });
+  if (found.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
+  return found;
+}
+
+ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& request) {
+  const std::string& name = Required(request.name, "name");
+  const std::string& image_ref = Required(request.image, "image");
+  const std::string& ram_ref = Required(request.ram, "server.ram");
+  const std::string& ip_ref = Required(request.ip, "ip");
+  const std::string description = request.description.value_or("");
+  CheckLength(name, "name", options_.max_name_length);
+  CheckText(name, "name");
+  CheckLength(description, "description", options_.max_description_length);
+  CheckText(description, "description");
+  const Option& ram = ResolveOption(*FixedLookup("server.ram"), "server.ram", ram_ref);
+  std::optional<int64_t> type;
+  if (request.type) type = ResolveOption(*FixedLookup("server.type"), "server.type", *request.type).id;
+
+  ServerView view = db_.Write([&](Connection& c) {
+    Image image;
+    auto image_id = ParseId(image_ref);
+    std::optional<Image> by_id;
+    if (image_id) by_id = store::images::GetVisible(c, caller.account_id, *image_id);
+    if (by_id) {
+      image = *by_id;
+    } else {
+      auto by_name = store::images::FindVisibleByName(c, caller.account_id, image_ref);
+      if (by_name.empty()) ThrowIllegalArgument("No image matches '" + image_ref + "'");
+      if (by_name.size() > 1) {
+        ThrowIllegalArgument("More than one image is named '" + image_ref + "'; use its id");
+      }
+      image = by_name.front();
+    }
+    if (image.state != image_state::kAvailable || !image.is_active) {
+      ThrowIllegalArgument("Image '" + image.name + "' is not available for new servers");
+    }
+
+    auto ip = store::ips::FindByAddress(c, caller.account_id, ip_ref);
+    if (!ip) {
+      ThrowIllegalArgument("IP " + ip_ref + " is not one of this account's addresses");
+    }
+    if (!ip->is_public) ThrowIllegalArgument("IP " + ip_ref + " is not a public address");
+    if (ip->state != ip_state::kUnassigned) {
+      ThrowIllegalArgument("IP " + ip_ref + " is already assigned");
+    }
+
+    const int64_t now = clock_.NowMs();
+    Server server;
+    server.account_id = caller.account_id;
+    server.name = name;
+    server.description = description;
+    server.image_id = image.id;
+    server.ram = ram.id;
+    server.type = type.value_or(image.type);
+    server.state = server_state::kStarting;
+    server.ip_id = ip->id;
+    server.created_ms = server.updated_ms = now;
+    server.id = store::servers::Insert(c, server);
+    server.mac = MacForServer(server.id);
+    store::servers::Update(c, server);
+    // Concurrent adds serialize on the write lock, and Assign only takes an Unassigned IP, so
+    // one address can never go to two servers.
+    if (!store::ips::Assign(c, ip->id, server.id)) {
+      ThrowIllegalArgument("IP " + ip_ref + " is already assigned");
+    }
+    ip->state = ip_state::kAssigned;
+    ip->server_id = server.id;
+
+    Password password;
+    password.account_id = caller.account_id;
+    password.server_id = server.id;
+    password.application_type = "os";
+    password.username = "root";
+    password.password = RandomPassword(options_.password_length);
+    store::passwords::Insert(c, password, box_, now);
+
+    Job job = NewServerJob(caller, server, *ip, image, job_command::kCreateVirtualServer);
+    store::jobs::Insert(c, job, now);
+    return ServerView{server, image, *ip, false};
+  });
+  on_job_queued_();
+  return view;
+}
+
+ServerView GridService::EditServer(const Caller& caller, const ServerEditRequest& request) {
+  if (!request.ram && !request.description && !request.type) {
+    ThrowIllegalArgument("Nothing to edit: give server.ram, description or server.type");
+  }
+  std::optional<int64_t> ram;
+  if (request.ram) ram = ResolveOption(*FixedLookup("server.ram"), "server.ram", *request.ram).id;
+  std::optional<int64_t> type;
+  if (request.type) type = ResolveOption(*FixedLookup("server.type"), "server.type", *request.type).id;
+  if (request.description) {
+    CheckLength(*request.description, "description", options_.max_description_length);
+    CheckText(*request.description, "description");
+  }
+  ServerView view = db_.Write([&](Connection& c) {
+    Server server = SelectOneForChange(c, caller, request.selectors);
+    const int64_t now = clock_.NowMs();
+    if (request.description) server.description = *request.description;
+    if (type) server.type = *type;
+    const bool ram_changed = ram && *ram != server.ram;
+    if (ram) server.ram = *ram;
+    // A RAM change needs the hypervisor (and a restart of a running guest); the state says so
+    // until the job is done. Description and type are bookkeeping the job mirrors into the
+    // domain's metadata.
+    if (ram_changed) server.state = server_state::kUpdating;
+    server.updated_ms = now;
+    store::servers::Update(c, server);
+    ServerView updated = View(c, server);
+    Job job = NewServerJob(caller, server, updated.ip, updated.image,
+                           job_command::kUpdateVirtualServer);
+    job.payload["ram_changed"] = ram_changed;
+    store::jobs::Insert(c, job, now);
+    return updated;
+  });
+  on_job_queued_();
+  return view;
+}
+
+ServerView GridService::PowerServer(const Caller& caller, const std::vector<Selector>& selectors,
+                                    const std::optional<std::string>& power) {
+  const std::string& action = Required(power, "power");
+  std::string lower;
+  for (char ch : action) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+  int64_t command = 0;
+  if (lower == "start" || lower == "on") {
+    command = job_command::kStartVirtualServer;
+  } else if (lower == "stop" || lower == "off") {
+    command = job_command::kStopVirtualServer;
+  } else if (lower == "restart" || lower == "cycle" || lower == "reboot") {
+    command = job_command::kRestartVirtualServer;
+  } else {
+    ThrowIllegalArgument("Invalid value '" + action +
+                         "' for power; expected start, stop or restart");
+  }
+  ServerView view = db_.Write([&](Connection& c) {
+    Server server = SelectOneForChange(c, caller, selectors);
+    const int64_t now = clock_.NowMs();
+    if (command == job_command::kStartVirtualServer) {
+      // Starting a running server is accepted and changes nothing (jclouds starts every new
+      // server once its add job succeeded).
+      if (server.state != server_state::kOn) server.state = server_state::kStarting;
+    } else if (command == job_command::kStopVirtualServer) {
+      if (server.state != server_state::kOff) server.state = server_state::kStopping;
+    } else {
+      server.state = server_state::kRestarting;
+    }
+    server.updated_ms = now;
+    store::servers::Update(c, server);
+    ServerView updated = View(c, server);
+    Job job = NewServerJob(caller, server, updated.ip, updated.image, command);
+    store::jobs::Insert(c, job, now);
+    return updated;
+  });
+  on_job_queued_();
+  return view;
+}
+
+ServerView GridService::DeleteServer(const Caller& caller, const std::vector<Selector>& selectors) {
+  ServerView view = db_.Write([&](Connection& c) {
+    Server server = SelectOneForChange(c, caller, selectors);
+    ServerView before = View(c, server);  // the answer shows the server as it was
+    server.deleting = true;
+    server.updated_ms = clock_.NowMs();
+    store::servers::Update(c, server);
+    Job job = NewServerJob(caller, server, before.ip, before.image,
+                           job_command::kDeleteVirtualServer);
+    store::jobs::Insert(c, job, server.updated_ms);
+    return before;
+  });
+  on_job_queued_();
+  return view;
+}
+
+std::vector<Ip> GridService::ListIps(const Caller& caller, const IpFilter& filter) {
+  store::ips::Filter query;
+  query.state = filter.state;
+  if (filter.type) query.is_public = *filter.type == ip_type::kPublic;
+  query.datacenters = filter.datacenters;
+  return db_.Read([&](Connection& c) { return store::ips::List(c, caller.account_id, query); });
+}
+
+std::vector<Ip> GridService::GetIps(const Caller& caller, const std::vector<std::string>& ids,
+                                    const std::vector<std::string>& addresses) {
+  if (ids.empty() && addresses.empty()) ThrowIllegalArgument("Missing required parameter: id or ip");
+  if (!ids.empty() && !addresses.empty()) {
+    ThrowIllegalArgument("Give either id or ip, not both");
+  }
+  auto found = db_.Read([&](Connection& c) {
+    std::vector<Ip> out;
+    for (const auto& text : ids) {
+      auto id = ParseId(text);
+      if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
+      if (auto ip = store::ips::Get(c, caller.account_id, *id)) out.push_back(*ip);
+    }
+    for (const auto& address : addresses) {
+      if (auto ip = store::ips::FindByAddress(c, caller.account_id, address)) out.push_back(*ip);
+    }
+    return out;
+  });
+  if (found.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
+  return found;
+}
+
+std::vector<Image> GridService::ListImages(const Caller& caller, const ImageFilter& filter) {
+  return db_.Read([&](Connection& c) {
+    std::vector<Image> out;
+    for (auto& image : store::images::ListVisible(c, caller.account_id)) {
+      if (filter.is_public && image.is_public != *filter.is_public) continue;
+      if (filter.type && image.type != *filter.type) continue;
+      if (filter.state && image.state != *filter.state) continue;
+      // Images are stored once and usable in every datacenter, so a datacenter filter only
+      // has to name a real datacenter (checked by the caller).
+      out.push_back(std::move(image));
+    }
+    return out;
+  });
+}
+
+std::vector<Image> GridService::GetImages(const Caller& caller,
+                                          const std::vector<Selector>& selectors) {
+  if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or image");
+  auto found = db_.Read([&](Connection& c) {
+    std::vector<Image> out;
+    std::set<int64_t> seen;
+    auto add = [&](const Image& image) {
+      if (seen.insert(image.id).second) out.push_back(image);
+    };
+    for (const auto& selector : selectors) {
+      auto id = ParseId(selector.value);
+      if (selector.kind == Selector::Kind::kId && !id) {
+        ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + selector.value +
+                             "'");
+      }
+      if (selector.kind != Selector::Kind::kName && id) {
+        if (auto image = store::images::GetVisible(c, caller.account_id, *id)) {
+          add(*image);
+          continue;
+        }
+        if (selector.kind == Selector::Kind::kId) continue;
+      }
+      for (const auto& image : store::images::FindVisibleByName(c, caller.account_id, selector.value)) {
+        add(image);
+      }
+    }
+    return out;
+  });
+  if (found.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
+  return found;
+}
+
+std::vector<Job> GridService::ListJobs(const Caller& caller, const JobFilter& filter) {
+  const int64_t now = clock_.NowMs();
+  const int64_t start = filter.start_ms.value_or(now - 28LL * 24 * 3600 * 1000);
+  const int64_t end = filter.end_ms.value_or(INT64_MAX);
+  return db_.Read([&](Connection& c) {
+    std::vector<Job> out;
+    for (auto& job : store::jobs::List(c, caller.account_id)) {
+      if (job.created_ms < start || job.created_ms > end) continue;
+      if (!filter.object_types.empty() && !Contains(filter.object_types, job.object_type)) continue;
+      if (!filter.states.empty() && !Contains(filter.states, job.state)) continue;
+      if (filter.owner && job.owner != *filter.owner) continue;
+      if (filter.object && job.object_name != *filter.object &&
+          std::to_string(job.object_id) != *filter.object) {
+        continue;
+      }
+      if (!filter.datacenters.empty() &&
+          (!job.datacenter_id || !Contains(filter.datacenters, *job.datacenter_id))) {
+        continue;
+      }
+      out.push_back(std::move(job));
+    }
+    return out;
+  });
+}
+
+std::vector<Job> GridService::GetJobs(const Caller& caller, const std::vector<std::string>& ids) {
+  if (ids.empty()) ThrowIllegalArgument("Missing required parameter: id or job");
+  auto found = db_.Read([&](Connection& c) {
+    std::vector<Job> out;
+    for (const auto& text : ids) {
+      auto id = ParseId(text);
+      if (!id) ThrowIllegalArgument("Job id must be a positive integer, got '" + text + "'");
+      if (auto job = store::jobs::Get(c, caller.account_id, *id)) out.push_back(std::move(*job));
+    }
+    return out;
+  });
+  if (found.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
+  return found;
+}
+
+std::vector<PasswordView> GridService::ListPasswords(const Caller& caller,
+                                                     const std::vector<int64_t>& datacenters) {
+  return db_.Read([&](Connection& c) {
+    std::vector<PasswordView> out;
+    for (auto& password : store::passwords::List(c, caller.account_id, box_)) {
+      PasswordView view{password, std::nullopt};
+      if (password.server_id) {
+        if (auto server = store::servers::Get(c, caller.account_id, *password.server_id)) {
+          view.server = View(c, *server);
+        }
+      }
+      if (!datacenters.empty() &&
+          (!view.server || !Contains(datacenters, view.server->ip.datacenter_id))) {
+        continue;
+      }
+      out.push_back(std::move(view));
+    }
+    return out;
+  });
+}
+
+std::vector<PasswordView> GridService::GetPasswords(const Caller& caller,
+                                                    const std::vector<std::string>& ids) {
+  if (ids.empty()) ThrowIllegalArgument("Missing required parameter: id or password");
+  auto found = db_.Read([&](Connection& c) {
+    std::vector<PasswordView> out;
+    for (const auto& text : ids) {
+      auto id = ParseId(text);
+      if (!id) ThrowIllegalArgument("Password id must be a positive integer, got '" + text + "'");
+      auto password = store::passwords::Get(c, caller.account_id, *id, box_);
+      if (!password) continue;
+      PasswordView view{*password, std::nullopt};
+      if (password->server_id) {
+        if (auto server = store::servers::Get(c, caller.account_id, *password->server_id)) {
+          view.server = View(c, *server);
+        }
+      }
+      out.push_back(std::move(view));
+    }
+    return out;
+  });
+  if (found.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
+  return found;
+}
+
+// ---------------------------------------------------------------------------------- datetime
+namespace {
+
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  // Howard Hinnant's days_from_civil: proleptic Gregorian calendar, no time zone database.
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool ValidDate(int y, int m, int d) {
+  static const int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m < 1 || m > 12 || d < 1) return false;
+  if (d > kDays[m - 1]) return false;
+  if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return false;
+  return true;
+}
+
+}  // namespace
+
+int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t now_ms) {
+  const std::string value(text);
+  auto fail = [&]() -> int64_t {
+    ThrowIllegalArgument("Invalid date '" + value + "' for " + std::string(parameter) +
+                         "; use YYYY-MM-DD [hh:mm:ss[.s] [+hh:mm]], MM/DD/YYYY, MM/DD/YY, "
+                         "milliseconds since the epoch, or now");
+  };
+  if (value == "now") return now_ms;
+  if (!value.empty() && std::all_of(value.begin(), value.end(), ::isdigit) && value.size() > 8) {
+    int64_t ms = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+    if (ec != std::errc()) return fail();
+    return ms;
+  }
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, consumed = 0;
+  double s = 0;
+  int64_t offset_minutes = 0;
+  if (std::sscanf(value.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &consumed) == 3) {
+    std::string rest = value.substr(static_cast<size_t>(consumed));
+    if (!rest.empty()) {
+      int more = 0;
+      if (std::sscanf(rest.c_str(), " %2d:%2d:%lf%n", &h, &mi, &s, &more) != 3) return fail();
+      rest = rest.substr(static_cast<size_t>(more));
+      while (!rest.empty() && rest.front() == ' ') rest.erase(rest.begin());
+      if (!rest.empty() && rest != "Z" && rest != "UTC") {
+        int oh = 0, om = 0;
+        char sign = 0;
+        if (std::sscanf(rest.c_str(), "%c%2d:%2d", &sign, &oh, &om) == 3 ||
+            std::sscanf(rest.c_str(), "%c%2d%2d", &sign, &oh, &om) == 3) {
+          if (sign != '+' && sign != '-') return fail();
+          offset_minutes = (sign == '-' ? -1 : 1) * (oh * 60 + om);
+        } else {
+          return fail();
+        }
+      }
+      if (h > 23 || mi > 59 || s < 0 || s >= 61) return fail();
+    }
+  } else if (std::sscanf(value.c_str(), "%2d/%2d/%4d%n", &mo, &d, &y, &consumed) == 3 &&
+             static_cast<size_t>(consumed) == value.size()) {
+    const size_t year_digits = value.size() - value.rfind('/') - 1;
+    if (year_digits == 2) {
+      y += 2000;
+    } else if (year_digits != 4) {
+      return fail();
+    }
+  } else {
+    return fail();
+  }
+  if (!ValidDate(y, mo, d)) return fail();
+  const int64_t seconds = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) *
+                              86400 +
+                          h * 3600 + mi * 60 - offset_minutes * 60;
+  return seconds * 1000 + static_cast<int64_t>(s * 1000);
+}
+
+}  // namespace gridd::domain

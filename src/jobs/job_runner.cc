@@ -1,0 +1,173 @@
+#include "gridd/jobs/job_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "gridd/domain/lookups.h"
+#include "gridd/store/repositories.h"
+#include "gridd/virt/hypervisor.h"
+
+namespace gridd::jobs {
+
+JobRunner::JobRunner(store::Database& db, const Clock& clock, JobRunnerOptions options)
+    : db_(db), clock_(clock), options_(options) {}
+
+JobRunner::~JobRunner() { Stop(0); }
+
+void JobRunner::Register(int64_t command, std::shared_ptr<JobHandler> handler) {
+  handlers_[command] = std::move(handler);
+}
+
+int JobRunner::RequeueAbandoned() {
+  return db_.Write([&](store::Connection& c) {
+    // Any lease older than "now + lease" is from a process that no longer runs.
+    return store::jobs::RequeueExpired(c, clock_.NowMs() + options_.lease_ms + 1);
+  });
+}
+
+void JobRunner::Start() {
+  const int requeued = RequeueAbandoned();
+  if (requeued > 0) spdlog::info("jobs: {} job(s) interrupted by the last stop taken up again", requeued);
+  std::lock_guard<std::mutex> lock(mutex_);
+  stopping_ = false;
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+void JobRunner::Notify() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++notifications_;
+  }
+  wake_.notify_all();
+}
+
+bool JobRunner::Stop(int64_t grace_ms) {
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    workers.swap(workers_);
+  }
+  wake_.notify_all();
+  bool all_idle = true;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    all_idle = idle_.wait_for(lock, std::chrono::milliseconds(grace_ms),
+                              [&] { return running_.load() == 0; });
+  }
+  for (auto& worker : workers) {
+    if (all_idle) {
+      worker.join();
+    } else {
+      // A handler is inside a hypervisor call that cannot be interrupted; its job stays
+      // Processing and is taken up again at the next start.
+      worker.detach();
+    }
+  }
+  return all_idle;
+}
+
+void JobRunner::WorkerLoop() {
+  while (true) {
+    uint64_t seen = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      seen = notifications_;
+    }
+    bool ran = false;
+    try {
+      ran = RunOnce();
+    } catch (const std::exception& error) {
+      spdlog::error("jobs: worker error: {}", error.what());
+    }
+    if (ran) continue;
+    // Sleep until notified, until the next retry is due, or for the idle poll period.
+    int64_t wait_ms = options_.idle_poll_ms;
+    try {
+      auto next = db_.Read([&](store::Connection& c) { return store::jobs::NextRunMs(c); });
+      if (next) wait_ms = std::clamp<int64_t>(*next - clock_.NowMs(), 0, options_.idle_poll_ms);
+    } catch (const std::exception& error) {
+      spdlog::error("jobs: cannot read the queue: {}", error.what());
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                   [&] { return stopping_ || notifications_ != seen; });
+  }
+}
+
+bool JobRunner::RunOnce() {
+  std::optional<domain::Job> job;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_ && !workers_.empty()) return false;
+    ++running_;
+  }
+  struct RunningGuard {
+    JobRunner& runner;
+    ~RunningGuard() {
+      {
+        std::lock_guard<std::mutex> lock(runner.mutex_);
+        --runner.running_;
+      }
+      runner.idle_.notify_all();
+    }
+  } guard{*this};
+  job = db_.Write([&](store::Connection& c) {
+    const int64_t now = clock_.NowMs();
+    store::jobs::RequeueExpired(c, now);
+    return store::jobs::Claim(c, now, options_.lease_ms);
+  });
+  if (!job) return false;
+  Execute(*job);
+  return true;
+}
+
+void JobRunner::Execute(const domain::Job& job) {
+  auto it = handlers_.find(job.command);
+  std::string failure;
+  bool retryable = false;
+  FinalWrite final_write;
+  if (it == handlers_.end()) {
+    failure = "gridd has no handler for job command " + std::to_string(job.command);
+  } else {
+    try {
+      final_write = it->second->Run(job);
+    } catch (const virt::HypervisorError& error) {
+      failure = error.what();
+      retryable = error.retryable();
+    } catch (const std::exception& error) {
+      failure = error.what();
+    }
+  }
+  const int64_t now = clock_.NowMs();
+  if (failure.empty()) {
+    db_.Write([&](store::Connection& c) {
+      if (final_write) final_write(c);
+      store::jobs::Finish(c, job.id, domain::job_state::kSucceeded, std::nullopt, now);
+    });
+    spdlog::info("jobs: job {} ({} #{}) succeeded", job.id, job.object_name, job.object_id);
+    return;
+  }
+  if (retryable && job.attempts < options_.max_attempts) {
+    const int shift = std::min(job.attempts - 1, 20);
+    const int64_t delay = std::min(options_.retry_base_ms << shift, options_.retry_max_ms);
+    db_.Write([&](store::Connection& c) {
+      store::jobs::Retry(c, job.id, now + delay,
+                         "attempt " + std::to_string(job.attempts) + " failed: " + failure, now);
+    });
+    spdlog::warn("jobs: job {} attempt {} failed, retrying in {} ms: {}", job.id, job.attempts,
+                 delay, failure);
+    return;
+  }
+  if (retryable) failure = "gave up after " + std::to_string(job.attempts) + " attempts: " + failure;
+  db_.Write([&](store::Connection& c) {
+    if (it != handlers_.end()) it->second->OnFailure(job, c);
+    store::jobs::Finish(c, job.id, domain::job_state::kFailed, failure, now);
+  });
+  spdlog::error("jobs: job {} failed: {}", job.id, failure);
+}
+
+}  // namespace gridd::jobs

@@ -1,0 +1,181 @@
+// Versioned schema migrations. The database's PRAGMA user_version records how many have been
+// applied; each runs in its own transaction, so a crash mid-migration leaves the previous
+// version intact. Never edit a released migration: append a new one.
+#include <string_view>
+#include <vector>
+
+#include "gridd/store/database.h"
+
+namespace gridd::store {
+namespace {
+
+const std::vector<std::string_view>& Migrations() {
+  static const std::vector<std::string_view> migrations = {
+      // 1: accounts, keys, datacenters, addresses, images, servers, passwords, jobs.
+      R"sql(
+CREATE TABLE accounts (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  created_ms  INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+  id          INTEGER PRIMARY KEY,
+  account_id  INTEGER NOT NULL REFERENCES accounts(id),
+  api_key     TEXT NOT NULL UNIQUE,
+  secret_enc  BLOB NOT NULL,
+  role        INTEGER NOT NULL,
+  revoked     INTEGER NOT NULL DEFAULT 0,
+  created_ms  INTEGER NOT NULL
+);
+CREATE TABLE datacenters (
+  id           INTEGER PRIMARY KEY,
+  name         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  description  TEXT NOT NULL
+);
+CREATE TABLE operating_systems (
+  id           INTEGER PRIMARY KEY,
+  name         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  description  TEXT NOT NULL
+);
+CREATE TABLE ip_pools (
+  id             INTEGER PRIMARY KEY,
+  datacenter_id  INTEGER NOT NULL REFERENCES datacenters(id),
+  account_id     INTEGER REFERENCES accounts(id),
+  public         INTEGER NOT NULL,
+  cidr           TEXT NOT NULL UNIQUE,
+  subnet         TEXT NOT NULL,
+  network        TEXT NOT NULL,
+  created_ms     INTEGER NOT NULL
+);
+CREATE TABLE ips (
+  id             INTEGER PRIMARY KEY,
+  pool_id        INTEGER NOT NULL REFERENCES ip_pools(id),
+  account_id     INTEGER REFERENCES accounts(id),
+  address        TEXT NOT NULL UNIQUE,
+  state          INTEGER NOT NULL DEFAULT 1,
+  server_id      INTEGER
+);
+CREATE INDEX ips_by_account ON ips(account_id, id);
+CREATE INDEX ips_by_pool ON ips(pool_id, account_id);
+CREATE TABLE images (
+  id                INTEGER PRIMARY KEY,
+  owner_account_id  INTEGER REFERENCES accounts(id),
+  name              TEXT NOT NULL UNIQUE,
+  friendly_name     TEXT NOT NULL,
+  description       TEXT NOT NULL DEFAULT '',
+  os_id             INTEGER NOT NULL REFERENCES operating_systems(id),
+  architecture      INTEGER NOT NULL,
+  type              INTEGER NOT NULL,
+  state             INTEGER NOT NULL,
+  price             REAL NOT NULL DEFAULT 0,
+  location          TEXT NOT NULL,
+  is_active         INTEGER NOT NULL DEFAULT 1,
+  is_public         INTEGER NOT NULL,
+  storage_pool      TEXT NOT NULL,
+  volume            TEXT NOT NULL,
+  created_ms        INTEGER NOT NULL,
+  updated_ms        INTEGER NOT NULL
+);
+CREATE TABLE servers (
+  id             INTEGER PRIMARY KEY,
+  account_id     INTEGER NOT NULL REFERENCES accounts(id),
+  name           TEXT NOT NULL,
+  description    TEXT NOT NULL DEFAULT '',
+  image_id       INTEGER NOT NULL REFERENCES images(id),
+  ram            INTEGER NOT NULL,
+  type           INTEGER NOT NULL,
+  state          INTEGER NOT NULL,
+  ip_id          INTEGER NOT NULL UNIQUE REFERENCES ips(id),
+  mac            TEXT NOT NULL UNIQUE,
+  deleting       INTEGER NOT NULL DEFAULT 0,
+  created_ms     INTEGER NOT NULL,
+  updated_ms     INTEGER NOT NULL
+);
+CREATE INDEX servers_by_account ON servers(account_id, id);
+CREATE TABLE passwords (
+  id               INTEGER PRIMARY KEY,
+  account_id       INTEGER NOT NULL REFERENCES accounts(id),
+  server_id        INTEGER UNIQUE,
+  applicationtype  TEXT NOT NULL,
+  username         TEXT NOT NULL,
+  password_enc     BLOB NOT NULL,
+  created_ms       INTEGER NOT NULL
+);
+CREATE INDEX passwords_by_account ON passwords(account_id, id);
+CREATE TABLE jobs (
+  id             INTEGER PRIMARY KEY,
+  account_id     INTEGER NOT NULL REFERENCES accounts(id),
+  object_type    INTEGER NOT NULL,
+  object_id      INTEGER NOT NULL,
+  object_name    TEXT NOT NULL,
+  command        INTEGER NOT NULL,
+  state          INTEGER NOT NULL,
+  attempts       INTEGER NOT NULL DEFAULT 0,
+  owner          TEXT NOT NULL,
+  detail         TEXT NOT NULL,
+  datacenter_id  INTEGER,
+  payload        TEXT NOT NULL DEFAULT '{}',
+  error          TEXT,
+  lease_until_ms INTEGER,
+  next_run_ms    INTEGER NOT NULL,
+  created_ms     INTEGER NOT NULL,
+  updated_ms     INTEGER NOT NULL
+);
+CREATE INDEX jobs_runnable ON jobs(state, next_run_ms);
+CREATE INDEX jobs_by_object ON jobs(object_type, object_id, state);
+CREATE INDEX jobs_by_account ON jobs(account_id, id);
+CREATE TABLE job_history (
+  id       INTEGER PRIMARY KEY,
+  job_id   INTEGER NOT NULL REFERENCES jobs(id),
+  state    INTEGER NOT NULL,
+  note     TEXT,
+  at_ms    INTEGER NOT NULL
+);
+CREATE INDEX job_history_by_job ON job_history(job_id, id);
+INSERT INTO operating_systems (id, name, description) VALUES
+  (1, 'Windows 2003 Standard (32-bit)', 'Windows 2003 Standard (32-bit)'),
+  (2, 'Windows 2003 Standard (64-bit)', 'Windows 2003 Standard (64-bit)'),
+  (5, 'CentOS 4.4 (32-bit)', 'CentOS Linux 4.4 (32-bit)'),
+  (9, 'RHEL 5.1 (64-bit)', 'RHEL Linux 5.1 (64-bit)'),
+  (10, 'CentOS 5.1 (64-bit)', 'CentOS Linux 5.1 (64-bit)'),
+  (11, 'Windows 2008 Server (32-bit)', 'Windows 2008 Server (32-bit)'),
+  (12, 'Windows 2008 Server (64-bit)', 'Windows 2008 Server (64-bit)'),
+  (13, 'CentOS 5.2 (32-bit)', 'CentOS 5.2 (32-bit)'),
+  (16, 'CentOS 5.3 (32-bit)', 'CentOS 5.3 (32-bit)'),
+  (17, 'CentOS 5.3 (64-bit)', 'CentOS 5.3 (64-bit)'),
+  (18, 'RHEL 5.4 (32-bit)', 'RHEL 5.4 (32-bit)'),
+  (19, 'RHEL 5.4 (64-bit)', 'RHEL 5.4 (64-bit)');
+)sql",
+  };
+  return migrations;
+}
+
+}  // namespace
+
+int LatestSchemaVersion() { return static_cast<int>(Migrations().size()); }
+
+int Migrate(Connection& connection) {
+  auto version_query = connection.Prepare("PRAGMA user_version");
+  version_query.Step();
+  int version = static_cast<int>(version_query.Int(0));
+  const auto& migrations = Migrations();
+  if (version > static_cast<int>(migrations.size())) {
+    throw StoreError(0, "database schema version " + std::to_string(version) +
+                            " is newer than this gridd understands (" +
+                            std::to_string(migrations.size()) + ")");
+  }
+  for (size_t i = static_cast<size_t>(version); i < migrations.size(); ++i) {
+    connection.Exec("BEGIN IMMEDIATE");
+    try {
+      connection.Exec(migrations[i]);
+      connection.Exec("PRAGMA user_version = " + std::to_string(i + 1));
+      connection.Exec("COMMIT");
+    } catch (...) {
+      connection.Exec("ROLLBACK");
+      throw;
+    }
+  }
+  return static_cast<int>(migrations.size());
+}
+
+}  // namespace gridd::store

@@ -1,0 +1,14 @@
+// Where the tests find the source tree, the built binaries and a scratch directory.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace gridd::testing {
+
+std::filesystem::path SourceDir();
+std::filesystem::path BinaryDir();  // holds gridd and gridctl
+// A fresh, empty directory under the system temp dir, unique per call.
+std::filesystem::path MakeTempDir(const std::string& prefix);
+
+}  // namespace gridd::testing
