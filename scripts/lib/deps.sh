@@ -1,0 +1,100 @@
+# shellcheck shell=bash disable=SC2034  # the package arrays are used by the sourcing scripts
+# Shared by scripts/run-embedded and scripts/test: install the Debian 12 packages gridd needs
+# and build the tree with CMake + Ninja. Source it; every function is safe to call again.
+
+# Everything needed to configure and build gridd, gridctl and the test binaries.
+GRIDD_BUILD_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libboost1.81-dev libboost-url1.81-dev
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
+  libvirt-dev libvirt0 libvirt-clients
+  libspdlog-dev libfmt-dev libssl-dev
+  libsqlite3-dev sqlite3 libsystemd-dev
+  libgtest-dev libgmock-dev googletest
+)
+
+# What the test suite runs besides the built binaries: the end-to-end tests drive the daemon
+# with Debian's libcloud GoGrid drivers under /usr/bin/python3.
+GRIDD_TEST_PACKAGES=(
+  python3 python3-libcloud
+)
+
+_gridd_apt_updated=0
+
+gridd_log() { printf '==> %s\n' "$*" >&2; }
+
+# True when the Debian package PKG is installed (not merely known or half-configured).
+gridd_package_installed() {
+  local status
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) || return 1
+  [[ $status == installed ]]
+}
+
+# gridd_install_missing_packages PKG... — installs those of PKG that are not installed yet.
+# Runs `apt-get update` at most once per shell, and only when something is missing.
+gridd_install_missing_packages() {
+  local missing=() pkg
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "error: dpkg-query not found; these scripts expect Debian 12 (bookworm)." >&2
+    exit 1
+  fi
+  for pkg in "$@"; do
+    gridd_package_installed "$pkg" || missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "error: missing Debian packages: ${missing[*]}" >&2
+    echo "       run this script as root, or install them first:" >&2
+    echo "       sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+
+  export DEBIAN_FRONTEND=noninteractive
+  if ((_gridd_apt_updated == 0)); then
+    gridd_log "apt-get update"
+    apt-get update -q
+    _gridd_apt_updated=1
+  fi
+  gridd_log "installing ${missing[*]}"
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Prints the value of KEY from BUILD_DIR/CMakeCache.txt (empty when absent).
+_gridd_cache_value() {
+  local cache=$1/CMakeCache.txt key=$2
+  [[ -f $cache ]] || return 0
+  sed -n "s/^${key}:[A-Z]*=//p" "$cache" | head -n 1
+}
+
+# gridd_build BUILD_DIR TYPE [TARGET...] — configures the source tree this file belongs to in
+# BUILD_DIR (Ninja, CMAKE_BUILD_TYPE=TYPE) and builds TARGETs (default: everything) with
+# nproc parallel jobs. A build dir configured for another generator or another source tree
+# is reconfigured from scratch.
+gridd_build() {
+  local build_dir=$1 type=$2
+  shift 2
+  local source_dir
+  source_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+
+  mkdir -p "$build_dir"
+  build_dir=$(cd "$build_dir" && pwd -P)
+  if [[ -f $build_dir/CMakeCache.txt ]]; then
+    local generator home
+    generator=$(_gridd_cache_value "$build_dir" CMAKE_GENERATOR)
+    home=$(_gridd_cache_value "$build_dir" CMAKE_HOME_DIRECTORY)
+    if [[ $generator != Ninja ]] ||
+       [[ $(cd "$home" 2>/dev/null && pwd -P) != "$source_dir" ]]; then
+      gridd_log "$build_dir was configured differently; configuring it again"
+      rm -rf "$build_dir/CMakeCache.txt" "$build_dir/CMakeFiles"
+    fi
+  fi
+
+  gridd_log "configuring $type build in $build_dir"
+  cmake -S "$source_dir" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$type"
+
+  local targets=()
+  (($# > 0)) && targets=(--target "$@")
+  gridd_log "building${*:+ $*} ($(nproc) jobs)"
+  cmake --build "$build_dir" --parallel "$(nproc)" "${targets[@]}"
+}

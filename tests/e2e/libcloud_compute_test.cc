@@ -1,0 +1,99 @@
+// End-to-end: Debian's python3-libcloud GoGrid compute driver against the real gridd.
+// The steps live in libcloud_compute.py (next to this file); this test starts the daemon on a
+// free loopback port, runs the script with the initial account's credentials and checks that
+// it passed. scripts/test installs python3-libcloud, so the test is skipped only on machines
+// set up by hand without it.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "support/daemon_process.h"
+#include "support/test_paths.h"
+
+namespace gridd::testing {
+namespace {
+
+constexpr char kPython[] = "/usr/bin/python3";
+
+// Quotes `text` for /bin/sh.
+std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+struct CommandResult {
+  int exit_code = -1;  // 128 + signal when a signal ended it
+  std::string output;  // stdout and stderr, interleaved
+};
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    result.output = "popen failed for: " + command;
+    return result;
+  }
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    result.output.append(buffer.data(), n);
+  int status = pclose(pipe);
+  if (status == -1) {
+    result.exit_code = -1;
+  } else if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = 128 + WTERMSIG(status);
+  }
+  return result;
+}
+
+bool PythonHasLibcloud() {
+  if (!std::filesystem::exists(kPython)) return false;
+  // -I: ignore PYTHON* variables and the user's site-packages; only Debian's packages count.
+  return RunCommand(std::string(kPython) + " -I -c 'import libcloud.compute.drivers.gogrid'")
+             .exit_code == 0;
+}
+
+TEST(LibcloudCompute, GoGridDriverManagesAServerLifecycle) {
+  if (!PythonHasLibcloud()) {
+    GTEST_SKIP() << kPython
+                 << " cannot import libcloud; install python3-libcloud (scripts/test does)";
+  }
+  const std::filesystem::path script = SourceDir() / "tests" / "e2e" / "libcloud_compute.py";
+  ASSERT_TRUE(std::filesystem::exists(script)) << script;
+
+  DaemonProcess daemon;
+  ASSERT_NO_THROW(daemon.Start());
+  ASSERT_FALSE(daemon.api_key().empty());
+  ASSERT_FALSE(daemon.shared_secret().empty());
+
+  const std::string command =
+      std::string(kPython) + " -I " + ShellQuote(script.string()) + " --host " +
+      ShellQuote(daemon.host()) + " --port " + std::to_string(daemon.port()) + " --key " +
+      ShellQuote(daemon.api_key()) + " --secret " + ShellQuote(daemon.shared_secret());
+  CommandResult result = RunCommand(command);
+  EXPECT_EQ(result.exit_code, 0) << "libcloud_compute.py failed (exit " << result.exit_code
+                                 << "); its output:\n"
+                                 << result.output;
+  if (result.exit_code == 0) std::cout << result.output;
+
+  EXPECT_EQ(daemon.Stop(), 0) << "gridd did not exit cleanly on SIGTERM; log:\n"
+                              << daemon.LogText();
+}
+
+}  // namespace
+}  // namespace gridd::testing

@@ -1,0 +1,71 @@
+// Small helpers the integration tests share: calling methods and waiting (bounded) for the
+// asynchronous results of jobs.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "support/api_client.h"
+
+namespace gridd::testing {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+// Calls a method and expects success; returns the parsed body.
+inline nlohmann::json CallOk(ApiClient& client, const std::string& method, Params params = {},
+                             const std::string& http_method = "GET") {
+  auto reply = client.Call(method, std::move(params), http_method);
+  EXPECT_EQ(reply.status, 200u) << method << ": " << reply.body;
+  auto body = reply.json();
+  EXPECT_EQ(body["status"], "success") << method << ": " << reply.body;
+  return body;
+}
+
+// Polls `probe` every 50 ms for up to `limit`; true once it returns true.
+inline bool WaitFor(const std::function<bool()>& probe,
+                    std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (probe()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return probe();
+}
+
+inline std::optional<nlohmann::json> FindServerByIp(ApiClient& client, const std::string& ip) {
+  auto body = CallOk(client, "grid/server/list");
+  for (const auto& server : body["list"]) {
+    if (server["ip"]["ip"] == ip) return server;
+  }
+  return std::nullopt;
+}
+
+// Waits until the server on `ip` has state `state`; returns it.
+inline nlohmann::json WaitForServerState(ApiClient& client, const std::string& ip,
+                                         const std::string& state) {
+  std::optional<nlohmann::json> last;
+  bool reached = WaitFor([&] {
+    last = FindServerByIp(client, ip);
+    return last && (*last)["state"]["name"] == state;
+  });
+  EXPECT_TRUE(reached) << "server on " << ip << " never reached " << state << "; last seen: "
+                       << (last ? last->dump() : "absent");
+  return last.value_or(nlohmann::json());
+}
+
+inline std::vector<std::string> FreePublicIps(ApiClient& client) {
+  auto body = CallOk(client, "grid/ip/list", {{"ip.type", "Public"}, {"ip.state", "Unassigned"}});
+  std::vector<std::string> out;
+  for (const auto& ip : body["list"]) out.push_back(ip["ip"]);
+  return out;
+}
+
+}  // namespace gridd::testing
