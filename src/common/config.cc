@@ -44,9 +44,22 @@ std::string RequiredString(const toml::table& entry, const std::filesystem::path
   return *value;
 }
 
-std::string OptionalString(const toml::table& entry, const std::string& key,
+std::string OptionalString(const toml::table& entry, const std::filesystem::path& path,
+                           const std::string& where, const std::string& key,
                            const std::string& fallback = "") {
-  return entry[key].value<std::string>().value_or(fallback);
+  const toml::node* node = entry.get(key);
+  if (node == nullptr) return fallback;
+  if (!node->is_string()) Fail(path, where + "." + key, "expected a string");
+  return node->as_string()->get();
+}
+
+double OptionalNumber(const toml::table& entry, const std::filesystem::path& path,
+                      const std::string& where, const std::string& key) {
+  const toml::node* node = entry.get(key);
+  if (node == nullptr) return 0.0;
+  auto value = node->value<double>();
+  if (!value || node->is_string()) Fail(path, where + "." + key, "expected a number");
+  return *value;
 }
 
 // test:///relative/… is awkward to write; "test://./node.xml" means "next to this file".
@@ -65,7 +78,14 @@ void ParseListen(const std::string& text, std::string& host, uint16_t& port) {
     throw std::runtime_error("listen address must be HOST:PORT, got '" + text + "'");
   }
   std::string h = text.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') {
+    h = h.substr(1, h.size() - 2);
+  } else if (h.find_first_of("[]:") != std::string::npos) {
+    // An IPv6 host must be bracketed: "::1" alone would read as host ":" port 1.
+    throw std::runtime_error("listen address must be HOST:PORT (IPv6 as [ADDRESS]:PORT), got '" +
+                             text + "'");
+  }
+  if (h.empty()) throw std::runtime_error("listen address has an empty host: '" + text + "'");
   unsigned value = 0;
   const char* first = text.data() + colon + 1;
   const char* last = text.data() + text.size();
@@ -127,6 +147,15 @@ Config LoadConfig(const std::filesystem::path& path) {
   if (config.job_workers < 1) Fail(path, "jobs.workers", "must be at least 1");
   if (config.job_max_attempts < 1) Fail(path, "jobs.max_attempts", "must be at least 1");
 
+  Read(root, path, "loadbalancer", "enabled", config.lb_enabled);
+  Read(root, path, "loadbalancer", "haproxy", config.haproxy_binary);
+  Read(root, path, "loadbalancer", "health_check_interval_ms", config.lb_health_check_interval_ms);
+  Read(root, path, "loadbalancer", "status_interval_ms", config.lb_status_interval_ms);
+  if (config.lb_health_check_interval_ms < 100) {
+    Fail(path, "loadbalancer.health_check_interval_ms", "must be at least 100");
+  }
+  if (config.lb_status_interval_ms < 100) Fail(path, "loadbalancer.status_interval_ms", "must be at least 100");
+
   Read(root, path, "accounts", "ip_block_size", config.ip_block_size);
   Read(root, path, "accounts", "initial_account", config.initial_account);
   if (config.ip_block_size < 1) Fail(path, "accounts.ip_block_size", "must be at least 1");
@@ -144,7 +173,7 @@ Config LoadConfig(const std::filesystem::path& path) {
       if (!id || *id < 1) Fail(path, where + ".id", "required positive integer");
       seed.id = *id;
       seed.name = RequiredString(*entry, path, where, "name");
-      seed.description = OptionalString(*entry, "description", seed.name + " Datacenter");
+      seed.description = OptionalString(*entry, path, where, "description", seed.name + " Datacenter");
       config.datacenters.push_back(seed);
     }
   }
@@ -170,13 +199,13 @@ Config LoadConfig(const std::filesystem::path& path) {
       if (entry == nullptr) Fail(path, where, "expected a table");
       ImageSeed seed;
       seed.name = RequiredString(*entry, path, where, "name");
-      seed.friendly_name = OptionalString(*entry, "friendly_name", seed.name);
-      seed.description = OptionalString(*entry, "description");
+      seed.friendly_name = OptionalString(*entry, path, where, "friendly_name", seed.name);
+      seed.description = OptionalString(*entry, path, where, "description");
       seed.os = RequiredString(*entry, path, where, "os");
-      seed.architecture = OptionalString(*entry, "architecture", "64-bit");
-      seed.type = OptionalString(*entry, "type", "Web Server");
+      seed.architecture = OptionalString(*entry, path, where, "architecture", "64-bit");
+      seed.type = OptionalString(*entry, path, where, "type", "Web Server");
       seed.volume = RequiredString(*entry, path, where, "volume");
-      seed.price = (*entry)["price"].value<double>().value_or(0.0);
+      seed.price = OptionalNumber(*entry, path, where, "price");
       config.images.push_back(seed);
     }
   }

@@ -108,13 +108,14 @@ void AccountService::ApplySeeds(const Config& config) {
     }
   });
   catalog_.Invalidate();
+  // Read outside the write transaction: a catalogue load inside it would need the writer again.
+  const auto datacenters = catalog_.Datacenters();
   for (const auto& seed : config.ip_pools) {
     db_.Write([&](Connection& c) {
       const ParsedCidr parsed = ParseIpv4Cidr(seed.cidr);
       if (store::ip_pools::FindByCidr(c, parsed.cidr)) return;
       IpPool pool;
-      pool.datacenter_id = ResolveOption(catalog_.Datacenters(), "ippool.datacenter",
-                                         seed.datacenter).id;
+      pool.datacenter_id = ResolveOption(datacenters, "ippool.datacenter", seed.datacenter).id;
       pool.is_public = seed.is_public;
       pool.cidr = seed.cidr;
       pool.network = seed.network;
@@ -216,20 +217,24 @@ void AccountService::RevokeApiKey(const std::string& api_key) {
   {
     std::lock_guard<std::mutex> lock(keys_mutex_);
     keys_.erase(api_key);
+    ++key_generation_;
   }
   if (!revoked) ThrowIllegalArgument("no active API key '" + api_key + "'");
 }
 
 std::optional<ApiKey> AccountService::FindApiKey(const std::string& api_key) {
+  uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(keys_mutex_);
     auto it = keys_.find(api_key);
     if (it != keys_.end()) return it->second;
+    generation = key_generation_;
   }
   auto key = db_.Read([&](Connection& c) { return store::api_keys::FindByKey(c, api_key, box_); });
   if (!key || key->revoked) return std::nullopt;
   std::lock_guard<std::mutex> lock(keys_mutex_);
-  keys_.emplace(api_key, *key);
+  // A revocation that landed while the row was read may concern this key: don't cache it.
+  if (generation == key_generation_) keys_.emplace(api_key, *key);
   return key;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <set>
@@ -658,7 +659,7 @@ int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t
   const int64_t seconds = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) *
                               86400 +
                           h * 3600 + mi * 60 - offset_minutes * 60;
-  return seconds * 1000 + static_cast<int64_t>(s * 1000);
+  return seconds * 1000 + std::llround(s * 1000);
 }
 
 }  // namespace gridd::domain

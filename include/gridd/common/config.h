@@ -57,6 +57,11 @@ struct Config {
   int job_max_attempts = 5;
   int job_retry_base_ms = 1000;
   int job_retry_max_ms = 60000;
+  // [loadbalancer]
+  bool lb_enabled = false;
+  std::string haproxy_binary = "/usr/sbin/haproxy";
+  int lb_health_check_interval_ms = 1000;
+  int lb_status_interval_ms = 1000;
   // [accounts]
   int ip_block_size = 16;
   std::string initial_account = "default";

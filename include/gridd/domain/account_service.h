@@ -77,6 +77,7 @@ class AccountService {
   int ip_block_size_;
   std::mutex keys_mutex_;
   std::unordered_map<std::string, ApiKey> keys_;
+  uint64_t key_generation_ = 0;  // bumped by every revocation
 };
 
 // Parses an IPv4 CIDR into its usable host addresses: the network and broadcast addresses and

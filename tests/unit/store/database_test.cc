@@ -1,0 +1,281 @@
+#include "gridd/store/database.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "gridd/store/repositories.h"
+#include "support/test_paths.h"
+
+namespace gridd::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir; all of them are removed when the tests exit.
+std::filesystem::path ScratchDir(const std::string& prefix) {
+  static struct Cleanup {
+    std::vector<std::filesystem::path> dirs;
+    ~Cleanup() {
+      for (const auto& dir : dirs) {
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+      }
+    }
+  } cleanup;
+  cleanup.dirs.push_back(testing::MakeTempDir(prefix));
+  return cleanup.dirs.back();
+}
+
+std::string TempDatabase() { return (ScratchDir("gridd-db-test") / "gridd.db").string(); }
+
+int64_t UserVersion(Connection& c) {
+  auto s = c.Prepare("PRAGMA user_version");
+  s.Step();
+  return s.Int(0);
+}
+
+int64_t CountOs(Connection& c) {
+  auto s = c.Prepare("SELECT count(*) FROM operating_systems");
+  s.Step();
+  return s.Int(0);
+}
+
+std::string JournalMode(Connection& c) {
+  auto s = c.Prepare("PRAGMA journal_mode");
+  s.Step();
+  return s.Text(0);
+}
+
+TEST(DatabaseTest, InMemoryDatabaseIsMigratedToTheLatestSchema) {
+  Database db(":memory:");
+  EXPECT_GE(LatestSchemaVersion(), 1);
+  EXPECT_EQ(db.schema_version(), LatestSchemaVersion());
+  db.Read([](Connection& c) {
+    EXPECT_EQ(UserVersion(c), LatestSchemaVersion());
+    for (const char* table :
+         {"accounts", "api_keys", "datacenters", "operating_systems", "ip_pools", "ips", "images",
+          "servers", "passwords", "jobs", "job_history"}) {
+      auto s = c.Prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?");
+      s.Bind(1, table);
+      s.Step();
+      EXPECT_EQ(s.Int(0), 1) << "missing table " << table;
+    }
+    // The operating systems GoGrid clients know by id come with the schema.
+    EXPECT_EQ(CountOs(c), 12);
+  });
+}
+
+TEST(DatabaseTest, FileDatabaseUsesWalOnWriterAndReaders) {
+  Database db(TempDatabase());
+  EXPECT_EQ(db.Write([](Connection& c) { return JournalMode(c); }), "wal");
+  EXPECT_EQ(db.Read([](Connection& c) { return JournalMode(c); }), "wal");
+}
+
+TEST(DatabaseTest, ForeignKeysAreEnforced) {
+  Database db(":memory:");
+  EXPECT_THROW(db.Write([](Connection& c) {
+    c.Prepare(
+         "INSERT INTO servers (account_id, name, image_id, ram, type, state, ip_id, mac, "
+         "created_ms, updated_ms) VALUES (999, 'x', 999, 1, 1, 1, 999, 'm', 0, 0)")
+        .Run();
+  }),
+               StoreError);
+}
+
+TEST(DatabaseTest, ReopeningKeepsDataAndDoesNotMigrateAgain) {
+  const std::string path = TempDatabase();
+  {
+    Database db(path);
+    db.Write([](Connection& c) {
+      accounts::Insert(c, "alice", 1000);
+      // A row the first migration inserts: if the migration ran again it would come back
+      // (or the CREATE TABLEs would fail).
+      c.Exec("DELETE FROM operating_systems WHERE id = 1");
+    });
+  }
+  Database reopened(path);
+  EXPECT_EQ(reopened.schema_version(), LatestSchemaVersion());
+  reopened.Read([](Connection& c) {
+    EXPECT_EQ(UserVersion(c), LatestSchemaVersion());
+    auto alice = accounts::FindByName(c, "alice");
+    ASSERT_TRUE(alice.has_value());
+    EXPECT_EQ(alice->created_ms, 1000);
+    EXPECT_EQ(CountOs(c), 11);
+  });
+}
+
+TEST(DatabaseTest, RefusesADatabaseFromANewerGridd) {
+  const std::string path = TempDatabase();
+  { Database db(path); }
+  {
+    Connection raw(path);
+    raw.Exec("PRAGMA user_version = " + std::to_string(LatestSchemaVersion() + 1));
+  }
+  try {
+    Database db(path);
+    FAIL() << "opened a database with a newer schema";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what()).find("newer"), std::string::npos) << error.what();
+  }
+  // Nothing was changed by the refused open.
+  Connection raw(path);
+  EXPECT_EQ(UserVersion(raw), LatestSchemaVersion() + 1);
+}
+
+TEST(DatabaseTest, WriteReturnsTheLambdasResultAndCommits) {
+  Database db(":memory:");
+  const int64_t id = db.Write([](Connection& c) { return accounts::Insert(c, "alice", 1); });
+  EXPECT_GT(id, 0);
+  EXPECT_EQ(db.Read([](Connection& c) { return accounts::Count(c); }), 1);
+}
+
+TEST(DatabaseTest, WriteRollsBackWhenTheLambdaThrows) {
+  for (const std::string& path : {std::string(":memory:"), TempDatabase()}) {
+    Database db(path);
+    EXPECT_THROW(db.Write([](Connection& c) {
+      accounts::Insert(c, "alice", 1);
+      accounts::Insert(c, "bob", 1);
+      throw std::invalid_argument("validation failed");
+    }),
+                 std::invalid_argument);
+    EXPECT_EQ(db.Read([](Connection& c) { return accounts::Count(c); }), 0) << path;
+    // The writer is usable again: no transaction was left open.
+    db.Write([](Connection& c) { accounts::Insert(c, "carol", 1); });
+    EXPECT_EQ(db.Read([](Connection& c) { return accounts::Count(c); }), 1) << path;
+  }
+}
+
+TEST(DatabaseTest, WriteRollsBackWhenAStatementFails) {
+  Database db(TempDatabase());
+  db.Write([](Connection& c) { accounts::Insert(c, "alice", 1); });
+  EXPECT_THROW(db.Write([](Connection& c) {
+    accounts::Insert(c, "bob", 1);
+    accounts::Insert(c, "ALICE", 1);  // names are unique, ignoring case
+  }),
+               StoreError);
+  db.Read([](Connection& c) {
+    EXPECT_EQ(accounts::Count(c), 1);
+    EXPECT_FALSE(accounts::FindByName(c, "bob").has_value());
+  });
+}
+
+TEST(DatabaseTest, ReadSeesWritesCommittedAfterItsLastUseOnEveryReader) {
+  // A reader whose cached statement is left un-reset keeps its old snapshot: the second round
+  // of reads would still see 0 accounts. Nesting takes all four reader connections.
+  Database db(TempDatabase(), 4);
+  auto count_on_every_reader = [&] {
+    return db.Read([&](Connection& a) {
+      return db.Read([&](Connection& b) {
+        return db.Read([&](Connection& c) {
+          return db.Read([&](Connection& d) {
+            return std::vector<int64_t>{accounts::Count(a), accounts::Count(b), accounts::Count(c),
+                                        accounts::Count(d)};
+          });
+        });
+      });
+    });
+  };
+  EXPECT_EQ(count_on_every_reader(), (std::vector<int64_t>{0, 0, 0, 0}));
+  db.Write([](Connection& c) { accounts::Insert(c, "alice", 1); });
+  EXPECT_EQ(count_on_every_reader(), (std::vector<int64_t>{1, 1, 1, 1}));
+
+  // The same with a query that stops after the first of several rows.
+  auto newest_name = [&] {
+    return db.Read([](Connection& c) {
+      auto s = c.Prepare("SELECT name FROM accounts ORDER BY id DESC");
+      s.Step();
+      return s.Text(0);
+    });
+  };
+  db.Write([](Connection& c) { accounts::Insert(c, "bob", 1); });
+  EXPECT_EQ(newest_name(), "bob");
+  db.Write([](Connection& c) { accounts::Insert(c, "carol", 1); });
+  EXPECT_EQ(newest_name(), "carol");
+  EXPECT_EQ(db.Read([](Connection& c) { return accounts::List(c).size(); }), 3u);
+  for (int i = 0; i < 8; ++i) {
+    db.Write([&](Connection& c) { accounts::Insert(c, "user" + std::to_string(i), 1); });
+    EXPECT_EQ(db.Read([](Connection& c) { return accounts::Count(c); }), 4 + i);
+  }
+}
+
+TEST(DatabaseTest, ReadersSeeOnlyCommittedData) {
+  Database db(TempDatabase());
+  db.Write([&](Connection& c) {
+    accounts::Insert(c, "alice", 1);
+    // WAL: a reader does not wait for the open write transaction and does not see it.
+    EXPECT_EQ(db.Read([](Connection& r) { return accounts::Count(r); }), 0);
+  });
+  EXPECT_EQ(db.Read([](Connection& r) { return accounts::Count(r); }), 1);
+}
+
+TEST(DatabaseTest, ReadCannotModifyTheDatabase) {
+  Database db(TempDatabase());
+  EXPECT_THROW(db.Read([](Connection& c) { accounts::Insert(c, "alice", 1); }), StoreError);
+  EXPECT_EQ(db.Read([](Connection& c) { return accounts::Count(c); }), 0);
+}
+
+TEST(DatabaseTest, ReadRecoversAfterTheLambdaThrows) {
+  Database db(TempDatabase(), 1);
+  EXPECT_THROW(db.Read([](Connection& c) {
+    accounts::Count(c);
+    throw std::runtime_error("boom");
+  }),
+               std::runtime_error);
+  db.Write([](Connection& c) { accounts::Insert(c, "alice", 1); });
+  EXPECT_EQ(db.Read([](Connection& c) { return accounts::Count(c); }), 1);
+}
+
+TEST(DatabaseTest, OpeningAnUnusablePathFails) {
+  const fs::path dir = ScratchDir("gridd-db-test");
+  EXPECT_THROW(Database((dir / "missing" / "gridd.db").string()), StoreError);
+}
+
+TEST(StatementTest, BindsAndReadsEveryType) {
+  Database db(":memory:");
+  db.Write([](Connection& c) {
+    c.Exec("CREATE TABLE t (i INTEGER, d REAL, s TEXT, b BLOB, n INTEGER)");
+    const std::string blob("a\0b\xff", 4);
+    c.Prepare("INSERT INTO t VALUES (?, ?, ?, ?, ?)")
+        .Bind(1, int64_t{1} << 40)
+        .Bind(2, 2.5)
+        .Bind(3, std::string("h\xC3\xA9llo"))
+        .BindBlob(4, blob)
+        .Bind(5, std::optional<int64_t>())
+        .Run();
+    auto s = c.Prepare("SELECT i, d, s, b, n FROM t");
+    ASSERT_TRUE(s.Step());
+    EXPECT_EQ(s.Int(0), int64_t{1} << 40);
+    EXPECT_EQ(s.Double(1), 2.5);
+    EXPECT_EQ(s.Text(2), "h\xC3\xA9llo");
+    EXPECT_EQ(s.Blob(3), blob);
+    EXPECT_TRUE(s.IsNull(4));
+    EXPECT_EQ(s.OptionalInt(4), std::nullopt);
+    EXPECT_EQ(s.OptionalText(4), std::nullopt);
+    EXPECT_EQ(s.OptionalInt(0), int64_t{1} << 40);
+    EXPECT_FALSE(s.Step());
+  });
+}
+
+TEST(StatementTest, ValuesAreBoundNeverSpliced) {
+  Database db(":memory:");
+  db.Write([](Connection& c) {
+    accounts::Insert(c, "x'); DROP TABLE accounts; --", 1);
+    EXPECT_TRUE(accounts::FindByName(c, "x'); DROP TABLE accounts; --").has_value());
+    EXPECT_EQ(accounts::Count(c), 1);
+  });
+}
+
+TEST(StatementTest, BadSqlIsAStoreError) {
+  Database db(":memory:");
+  EXPECT_THROW(db.Write([](Connection& c) { c.Prepare("SELECT nothing FROM nowhere"); }),
+               StoreError);
+  EXPECT_THROW(db.Write([](Connection& c) { c.Exec("NOT SQL"); }), StoreError);
+}
+
+}  // namespace
+}  // namespace gridd::store
