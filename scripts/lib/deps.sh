@@ -13,6 +13,11 @@ GRIDD_BUILD_PACKAGES=(
   libgtest-dev libgmock-dev googletest
 )
 
+# What gridd runs at run time: the HAProxy it starts and supervises for load balancers.
+GRIDD_RUNTIME_PACKAGES=(
+  haproxy
+)
+
 # What the test suite runs besides the built binaries: the end-to-end tests drive the daemon
 # with Debian's libcloud GoGrid drivers under /usr/bin/python3.
 GRIDD_TEST_PACKAGES=(
@@ -57,7 +62,18 @@ gridd_install_missing_packages() {
     _gridd_apt_updated=1
   fi
   gridd_log "installing ${missing[*]}"
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # gridd starts the daemons it needs (HAProxy) itself; keep the packages' own services from
+  # starting on install, unless the machine already has a policy of its own.
+  local policy=/usr/sbin/policy-rc.d own_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  local status=0
+  apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
+  ((own_policy)) && rm -f "$policy"
+  return "$status"
 }
 
 # Prints the value of KEY from BUILD_DIR/CMakeCache.txt (empty when absent).

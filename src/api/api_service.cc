@@ -98,9 +98,10 @@ Result Paged(std::vector<Json> items, const Params& params, std::optional<int64_
   }
   const int64_t page = params.Has("page") ? ParseCount(params, "page", 0) : 0;
   const int64_t total = result.summary.total;
-  result.summary.numpages = (total + *size - 1) / *size;
-  result.summary.start = std::min(page * *size, total);
-  const int64_t end = std::min(result.summary.start + *size, total);
+  // Sizes and pages come from clients: no arithmetic here may overflow.
+  result.summary.numpages = total / *size + (total % *size != 0);
+  result.summary.start = page >= result.summary.numpages ? total : page * *size;
+  const int64_t end = result.summary.start + std::min(*size, total - result.summary.start);
   for (int64_t i = result.summary.start; i < end; ++i) {
     result.list.push_back(std::move(items[static_cast<size_t>(i)]));
   }
@@ -139,6 +140,32 @@ unsigned MaskFor(domain::Role role) {
   return 0;
 }
 
+// realiplist.<N>.ip / realiplist.<N>.port pairs, any integers N, ordered by N.
+std::vector<domain::RealIpInput> RealIps(const Params& params) {
+  std::map<int64_t, domain::RealIpInput> by_index;
+  const std::string prefix = "realiplist.";
+  for (const auto& [key, value] : params.pairs()) {
+    if (key.rfind(prefix, 0) != 0) continue;
+    const auto dot = key.find('.', prefix.size());
+    const std::string index_text = key.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+    const std::string field = dot == std::string::npos ? "" : key.substr(dot + 1);
+    int64_t index = 0;
+    auto [ptr, ec] = std::from_chars(index_text.data(), index_text.data() + index_text.size(), index);
+    if (ec != std::errc() || ptr != index_text.data() + index_text.size() || index < 0 ||
+        (field != "ip" && field != "port")) {
+      ThrowIllegalArgument("Malformed parameter '" + key + "'; use realiplist.N.ip and realiplist.N.port");
+    }
+    auto& entry = by_index[index];
+    entry.index = index;
+    auto& slot = field == "ip" ? entry.ip : entry.port;
+    if (slot) ThrowIllegalArgument("Parameter '" + key + "' is given twice");
+    slot = value;
+  }
+  std::vector<domain::RealIpInput> out;
+  for (auto& [index, entry] : by_index) out.push_back(std::move(entry));
+  return out;
+}
+
 HttpResponse JsonResponse(unsigned status, std::string body) {
   HttpResponse response;
   response.status = status;
@@ -150,9 +177,11 @@ HttpResponse JsonResponse(unsigned status, std::string body) {
 }  // namespace
 
 ApiService::ApiService(domain::GridService& grid, domain::AccountService& accounts,
-                       const Clock& clock, ApiServiceOptions options)
+                       domain::LoadBalancerService* balancers, const Clock& clock,
+                       ApiServiceOptions options)
     : grid_(grid),
       accounts_(accounts),
+      balancers_(balancers),
       clock_(clock),
       verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds) {
   AddRoutes();
@@ -352,6 +381,58 @@ void ApiService::AddRoutes() {
     std::vector<Json> items;
     for (const auto& job : grid_.GetJobs(call.caller, ids)) items.push_back(JobJson(job, context));
     return Single(std::move(items));
+  });
+
+  // ------------------------------------------------------------------------ load balancers
+  auto balancers = [this]() -> domain::LoadBalancerService& {
+    if (balancers_ == nullptr) {
+      ThrowIllegalArgument("Load balancers are not enabled on this gridd ([loadbalancer] in the configuration)");
+    }
+    return *balancers_;
+  };
+  AddRoute("/grid/loadbalancer/list", kAllRoles, 1.0, [this, balancers](const Call& call) {
+    std::vector<int64_t> datacenters;
+    for (const auto& dc : call.params.GetAll("datacenter")) {
+      datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
+    }
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& view : balancers().List(call.caller, datacenters)) {
+      items.push_back(LoadBalancerJson(view, context));
+    }
+    return Paged(std::move(items), call.params, std::nullopt);
+  });
+  AddRoute("/grid/loadbalancer/get", kAllRoles, 1.0, [this, balancers](const Call& call) {
+    const auto context = Context();
+    std::vector<Json> items;
+    for (const auto& view : balancers().Get(call.caller, Selectors(call.params, "loadbalancer"))) {
+      items.push_back(LoadBalancerJson(view, context));
+    }
+    return Single(std::move(items));
+  });
+  AddRoute("/grid/loadbalancer/add", kGridWriters, 1.0, [this, balancers](const Call& call) {
+    domain::LoadBalancerAddRequest request;
+    request.name = call.params.Get("name");
+    request.description = call.params.Get("description");
+    request.vip = call.params.Get("virtualip.ip");
+    request.vip_port = call.params.Get("virtualip.port");
+    request.real_ips = RealIps(call.params);
+    request.type = GetAny(call.params, {"loadbalancer.type", "type"});
+    request.persistence = GetAny(call.params, {"loadbalancer.persistence", "persistence"});
+    return Single({LoadBalancerJson(balancers().Add(call.caller, request), Context())});
+  });
+  AddRoute("/grid/loadbalancer/edit", kGridWriters, 1.4, [this, balancers](const Call& call) {
+    domain::LoadBalancerEditRequest request;
+    request.selectors = Selectors(call.params, "loadbalancer");
+    request.real_ips = RealIps(call.params);
+    request.description = call.params.Get("description");
+    request.type = GetAny(call.params, {"loadbalancer.type", "type"});
+    request.persistence = GetAny(call.params, {"loadbalancer.persistence", "persistence"});
+    return Single({LoadBalancerJson(balancers().Edit(call.caller, request), Context())});
+  });
+  AddRoute("/grid/loadbalancer/delete", kGridWriters, 1.0, [this, balancers](const Call& call) {
+    auto view = balancers().Delete(call.caller, Selectors(call.params, "loadbalancer"));
+    return Single({LoadBalancerJson(view, Context())});
   });
 
   // ----------------------------------------------------------------------------- passwords

@@ -111,7 +111,7 @@ http::response<http::string_body> BuildResponse(HttpResponse&& response, unsigne
   res.version(version);
   res.result(response.status);  // throws std::invalid_argument above 999
   res.set(http::field::server, "gridd");
-  res.set(http::field::content_type, response.content_type);
+  if (!response.content_type.empty()) res.set(http::field::content_type, response.content_type);
   for (auto& [name, value] : response.headers) res.insert(name, value);
   res.body() = std::move(response.body);
   res.keep_alive(keep_alive);
@@ -157,13 +157,22 @@ class Session : public std::enable_shared_from_this<Session> {
     kClosed,
   };
 
+  // Every read and write gets the idle timeout; zero means no timeout.
+  void ArmTimer() {
+    if (state_->options.idle_timeout.count() > 0) {
+      stream_.expires_after(state_->options.idle_timeout);
+    } else {
+      stream_.expires_never();
+    }
+  }
+
   void WaitForRequest() {
     if (state_->stopping) return Close();
     phase_ = Phase::kIdle;
     if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
     // Wait for a byte before creating the parser, so that an idle connection is recognisable
     // as such when the server stops.
-    stream_.expires_after(state_->options.idle_timeout);
+    ArmTimer();
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
   }
@@ -180,7 +189,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(state_->options.max_header_bytes);
     parser_->body_limit(std::uint64_t{state_->options.max_body_bytes});
-    stream_.expires_after(state_->options.idle_timeout);
+    ArmTimer();
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
@@ -204,7 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
-    stream_.expires_after(state_->options.idle_timeout);
+    ArmTimer();
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnBody, shared_from_this()));
   }
@@ -295,7 +304,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Write(http::response<http::string_body>&& res, bool linger) {
     response_.emplace(std::move(res));
-    stream_.expires_after(state_->options.idle_timeout);
+    ArmTimer();
     http::async_write(stream_, *response_,
                       beast::bind_front_handler(&Session::OnWrite, shared_from_this(), linger));
   }

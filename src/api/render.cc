@@ -113,6 +113,32 @@ Json JobJson(const Job& job, const RenderContext& context) {
   return out;
 }
 
+Json LoadBalancerJson(const LoadBalancerView& view, const RenderContext& context) {
+  auto pair = [&](const Ip& ip, int port) {
+    Json out = Json::object();
+    out["object"] = "ipportpair";
+    out["ip"] = IpJson(ip, context);
+    out["port"] = port;
+    return out;
+  };
+  const LoadBalancer& balancer = view.balancer;
+  Json out = Json::object();
+  out["object"] = "loadbalancer";
+  out["id"] = balancer.id;
+  out["name"] = balancer.name;
+  out["description"] = balancer.description;
+  out["virtualip"] = pair(view.vip, balancer.port);
+  Json members = Json::array();
+  for (const auto& [ip, port] : view.members) members.push_back(pair(ip, port));
+  out["realiplist"] = std::move(members);
+  out["type"] = Fixed("loadbalancer.type", balancer.type);
+  out["persistence"] = Fixed("loadbalancer.persistence", balancer.persistence);
+  out["os"] = Fixed("loadbalancer.os", 2);
+  out["state"] = Fixed("loadbalancer.state", balancer.state);
+  out["datacenter"] = LookupOption(context.datacenters, view.vip.datacenter_id);
+  return out;
+}
+
 Json PasswordJson(const PasswordView& view, const RenderContext& context) {
   Json out = Json::object();
   out["object"] = "password";

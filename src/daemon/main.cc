@@ -23,7 +23,10 @@
 #include "gridd/common/crypto.h"
 #include "gridd/domain/account_service.h"
 #include "gridd/domain/grid_service.h"
+#include "gridd/domain/load_balancer_service.h"
 #include "gridd/jobs/job_runner.h"
+#include "gridd/jobs/load_balancer_jobs.h"
+#include "gridd/lb/engine.h"
 #include "gridd/jobs/server_jobs.h"
 #include "gridd/store/database.h"
 #include "gridd/virt/hypervisor.h"
@@ -125,12 +128,43 @@ int Run(int argc, char** argv) {
   gridd::jobs::RegisterServerJobs(runner, db, *hypervisor, clock,
                                   {config.shutdown_timeout_seconds});
 
+  // Load balancers: gridd starts its own HAProxy and makes it match the database before it
+  // takes requests, so a restart of gridd keeps every load balancer serving.
+  std::unique_ptr<gridd::lb::LoadBalancerEngine> engine;
+  std::unique_ptr<gridd::domain::LoadBalancerService> balancers;
+  std::unique_ptr<gridd::jobs::LoadBalancerMonitor> monitor;
+  if (config.lb_enabled) {
+    gridd::lb::HaproxyOptions haproxy;
+    haproxy.binary = config.haproxy_binary;
+    haproxy.run_dir = config.data_dir / "haproxy";
+    haproxy.health_check_interval_ms = config.lb_health_check_interval_ms;
+    engine = gridd::lb::MakeHaproxyEngine(haproxy);
+    engine->Start();
+    try {
+      engine->Apply(db.Read([](gridd::store::Connection& c) {
+        return gridd::jobs::DesiredBalancers(c);
+      }));
+    } catch (const std::exception& error) {
+      spdlog::error("load balancers: cannot apply the stored configuration: {}", error.what());
+    }
+    gridd::jobs::RegisterLoadBalancerJobs(runner, db, *engine, clock);
+    monitor = std::make_unique<gridd::jobs::LoadBalancerMonitor>(
+        db, *engine, clock, std::chrono::milliseconds(config.lb_status_interval_ms));
+    spdlog::info("load balancers: HAProxy {} supervised in {}", config.haproxy_binary,
+                 haproxy.run_dir.string());
+  }
+
   gridd::domain::GridService grid(db, catalog, clock, box, [&runner] { runner.Notify(); });
-  gridd::api::ApiService api(grid, accounts, clock,
+  if (engine) {
+    balancers = std::make_unique<gridd::domain::LoadBalancerService>(
+        db, clock, [&runner] { runner.Notify(); });
+  }
+  gridd::api::ApiService api(grid, accounts, balancers.get(), clock,
                              {config.signature_window_past_seconds,
                               config.signature_window_future_seconds});
 
   runner.Start();
+  if (monitor) monitor->Start();
 
   gridd::api::HttpServerOptions http_options;
   http_options.host = config.listen_host;
@@ -159,7 +193,12 @@ int Run(int argc, char** argv) {
 
   http.Stop();
   admin.Stop();
-  if (!runner.Stop(5000)) {
+  if (monitor) monitor->Stop();
+  const bool jobs_idle = runner.Stop(5000);
+  // HAProxy is gridd's child: it stops with gridd and is started again, with the stored
+  // configuration, at the next start.
+  if (engine) engine->Stop();
+  if (!jobs_idle) {
     // A worker is inside a hypervisor call that cannot be interrupted. Its job stays
     // Processing in the database and is taken up again at the next start.
     spdlog::warn("a job is still running; it resumes at the next start");

@@ -79,6 +79,7 @@ const Options kLoadBalancerState = {
 };
 const Options kLoadBalancerOs = {
     Opt(1, "F5", "The F5 Load Balancer."),
+    Opt(2, "HAProxy", "HAProxy, supervised by gridd."),
 };
 const Options kJobState = {
     Opt(1, "Queued", "Change request is new to the system."),

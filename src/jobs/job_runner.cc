@@ -23,7 +23,8 @@ void JobRunner::Register(int64_t command, std::shared_ptr<JobHandler> handler) {
 int JobRunner::RequeueAbandoned() {
   return db_.Write([&](store::Connection& c) {
     // Any lease older than "now + lease" is from a process that no longer runs.
-    return store::jobs::RequeueExpired(c, clock_.NowMs() + options_.lease_ms + 1);
+    const int64_t now = clock_.NowMs();
+    return store::jobs::RequeueExpired(c, now + options_.lease_ms + 1, now);
   });
 }
 
@@ -117,7 +118,7 @@ bool JobRunner::RunOnce() {
   } guard{*this};
   job = db_.Write([&](store::Connection& c) {
     const int64_t now = clock_.NowMs();
-    store::jobs::RequeueExpired(c, now);
+    store::jobs::RequeueExpired(c, now, now);
     return store::jobs::Claim(c, now, options_.lease_ms);
   });
   if (!job) return false;

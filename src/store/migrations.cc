@@ -146,6 +146,32 @@ INSERT INTO operating_systems (id, name, description) VALUES
   (18, 'RHEL 5.4 (32-bit)', 'RHEL 5.4 (32-bit)'),
   (19, 'RHEL 5.4 (64-bit)', 'RHEL 5.4 (64-bit)');
 )sql",
+      // 2: load balancers and their real-IP pools.
+      R"sql(
+CREATE TABLE load_balancers (
+  id           INTEGER PRIMARY KEY,
+  account_id   INTEGER NOT NULL REFERENCES accounts(id),
+  name         TEXT NOT NULL COLLATE NOCASE,
+  description  TEXT NOT NULL DEFAULT '',
+  vip_id       INTEGER NOT NULL UNIQUE REFERENCES ips(id),
+  port         INTEGER NOT NULL,
+  type         INTEGER NOT NULL,
+  persistence  INTEGER NOT NULL,
+  state        INTEGER NOT NULL,
+  deleting     INTEGER NOT NULL DEFAULT 0,
+  created_ms   INTEGER NOT NULL,
+  updated_ms   INTEGER NOT NULL,
+  UNIQUE (account_id, name)
+);
+CREATE TABLE load_balancer_members (
+  id        INTEGER PRIMARY KEY,
+  lb_id     INTEGER NOT NULL REFERENCES load_balancers(id) ON DELETE CASCADE,
+  position  INTEGER NOT NULL,
+  ip_id     INTEGER NOT NULL REFERENCES ips(id),
+  port      INTEGER NOT NULL
+);
+CREATE INDEX load_balancer_members_by_lb ON load_balancer_members(lb_id, position);
+)sql",
   };
   return migrations;
 }

@@ -292,6 +292,13 @@ bool Assign(Connection& c, int64_t ip_id, int64_t server_id) {
 void Release(Connection& c, int64_t ip_id) {
   c.Prepare("UPDATE ips SET state = 1, server_id = NULL WHERE id = ?").Bind(1, ip_id).Run();
 }
+
+bool AssignAsVirtualIp(Connection& c, int64_t ip_id) {
+  c.Prepare("UPDATE ips SET state = 2, server_id = NULL WHERE id = ? AND state = 1")
+      .Bind(1, ip_id)
+      .Run();
+  return c.Changes() == 1;
+}
 }  // namespace ips
 
 // -------------------------------------------------------------------------------------- images
@@ -510,6 +517,145 @@ void Delete(Connection& c, int64_t id) {
 }
 }  // namespace servers
 
+// ------------------------------------------------------------------------------ load balancers
+namespace load_balancers {
+namespace {
+constexpr const char* kSelect =
+    "SELECT id, account_id, name, description, vip_id, port, type, persistence, state, deleting, "
+    "created_ms, updated_ms FROM load_balancers ";
+LoadBalancer Row(const Statement& s) {
+  LoadBalancer balancer;
+  balancer.id = s.Int(0);
+  balancer.account_id = s.Int(1);
+  balancer.name = s.Text(2);
+  balancer.description = s.Text(3);
+  balancer.vip_id = s.Int(4);
+  balancer.port = static_cast<int>(s.Int(5));
+  balancer.type = s.Int(6);
+  balancer.persistence = s.Int(7);
+  balancer.state = s.Int(8);
+  balancer.deleting = s.Int(9) != 0;
+  balancer.created_ms = s.Int(10);
+  balancer.updated_ms = s.Int(11);
+  return balancer;
+}
+std::vector<LoadBalancer> Rows(Connection& c, Statement& s) {
+  std::vector<LoadBalancer> out;
+  while (s.Step()) out.push_back(Row(s));
+  for (auto& balancer : out) {
+    auto members = c.Prepare(
+        "SELECT ip_id, port FROM load_balancer_members WHERE lb_id = ? ORDER BY position");
+    members.Bind(1, balancer.id);
+    while (members.Step()) {
+      balancer.members.push_back(
+          domain::LoadBalancerMember{members.Int(0), static_cast<int>(members.Int(1))});
+    }
+  }
+  return out;
+}
+std::optional<LoadBalancer> One(Connection& c, Statement& s) {
+  auto rows = Rows(c, s);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
+}
+void WriteMembers(Connection& c, const LoadBalancer& balancer) {
+  c.Prepare("DELETE FROM load_balancer_members WHERE lb_id = ?").Bind(1, balancer.id).Run();
+  int position = 0;
+  for (const auto& member : balancer.members) {
+    c.Prepare(
+         "INSERT INTO load_balancer_members (lb_id, position, ip_id, port) VALUES (?, ?, ?, ?)")
+        .Bind(1, balancer.id)
+        .Bind(2, position++)
+        .Bind(3, member.ip_id)
+        .Bind(4, member.port)
+        .Run();
+  }
+}
+}  // namespace
+
+int64_t Insert(Connection& c, const LoadBalancer& balancer) {
+  c.Prepare(
+       "INSERT INTO load_balancers (account_id, name, description, vip_id, port, type, "
+       "persistence, state, deleting, created_ms, updated_ms) "
+       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)")
+      .Bind(1, balancer.account_id)
+      .Bind(2, balancer.name)
+      .Bind(3, balancer.description)
+      .Bind(4, balancer.vip_id)
+      .Bind(5, balancer.port)
+      .Bind(6, balancer.type)
+      .Bind(7, balancer.persistence)
+      .Bind(8, balancer.state)
+      .Bind(9, balancer.created_ms)
+      .Bind(10, balancer.updated_ms)
+      .Run();
+  LoadBalancer stored = balancer;
+  stored.id = c.LastInsertId();
+  WriteMembers(c, stored);
+  return stored.id;
+}
+
+std::optional<LoadBalancer> Get(Connection& c, int64_t account_id, int64_t id) {
+  auto s = c.Prepare(std::string(kSelect) + "WHERE id = ? AND account_id = ?");
+  s.Bind(1, id).Bind(2, account_id);
+  return One(c, s);
+}
+
+std::optional<LoadBalancer> GetAny(Connection& c, int64_t id) {
+  auto s = c.Prepare(std::string(kSelect) + "WHERE id = ?");
+  s.Bind(1, id);
+  return One(c, s);
+}
+
+std::vector<LoadBalancer> FindByName(Connection& c, int64_t account_id, const std::string& name) {
+  auto s = c.Prepare(std::string(kSelect) + "WHERE account_id = ? AND name = ? ORDER BY id");
+  s.Bind(1, account_id).Bind(2, name);
+  return Rows(c, s);
+}
+
+std::vector<LoadBalancer> List(Connection& c, int64_t account_id) {
+  auto s = c.Prepare(std::string(kSelect) + "WHERE account_id = ? ORDER BY id");
+  s.Bind(1, account_id);
+  return Rows(c, s);
+}
+
+std::vector<LoadBalancer> ListAll(Connection& c) {
+  auto s = c.Prepare(std::string(kSelect) + "ORDER BY id");
+  return Rows(c, s);
+}
+
+void Update(Connection& c, const LoadBalancer& balancer) {
+  c.Prepare(
+       "UPDATE load_balancers SET name = ?, description = ?, port = ?, type = ?, persistence = ?, "
+       "state = ?, deleting = ?, updated_ms = ? WHERE id = ?")
+      .Bind(1, balancer.name)
+      .Bind(2, balancer.description)
+      .Bind(3, balancer.port)
+      .Bind(4, balancer.type)
+      .Bind(5, balancer.persistence)
+      .Bind(6, balancer.state)
+      .Bind(7, balancer.deleting)
+      .Bind(8, balancer.updated_ms)
+      .Bind(9, balancer.id)
+      .Run();
+  WriteMembers(c, balancer);
+}
+
+void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms) {
+  c.Prepare("UPDATE load_balancers SET state = ?, updated_ms = ? WHERE id = ? AND state != ?")
+      .Bind(1, state)
+      .Bind(2, now_ms)
+      .Bind(3, id)
+      .Bind(4, state)
+      .Run();
+}
+
+void Delete(Connection& c, int64_t id) {
+  c.Prepare("DELETE FROM load_balancer_members WHERE lb_id = ?").Bind(1, id).Run();
+  c.Prepare("DELETE FROM load_balancers WHERE id = ?").Bind(1, id).Run();
+}
+}  // namespace load_balancers
+
 // ----------------------------------------------------------------------------------- passwords
 namespace passwords {
 namespace {
@@ -716,9 +862,9 @@ void Retry(Connection& c, int64_t job_id, int64_t next_run_ms, const std::string
   AppendHistory(c, job_id, domain::job_state::kQueued, "retrying", now_ms);
 }
 
-int RequeueExpired(Connection& c, int64_t now_ms) {
+int RequeueExpired(Connection& c, int64_t expired_before_ms, int64_t now_ms) {
   auto s = c.Prepare("SELECT id FROM jobs WHERE state = 2 AND lease_until_ms < ?");
-  s.Bind(1, now_ms);
+  s.Bind(1, expired_before_ms);
   std::vector<int64_t> ids;
   while (s.Step()) ids.push_back(s.Int(0));
   for (int64_t id : ids) {

@@ -15,6 +15,7 @@
 #include "gridd/common/clock.h"
 #include "gridd/domain/account_service.h"
 #include "gridd/domain/grid_service.h"
+#include "gridd/domain/load_balancer_service.h"
 
 namespace gridd::api {
 
@@ -34,7 +35,9 @@ struct ApiServiceOptions {
 
 class ApiService {
  public:
-  ApiService(domain::GridService& grid, domain::AccountService& accounts, const Clock& clock,
+  // `balancers` may be null when gridd runs without a load-balancing engine.
+  ApiService(domain::GridService& grid, domain::AccountService& accounts,
+             domain::LoadBalancerService* balancers, const Clock& clock,
              ApiServiceOptions options);
 
   HttpResponse Handle(const HttpRequest& request);
@@ -63,6 +66,7 @@ class ApiService {
 
   domain::GridService& grid_;
   domain::AccountService& accounts_;
+  domain::LoadBalancerService* balancers_;
   const Clock& clock_;
   SignatureVerifier verifier_;
   std::map<std::string, Route, std::less<>> routes_;

@@ -12,6 +12,7 @@
 #include "gridd/common/error.h"
 #include "gridd/domain/entities.h"
 #include "gridd/domain/grid_service.h"
+#include "gridd/domain/load_balancer_service.h"
 #include "gridd/domain/lookups.h"
 
 namespace gridd::api {
@@ -29,6 +30,7 @@ Json IpJson(const domain::Ip& ip, const RenderContext& context);
 Json ImageJson(const domain::Image& image, const RenderContext& context);
 Json ServerJson(const domain::ServerView& view, const RenderContext& context);
 Json JobJson(const domain::Job& job, const RenderContext& context);
+Json LoadBalancerJson(const domain::LoadBalancerView& view, const RenderContext& context);
 Json PasswordJson(const domain::PasswordView& view, const RenderContext& context);
 
 struct Summary {

@@ -101,6 +101,27 @@ struct Server {
   int64_t updated_ms = 0;
 };
 
+struct LoadBalancerMember {
+  int64_t ip_id = 0;
+  int port = 0;
+};
+
+struct LoadBalancer {
+  int64_t id = 0;
+  int64_t account_id = 0;
+  std::string name;
+  std::string description;
+  int64_t vip_id = 0;
+  int port = 0;
+  int64_t type = 1;         // loadbalancer.type option id
+  int64_t persistence = 1;  // loadbalancer.persistence option id
+  int64_t state = 4;        // loadbalancer.state option id
+  bool deleting = false;
+  std::vector<LoadBalancerMember> members;  // in the order the customer gave them
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
 struct Password {
   int64_t id = 0;
   int64_t account_id = 0;

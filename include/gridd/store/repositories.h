@@ -22,6 +22,7 @@ using domain::Image;
 using domain::Ip;
 using domain::IpPool;
 using domain::Job;
+using domain::LoadBalancer;
 using domain::JobHistoryEntry;
 using domain::Password;
 using domain::Server;
@@ -80,6 +81,8 @@ std::optional<Ip> FindByAddress(Connection& c, int64_t account_id, const std::st
 // Marks an Unassigned IP Assigned to the server; false if someone else took it first.
 bool Assign(Connection& c, int64_t ip_id, int64_t server_id);
 void Release(Connection& c, int64_t ip_id);
+// Marks an Unassigned IP Assigned as a load balancer's virtual IP; false if it was taken.
+bool AssignAsVirtualIp(Connection& c, int64_t ip_id);
 }  // namespace ips
 
 namespace images {
@@ -103,6 +106,19 @@ void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms);
 void Update(Connection& c, const Server& server);
 void Delete(Connection& c, int64_t id);
 }  // namespace servers
+
+namespace load_balancers {
+int64_t Insert(Connection& c, const LoadBalancer& balancer);
+std::optional<LoadBalancer> Get(Connection& c, int64_t account_id, int64_t id);
+std::optional<LoadBalancer> GetAny(Connection& c, int64_t id);
+std::vector<LoadBalancer> FindByName(Connection& c, int64_t account_id, const std::string& name);
+std::vector<LoadBalancer> List(Connection& c, int64_t account_id);
+std::vector<LoadBalancer> ListAll(Connection& c);
+// Updates the row and replaces the members.
+void Update(Connection& c, const LoadBalancer& balancer);
+void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms);
+void Delete(Connection& c, int64_t id);
+}  // namespace load_balancers
 
 namespace passwords {
 int64_t Insert(Connection& c, const Password& password, const SecretBox& box, int64_t now_ms);
@@ -128,8 +144,9 @@ void Finish(Connection& c, int64_t job_id, int64_t state, const std::optional<st
             int64_t now_ms);
 void Retry(Connection& c, int64_t job_id, int64_t next_run_ms, const std::string& note,
            int64_t now_ms);
-// Puts Processing jobs whose lease ended before now back in the queue; returns how many.
-int RequeueExpired(Connection& c, int64_t now_ms);
+// Puts Processing jobs whose lease ends before `expired_before_ms` back in the queue, runnable
+// at once; `now_ms` is recorded as the time of the change. Returns how many.
+int RequeueExpired(Connection& c, int64_t expired_before_ms, int64_t now_ms);
 int64_t CountUnfinished(Connection& c);
 // Earliest next_run_ms of a Queued job, if any (for the worker's sleep).
 std::optional<int64_t> NextRunMs(Connection& c);

@@ -533,8 +533,8 @@ TEST_F(RepositoriesTest, RequeueExpiredTakesUpJobsWhoseLeaseEnded) {
   Claim(kNow, 1000);        // lease until kNow + 1000
   Claim(kNow + 500, 1000);  // lease until kNow + 1500
   db_.Write([&](Connection& c) {
-    EXPECT_EQ(jobs::RequeueExpired(c, kNow + 1000), 0);  // not yet over
-    EXPECT_EQ(jobs::RequeueExpired(c, kNow + 1001), 1);
+    EXPECT_EQ(jobs::RequeueExpired(c, kNow + 1000, kNow + 1000), 0);  // not yet over
+    EXPECT_EQ(jobs::RequeueExpired(c, kNow + 1001, kNow + 1001), 1);
   });
   const Job requeued = GetJob(id);
   EXPECT_EQ(requeued.state, job_state::kQueued);

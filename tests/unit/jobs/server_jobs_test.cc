@@ -1,0 +1,346 @@
+// The server job handlers against libvirt's real test driver (config/test-node.xml): what
+// GridService queues, the handlers carry out, and the hypervisor and database agree afterwards.
+#include "gridd/jobs/server_jobs.h"
+
+#include <gtest/gtest.h>
+#include <libvirt/libvirt.h>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gridd/common/config.h"
+#include "gridd/common/crypto.h"
+#include "gridd/domain/account_service.h"
+#include "gridd/domain/grid_service.h"
+#include "gridd/store/repositories.h"
+#include "gridd/virt/hypervisor.h"
+#include "support/test_paths.h"
+#include "virt/libvirt_hypervisor.h"
+
+namespace gridd::jobs {
+namespace {
+
+namespace job_state = domain::job_state;
+namespace server_state = domain::server_state;
+using domain::Selector;
+using virt::PowerState;
+
+constexpr int64_t kStartMs = 1'700'000'000'000;
+constexpr const char* kImage = "debian-12-amd64";
+
+const Config& TestConfig() {
+  static const Config config = LoadConfig(gridd::testing::SourceDir() / "config" / "gridd.toml");
+  return config;
+}
+
+std::string NodeUri() {
+  return "test://" + (gridd::testing::SourceDir() / "config" / "test-node.xml").string();
+}
+
+std::array<uint8_t, SecretBox::kKeySize> TestKey() {
+  std::array<uint8_t, SecretBox::kKeySize> key{};
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(0xA0 + i);
+  return key;
+}
+
+class ServerJobsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    accounts_.ApplySeeds(TestConfig());
+    auto key = accounts_.EnsureInitialAccount(TestConfig().initial_account);
+    ASSERT_TRUE(key.has_value());
+    const domain::Account account = accounts_.FindAccount(TestConfig().initial_account);
+    caller_ = domain::Caller{account.id, account.name, key->api_key, domain::Role::kSuperUser};
+    hypervisor_ = virt::ConnectLibvirt(NodeUri());
+    JobRunnerOptions options;
+    options.workers = 1;
+    runner_ = std::make_unique<JobRunner>(db_, clock_, options);
+    RegisterServerJobs(*runner_, db_, *hypervisor_, clock_, ServerJobOptions{5});
+  }
+
+  int64_t AddServer(const std::string& name, const std::string& ram = "512MB") {
+    domain::IpFilter filter;
+    filter.state = domain::ip_state::kUnassigned;
+    filter.type = domain::ip_type::kPublic;
+    auto ips = grid_.ListIps(caller_, filter);
+    EXPECT_FALSE(ips.empty());
+    domain::ServerAddRequest request;
+    request.name = name;
+    request.image = kImage;
+    request.ram = ram;
+    request.ip = ips.front().address;
+    return grid_.AddServer(caller_, request).server.id;
+  }
+
+  std::vector<Selector> ById(int64_t id) {
+    return {Selector{Selector::Kind::kId, std::to_string(id)}};
+  }
+
+  // Runs every due job; returns how many ran.
+  int RunJobs() {
+    int ran = 0;
+    while (ran < 50 && runner_->RunOnce()) ++ran;
+    return ran;
+  }
+
+  std::optional<domain::Server> ServerRow(int64_t id) {
+    return db_.Read([&](store::Connection& c) { return store::servers::GetAny(c, id); });
+  }
+
+  // The newest job acting on the server.
+  domain::Job LastJob(int64_t server_id) {
+    return db_.Read([&](store::Connection& c) {
+      for (auto& job : store::jobs::List(c, caller_.account_id)) {
+        if (job.object_id == server_id) return job;
+      }
+      ADD_FAILURE() << "no job for server " << server_id;
+      return domain::Job{};
+    });
+  }
+
+  // Queues the server's newest job once more, as if its first run had been interrupted.
+  void RequeueCopyOfLastJob(int64_t server_id) {
+    domain::Job again = LastJob(server_id);
+    again.id = 0;
+    again.history.clear();
+    db_.Write([&](store::Connection& c) { store::jobs::Insert(c, again, clock_.NowMs()); });
+  }
+
+  void ExpectLastJobSucceeded(int64_t server_id) {
+    const domain::Job job = LastJob(server_id);
+    EXPECT_EQ(job.state, job_state::kSucceeded) << job.error.value_or("(no error)");
+  }
+
+  int DomainsFor(virt::Hypervisor& hypervisor, int64_t server_id) {
+    int count = 0;
+    for (const auto& domain : hypervisor.ListGriddDomains()) {
+      if (domain.server_id == server_id) ++count;
+    }
+    return count;
+  }
+
+  virt::LibvirtHypervisor* Libvirt() {
+    auto* libvirt = dynamic_cast<virt::LibvirtHypervisor*>(hypervisor_.get());
+    EXPECT_NE(libvirt, nullptr);
+    return libvirt;
+  }
+
+  // The domain's configured memory, read straight from libvirt.
+  unsigned long MaxMemoryKib(int64_t server_id) {
+    auto connection = Libvirt()->ConnectionForTest();
+    virDomainPtr domain = virDomainLookupByName(connection.get(), DomainName(server_id).c_str());
+    if (domain == nullptr) {
+      ADD_FAILURE() << "no domain " << DomainName(server_id);
+      return 0;
+    }
+    const unsigned long memory = virDomainGetMaxMemory(domain);
+    virDomainFree(domain);
+    return memory;
+  }
+
+  std::string PublicNetworkXml() { return Libvirt()->NetworkXmlForTest("gridd-public-1"); }
+
+  ManualClock clock_{kStartMs};
+  SecretBox box_{TestKey()};
+  store::Database db_{":memory:"};
+  domain::Catalog catalog_{db_};
+  domain::AccountService accounts_{db_, catalog_, clock_, box_, TestConfig().ip_block_size};
+  domain::GridService grid_{db_, catalog_, clock_, box_, [] {}};
+  domain::Caller caller_;
+  std::unique_ptr<virt::Hypervisor> hypervisor_;
+  std::unique_ptr<JobRunner> runner_;
+};
+
+TEST_F(ServerJobsTest, CreateDefinesAndStartsTheServer) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(ServerRow(id)->state, server_state::kStarting);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kMissing);
+
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  const auto server = ServerRow(id);
+  ASSERT_TRUE(server.has_value());
+  EXPECT_EQ(server->state, server_state::kOn);
+  EXPECT_EQ(DomainName(id), "gridd-" + std::to_string(id));
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+  EXPECT_TRUE(hypervisor_->VolumeExists(TestConfig().storage_pool, DiskVolume(id)));
+  EXPECT_EQ(DiskVolume(id), "gridd-" + std::to_string(id) + ".qcow2");
+
+  const auto domains = hypervisor_->ListGriddDomains();
+  ASSERT_EQ(domains.size(), 1u);
+  EXPECT_EQ(domains[0].server_id, id);
+  EXPECT_EQ(domains[0].account_id, caller_.account_id);
+  EXPECT_EQ(MaxMemoryKib(id), 512ul * 1024);
+
+  // The server's address is reserved for its MAC on the IP's network.
+  const std::string network = PublicNetworkXml();
+  EXPECT_NE(network.find(server->mac), std::string::npos) << network;
+}
+
+TEST_F(ServerJobsTest, CreateRunTwiceIsIdempotent) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  // As after a crash between the hypervisor work and the commit: the same job again.
+  RequeueCopyOfLastJob(id);
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(DomainsFor(*hypervisor_, id), 1);
+  EXPECT_EQ(hypervisor_->ListGriddDomains().size(), 1u);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+  EXPECT_TRUE(hypervisor_->VolumeExists(TestConfig().storage_pool, DiskVolume(id)));
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
+}
+
+TEST_F(ServerJobsTest, PowerStopStartRestart) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+
+  EXPECT_EQ(grid_.PowerServer(caller_, ById(id), "stop").server.state, server_state::kStopping);
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
+
+  grid_.PowerServer(caller_, ById(id), "start");
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+
+  EXPECT_EQ(grid_.PowerServer(caller_, ById(id), "restart").server.state,
+            server_state::kRestarting);
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+}
+
+TEST_F(ServerJobsTest, RestartOfAStoppedServerStartsIt) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  grid_.PowerServer(caller_, ById(id), "stop");
+  ASSERT_EQ(RunJobs(), 1);
+  ASSERT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
+  grid_.PowerServer(caller_, ById(id), "restart");
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+}
+
+TEST_F(ServerJobsTest, EditRamRedefinesTheDomainAndKeepsItOn) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  ASSERT_EQ(MaxMemoryKib(id), 512ul * 1024);
+
+  domain::ServerEditRequest edit;
+  edit.selectors = ById(id);
+  edit.ram = "2GB";
+  EXPECT_EQ(grid_.EditServer(caller_, edit).server.state, server_state::kUpdating);
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
+  EXPECT_EQ(ServerRow(id)->ram, 3);  // the 2GB option
+  EXPECT_EQ(MaxMemoryKib(id), 2048ul * 1024);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+  EXPECT_EQ(DomainsFor(*hypervisor_, id), 1);
+}
+
+TEST_F(ServerJobsTest, EditOfAStoppedServerLeavesItOff) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  grid_.PowerServer(caller_, ById(id), "stop");
+  ASSERT_EQ(RunJobs(), 1);
+
+  domain::ServerEditRequest edit;
+  edit.selectors = ById(id);
+  edit.ram = "1GB";
+  grid_.EditServer(caller_, edit);
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
+  EXPECT_EQ(MaxMemoryKib(id), 1024ul * 1024);
+}
+
+TEST_F(ServerJobsTest, DeleteRemovesEverything) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Server before = *ServerRow(id);
+  ASSERT_NE(PublicNetworkXml().find(before.mac), std::string::npos);
+
+  grid_.DeleteServer(caller_, ById(id));
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kMissing);
+  EXPECT_FALSE(hypervisor_->VolumeExists(TestConfig().storage_pool, DiskVolume(id)));
+  EXPECT_EQ(DomainsFor(*hypervisor_, id), 0);
+  EXPECT_FALSE(ServerRow(id).has_value());
+  EXPECT_EQ(PublicNetworkXml().find(before.mac), std::string::npos);
+
+  db_.Read([&](store::Connection& c) {
+    const auto ip = store::ips::Get(c, caller_.account_id, before.ip_id);
+    ASSERT_TRUE(ip.has_value());
+    EXPECT_EQ(ip->state, domain::ip_state::kUnassigned);
+    EXPECT_FALSE(ip->server_id.has_value());
+    EXPECT_TRUE(store::passwords::List(c, caller_.account_id, box_).empty());
+  });
+  // The image the server was cloned from is untouched.
+  EXPECT_TRUE(hypervisor_->VolumeExists(TestConfig().storage_pool, "debian-12-amd64.qcow2"));
+}
+
+TEST_F(ServerJobsTest, DeleteRunTwiceIsIdempotent) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  grid_.DeleteServer(caller_, ById(id));
+  ASSERT_EQ(RunJobs(), 1);
+  RequeueCopyOfLastJob(id);
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+}
+
+TEST_F(ServerJobsTest, FailedCreateRecordsWhatTheHypervisorShows) {
+  // The operator listed an image whose volume is not in the pool.
+  db_.Write([&](store::Connection& c) {
+    c.Exec("UPDATE images SET volume = 'gone.qcow2' WHERE name = 'debian-12-amd64'");
+  });
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Job job = LastJob(id);
+  EXPECT_EQ(job.state, job_state::kFailed);
+  EXPECT_EQ(job.attempts, 1);  // a missing volume does not come back by waiting
+  ASSERT_TRUE(job.error.has_value());
+  EXPECT_NE(job.error->find("gone.qcow2"), std::string::npos) << *job.error;
+  // Not left "Starting" forever.
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
+}
+
+TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsAFreshHypervisor) {
+  const int64_t running = AddServer("web01");
+  const int64_t stopped = AddServer("web02", "1GB");
+  ASSERT_EQ(RunJobs(), 2);
+  grid_.PowerServer(caller_, ById(stopped), "stop");
+  ASSERT_EQ(RunJobs(), 1);
+
+  // A new test:/// connection starts from the node file again: gridd's domains are gone.
+  auto fresh = virt::ConnectLibvirt(NodeUri());
+  ASSERT_TRUE(fresh->volatile_state());
+  ASSERT_EQ(fresh->State(DomainName(running)), PowerState::kMissing);
+
+  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 2);
+  EXPECT_EQ(fresh->State(DomainName(running)), PowerState::kRunning);
+  EXPECT_EQ(fresh->State(DomainName(stopped)), PowerState::kShutOff);
+  EXPECT_TRUE(fresh->VolumeExists(TestConfig().storage_pool, DiskVolume(running)));
+  EXPECT_TRUE(fresh->VolumeExists(TestConfig().storage_pool, DiskVolume(stopped)));
+  EXPECT_EQ(DomainsFor(*fresh, running), 1);
+
+  // Nothing left to rebuild the second time.
+  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 0);
+  EXPECT_EQ(fresh->ListGriddDomains().size(), 2u);
+}
+
+}  // namespace
+}  // namespace gridd::jobs
