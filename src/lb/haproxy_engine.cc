@@ -315,9 +315,10 @@ class HaproxyEngine final : public LoadBalancerEngine {
     return false;
   }
 
+  // A couple of short-lived runs (an operator's kills) restart at once; a crash loop backs off.
   Clock::duration Backoff() const {
-    if (restart_failures_ == 0) return Clock::duration::zero();
-    const int shift = std::min(restart_failures_, 6);
+    if (restart_failures_ <= 2) return Clock::duration::zero();
+    const int shift = std::min(restart_failures_ - 2, 6);
     return std::min<Clock::duration>(options_.supervise_interval * (1 << shift), kMaxBackoff);
   }
 
