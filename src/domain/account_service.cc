@@ -9,6 +9,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "domain/rules.h"
 #include "gridd/common/error.h"
 #include "gridd/store/repositories.h"
 
@@ -25,13 +26,6 @@ std::string FormatIpv4(uint32_t address) {
   return text;
 }
 
-std::optional<int64_t> ParsePositive(const std::string& text) {
-  int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1) return std::nullopt;
-  return value;
-}
-
 void CheckAccountName(const std::string& name) {
   if (name.empty() || name.size() > 64) {
     ThrowIllegalArgument("account name must be 1-64 characters");
@@ -41,7 +35,7 @@ void CheckAccountName(const std::string& name) {
       ThrowIllegalArgument("account name may only contain letters, digits and - _ . @");
     }
   }
-  if (ParsePositive(name)) ThrowIllegalArgument("account name must not be a number");
+  if (ParsePositiveId(name)) ThrowIllegalArgument("account name must not be a number");
 }
 
 }  // namespace
@@ -181,7 +175,7 @@ std::vector<Account> AccountService::ListAccounts() {
 Account AccountService::FindAccount(const std::string& id_or_name) {
   return db_.Read([&](Connection& c) {
     std::optional<Account> account;
-    if (auto id = ParsePositive(id_or_name)) account = store::accounts::FindById(c, *id);
+    if (auto id = ParsePositiveId(id_or_name)) account = store::accounts::FindById(c, *id);
     if (!account) account = store::accounts::FindByName(c, id_or_name);
     if (!account) ThrowIllegalArgument("no account '" + id_or_name + "'");
     return *account;

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <set>
 
+#include "domain/rules.h"
 #include "gridd/common/error.h"
 #include "gridd/store/repositories.h"
 
@@ -15,29 +16,11 @@ namespace {
 
 using store::Connection;
 
-std::optional<int64_t> ParseId(std::string_view text) {
-  int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1) return std::nullopt;
-  return value;
-}
-
 const std::string& Required(const std::optional<std::string>& value, const char* parameter) {
   if (!value || value->empty()) {
     ThrowIllegalArgument(std::string("Missing required parameter: ") + parameter);
   }
   return *value;
-}
-
-void CheckLength(const std::string& value, const char* parameter, size_t limit) {
-  // GoGrid counts characters; count UTF-8 code points, not bytes.
-  size_t characters = 0;
-  for (unsigned char c : value) characters += (c & 0xC0) != 0x80;
-  if (characters > limit) {
-    ThrowIllegalArgument(std::string("Parameter '") + parameter + "' must be at most " +
-                         std::to_string(limit) + " characters (got " +
-                         std::to_string(characters) + ")");
-  }
 }
 
 void CheckText(const std::string& value, const char* parameter) {
@@ -123,7 +106,7 @@ GridService::GridService(store::Database& db, Catalog& catalog, const Clock& clo
 
 std::vector<Option> GridService::Lookup(std::string_view lookup) {
   std::string name(lookup);
-  if (auto id = ParseId(lookup)) {
+  if (auto id = ParsePositiveId(lookup)) {
     const auto& catalogue = LookupCatalogue();
     auto it = std::find_if(catalogue.begin(), catalogue.end(),
                            [&](const Option& o) { return o.id == *id; });
@@ -164,7 +147,7 @@ ServerView GridService::View(Connection& c, const Server& server) {
 std::vector<Server> GridService::Select(Connection& c, const Caller& caller,
                                         const Selector& selector) {
   std::vector<Server> out;
-  auto id = ParseId(selector.value);
+  auto id = ParsePositiveId(selector.value);
   if (selector.kind != Selector::Kind::kName && id) {
     if (auto server = store::servers::Get(c, caller.account_id, *id)) out.push_back(*server);
     if (!out.empty() || selector.kind == Selector::Kind::kId) return out;
@@ -237,18 +220,11 @@ std::vector<ServerView> GridService::ListServers(const Caller& caller, const Ser
 std::vector<ServerView> GridService::GetServers(const Caller& caller,
                                                 const std::vector<Selector>& selectors) {
   if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or server");
-  auto found = db_.Read([&](Connection& c) {
-    std::vector<ServerView> out;
-    std::set<int64_t> seen;
-    for (const auto& selector : selectors) {
-      for (const auto& server : Select(c, caller, selector)) {
-        if (seen.insert(server.id).second) out.push_back(View(c, server));
-      }
-    }
-    return out;
+  return db_.Read([&](Connection& c) {
+    return SelectEach<ServerView>(
+        selectors, [&](const Selector& selector) { return Select(c, caller, selector); },
+        [&](const Server& server) { return View(c, server); });
   });
-  if (found.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
-  return found;
 }
 
 ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& request) {
@@ -267,7 +243,7 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
 
   ServerView view = db_.Write([&](Connection& c) {
     Image image;
-    auto image_id = ParseId(image_ref);
+    auto image_id = ParsePositiveId(image_ref);
     std::optional<Image> by_id;
     if (image_id) by_id = store::images::GetVisible(c, caller.account_id, *image_id);
     if (by_id) {
@@ -439,7 +415,7 @@ std::vector<Ip> GridService::GetIps(const Caller& caller, const std::vector<std:
   auto found = db_.Read([&](Connection& c) {
     std::vector<Ip> out;
     for (const auto& text : ids) {
-      auto id = ParseId(text);
+      auto id = ParsePositiveId(text);
       if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
       if (auto ip = store::ips::Get(c, caller.account_id, *id)) out.push_back(*ip);
     }
@@ -477,7 +453,7 @@ std::vector<Image> GridService::GetImages(const Caller& caller,
       if (seen.insert(image.id).second) out.push_back(image);
     };
     for (const auto& selector : selectors) {
-      auto id = ParseId(selector.value);
+      auto id = ParsePositiveId(selector.value);
       if (selector.kind == Selector::Kind::kId && !id) {
         ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + selector.value +
                              "'");
@@ -529,7 +505,7 @@ std::vector<Job> GridService::GetJobs(const Caller& caller, const std::vector<st
   auto found = db_.Read([&](Connection& c) {
     std::vector<Job> out;
     for (const auto& text : ids) {
-      auto id = ParseId(text);
+      auto id = ParsePositiveId(text);
       if (!id) ThrowIllegalArgument("Job id must be a positive integer, got '" + text + "'");
       if (auto job = store::jobs::Get(c, caller.account_id, *id)) out.push_back(std::move(*job));
     }
@@ -566,7 +542,7 @@ std::vector<PasswordView> GridService::GetPasswords(const Caller& caller,
   auto found = db_.Read([&](Connection& c) {
     std::vector<PasswordView> out;
     for (const auto& text : ids) {
-      auto id = ParseId(text);
+      auto id = ParsePositiveId(text);
       if (!id) ThrowIllegalArgument("Password id must be a positive integer, got '" + text + "'");
       auto password = store::passwords::Get(c, caller.account_id, *id, box_);
       if (!password) continue;

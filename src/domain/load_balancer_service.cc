@@ -4,6 +4,7 @@
 #include <charconv>
 #include <set>
 
+#include "domain/rules.h"
 #include "gridd/common/error.h"
 #include "gridd/domain/lookups.h"
 #include "gridd/store/repositories.h"
@@ -13,23 +14,10 @@ namespace {
 
 using store::Connection;
 
-std::optional<int64_t> ParseId(std::string_view text) {
-  int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1) return std::nullopt;
-  return value;
-}
-
-size_t Characters(const std::string& value) {
-  size_t characters = 0;
-  for (unsigned char c : value) characters += (c & 0xC0) != 0x80;
-  return characters;
-}
-
 // The account's IP given as a dotted quad or, as dasein sends it, as the IP's id.
 std::optional<Ip> FindAccountIp(Connection& c, int64_t account_id, const std::string& value) {
   if (auto by_address = store::ips::FindByAddress(c, account_id, value)) return by_address;
-  if (auto id = ParseId(value)) return store::ips::Get(c, account_id, *id);
+  if (auto id = ParsePositiveId(value)) return store::ips::Get(c, account_id, *id);
   return std::nullopt;
 }
 
@@ -68,7 +56,7 @@ LoadBalancerView LoadBalancerService::View(Connection& c, const LoadBalancer& ba
 
 std::vector<LoadBalancer> LoadBalancerService::Select(Connection& c, const Caller& caller,
                                                       const Selector& selector) {
-  auto id = ParseId(selector.value);
+  auto id = ParsePositiveId(selector.value);
   if (selector.kind == Selector::Kind::kId && !id) {
     ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + selector.value + "'");
   }
@@ -160,18 +148,11 @@ std::vector<LoadBalancerView> LoadBalancerService::List(const Caller& caller,
 std::vector<LoadBalancerView> LoadBalancerService::Get(const Caller& caller,
                                                        const std::vector<Selector>& selectors) {
   if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or loadbalancer");
-  auto found = db_.Read([&](Connection& c) {
-    std::vector<LoadBalancerView> out;
-    std::set<int64_t> seen;
-    for (const auto& selector : selectors) {
-      for (const auto& balancer : Select(c, caller, selector)) {
-        if (seen.insert(balancer.id).second) out.push_back(View(c, balancer));
-      }
-    }
-    return out;
+  return db_.Read([&](Connection& c) {
+    return SelectEach<LoadBalancerView>(
+        selectors, [&](const Selector& selector) { return Select(c, caller, selector); },
+        [&](const LoadBalancer& balancer) { return View(c, balancer); });
   });
-  if (found.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
-  return found;
 }
 
 LoadBalancerView LoadBalancerService::Add(const Caller& caller,
@@ -183,15 +164,9 @@ LoadBalancerView LoadBalancerService::Add(const Caller& caller,
   if (!request.vip_port || request.vip_port->empty()) {
     ThrowIllegalArgument("Missing required parameter: virtualip.port");
   }
-  if (Characters(*request.name) > options_.max_name_length) {
-    ThrowIllegalArgument("Parameter 'name' must be at most " +
-                         std::to_string(options_.max_name_length) + " characters");
-  }
+  CheckLength(*request.name, "name", options_.max_name_length);
   const std::string description = request.description.value_or("");
-  if (Characters(description) > options_.max_description_length) {
-    ThrowIllegalArgument("Parameter 'description' must be at most " +
-                         std::to_string(options_.max_description_length) + " characters");
-  }
+  CheckLength(description, "description", options_.max_description_length);
   const int port = ParsePort("virtualip.port", *request.vip_port);
   const int64_t type = request.type ? ResolveOption(*FixedLookup("loadbalancer.type"),
                                                     "loadbalancer.type", *request.type).id
@@ -252,9 +227,8 @@ LoadBalancerView LoadBalancerService::Edit(const Caller& caller,
     persistence = ResolveOption(*FixedLookup("loadbalancer.persistence"),
                                 "loadbalancer.persistence", *request.persistence).id;
   }
-  if (request.description && Characters(*request.description) > options_.max_description_length) {
-    ThrowIllegalArgument("Parameter 'description' must be at most " +
-                         std::to_string(options_.max_description_length) + " characters");
+  if (request.description) {
+    CheckLength(*request.description, "description", options_.max_description_length);
   }
   LoadBalancerView view = db_.Write([&](Connection& c) {
     LoadBalancer balancer = SelectOne(c, caller, request.selectors);

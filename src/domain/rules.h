@@ -1,0 +1,55 @@
+// Small rules every domain service applies the same way: ids, text lengths, and "get by
+// selectors" (every match once, in selector order; nothing matched is GoGrid's not-found).
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gridd/common/error.h"
+#include "gridd/domain/grid_service.h"
+
+namespace gridd::domain {
+
+inline std::optional<int64_t> ParsePositiveId(std::string_view text) {
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1) return std::nullopt;
+  return value;
+}
+
+// GoGrid counts characters: count UTF-8 code points, not bytes.
+inline size_t CountCharacters(const std::string& value) {
+  size_t characters = 0;
+  for (unsigned char c : value) characters += (c & 0xC0) != 0x80;
+  return characters;
+}
+
+inline void CheckLength(const std::string& value, const std::string& parameter, size_t limit) {
+  const size_t characters = CountCharacters(value);
+  if (characters > limit) {
+    ThrowIllegalArgument("Parameter '" + parameter + "' must be at most " + std::to_string(limit) +
+                         " characters (got " + std::to_string(characters) + ")");
+  }
+}
+
+// Runs `select(selector)` for every selector and `view(object)` for each object not seen yet.
+template <typename View, typename SelectFn, typename ViewFn>
+std::vector<View> SelectEach(const std::vector<Selector>& selectors, SelectFn&& select,
+                             ViewFn&& view) {
+  std::vector<View> out;
+  std::set<int64_t> seen;
+  for (const auto& selector : selectors) {
+    for (const auto& object : select(selector)) {
+      if (seen.insert(object.id).second) out.push_back(view(object));
+    }
+  }
+  if (out.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
+  return out;
+}
+
+}  // namespace gridd::domain
