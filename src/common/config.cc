@@ -1,6 +1,7 @@
 #include "gridd/common/config.h"
 
 #include <charconv>
+#include <cstdio>
 #include <stdexcept>
 #include <toml++/toml.h>
 
@@ -155,6 +156,20 @@ Config LoadConfig(const std::filesystem::path& path) {
     Fail(path, "loadbalancer.health_check_interval_ms", "must be at least 100");
   }
   if (config.lb_status_interval_ms < 100) Fail(path, "loadbalancer.status_interval_ms", "must be at least 100");
+  if (const toml::node* node = root.at_path("loadbalancer.vip_networks").node()) {
+    const toml::array* networks = node->as_array();
+    if (networks == nullptr) Fail(path, "loadbalancer.vip_networks", "expected a list of CIDRs");
+    for (const auto& entry : *networks) {
+      auto cidr = entry.value<std::string>();
+      unsigned a = 0, b = 0, c = 0, d = 0, bits = 0;
+      char tail = 0;
+      if (!cidr || std::sscanf(cidr->c_str(), "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &bits, &tail) != 5 ||
+          a > 255 || b > 255 || c > 255 || d > 255 || bits > 32) {
+        Fail(path, "loadbalancer.vip_networks", "expected IPv4 CIDRs like \"127.0.0.0/8\"");
+      }
+      config.lb_vip_networks.push_back(*cidr);
+    }
+  }
 
   Read(root, path, "accounts", "ip_block_size", config.ip_block_size);
   Read(root, path, "accounts", "initial_account", config.initial_account);

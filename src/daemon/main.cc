@@ -156,8 +156,10 @@ int Run(int argc, char** argv) {
 
   gridd::domain::GridService grid(db, catalog, clock, box, [&runner] { runner.Notify(); });
   if (engine) {
+    gridd::domain::GridServiceOptions balancer_options;
+    balancer_options.vip_networks = config.lb_vip_networks;
     balancers = std::make_unique<gridd::domain::LoadBalancerService>(
-        db, clock, [&runner] { runner.Notify(); });
+        db, clock, [&runner] { runner.Notify(); }, balancer_options);
   }
   gridd::api::ApiService api(grid, accounts, balancers.get(), clock,
                              {config.signature_window_past_seconds,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <set>
 
 #include "domain/rules.h"
@@ -19,6 +20,19 @@ std::optional<Ip> FindAccountIp(Connection& c, int64_t account_id, const std::st
   if (auto by_address = store::ips::FindByAddress(c, account_id, value)) return by_address;
   if (auto id = ParsePositiveId(value)) return store::ips::Get(c, account_id, *id);
   return std::nullopt;
+}
+
+bool InNetwork(const std::string& address, const std::string& cidr) {
+  unsigned a = 0, b = 0, c = 0, d = 0, bits = 0;
+  if (std::sscanf(cidr.c_str(), "%u.%u.%u.%u/%u", &a, &b, &c, &d, &bits) != 5 || bits > 32) {
+    return false;
+  }
+  unsigned x = 0, y = 0, z = 0, w = 0;
+  if (std::sscanf(address.c_str(), "%u.%u.%u.%u", &x, &y, &z, &w) != 4) return false;
+  const uint32_t network = (a << 24) | (b << 16) | (c << 8) | d;
+  const uint32_t host = (x << 24) | (y << 16) | (z << 8) | w;
+  const uint32_t mask = bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
+  return (network & mask) == (host & mask);
 }
 
 }  // namespace
@@ -69,9 +83,11 @@ std::vector<LoadBalancer> LoadBalancerService::Select(Connection& c, const Calle
 
 LoadBalancer LoadBalancerService::SelectOne(Connection& c, const Caller& caller,
                                             const std::vector<Selector>& selectors) {
-  if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or loadbalancer");
+  if (selectors.empty())
+    ThrowIllegalArgument("Missing required parameter: id, name or loadbalancer");
   if (selectors.size() > 1) {
-    ThrowIllegalArgument("Give exactly one of id, name or loadbalancer to select the load balancer");
+    ThrowIllegalArgument(
+        "Give exactly one of id, name or loadbalancer to select the load balancer");
   }
   auto matches = Select(c, caller, selectors.front());
   if (matches.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
@@ -80,7 +96,8 @@ LoadBalancer LoadBalancerService::SelectOne(Connection& c, const Caller& caller,
 
 std::vector<LoadBalancerMember> LoadBalancerService::ResolveMembers(
     Connection& c, const Caller& caller, const std::vector<RealIpInput>& inputs,
-    int64_t datacenter_id) {
+    int64_t datacenter_id, std::pair<int64_t, int> vip) {
+  const auto balancers = store::load_balancers::List(c, caller.account_id);
   std::vector<RealIpInput> sorted = inputs;
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const auto& a, const auto& b) { return a.index < b.index; });
@@ -88,7 +105,8 @@ std::vector<LoadBalancerMember> LoadBalancerService::ResolveMembers(
   std::set<std::pair<int64_t, int>> seen;
   for (const auto& input : sorted) {
     const std::string prefix = "realiplist." + std::to_string(input.index);
-    if (!input.ip || input.ip->empty()) ThrowIllegalArgument("Missing required parameter: " + prefix + ".ip");
+    if (!input.ip || input.ip->empty())
+      ThrowIllegalArgument("Missing required parameter: " + prefix + ".ip");
     if (!input.port || input.port->empty()) {
       ThrowIllegalArgument("Missing required parameter: " + prefix + ".port");
     }
@@ -101,6 +119,16 @@ std::vector<LoadBalancerMember> LoadBalancerService::ResolveMembers(
     if (ip->datacenter_id != datacenter_id) {
       ThrowIllegalArgument("Parameter '" + prefix + ".ip': IP " + ip->address +
                            " is in another datacenter than the virtual IP");
+    }
+    // A member that is a virtual IP:port (this balancer's or another's) would make HAProxy
+    // connect to itself: one client connection then multiplies until it exhausts the engine.
+    const bool own_vip = ip->id == vip.first && port == vip.second;
+    const bool other_vip = std::any_of(balancers.begin(), balancers.end(), [&](const auto& b) {
+      return b.vip_id == ip->id && b.port == port;
+    });
+    if (own_vip || other_vip) {
+      ThrowIllegalArgument("Parameter '" + prefix + "': " + ip->address + ":" +
+                           std::to_string(port) + " is a load balancer's virtual IP and port");
     }
     if (!seen.emplace(ip->id, port).second) {
       ThrowIllegalArgument("Parameter '" + prefix + "': " + ip->address + ":" +
@@ -134,9 +162,8 @@ std::vector<LoadBalancerView> LoadBalancerService::List(const Caller& caller,
     std::vector<LoadBalancerView> out;
     for (const auto& balancer : store::load_balancers::List(c, caller.account_id)) {
       LoadBalancerView view = View(c, balancer);
-      if (!datacenters.empty() &&
-          std::find(datacenters.begin(), datacenters.end(), view.vip.datacenter_id) ==
-              datacenters.end()) {
+      if (!datacenters.empty() && std::find(datacenters.begin(), datacenters.end(),
+                                            view.vip.datacenter_id) == datacenters.end()) {
         continue;
       }
       out.push_back(std::move(view));
@@ -147,7 +174,8 @@ std::vector<LoadBalancerView> LoadBalancerService::List(const Caller& caller,
 
 std::vector<LoadBalancerView> LoadBalancerService::Get(const Caller& caller,
                                                        const std::vector<Selector>& selectors) {
-  if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or loadbalancer");
+  if (selectors.empty())
+    ThrowIllegalArgument("Missing required parameter: id, name or loadbalancer");
   return db_.Read([&](Connection& c) {
     return SelectEach<LoadBalancerView>(
         selectors, [&](const Selector& selector) { return Select(c, caller, selector); },
@@ -157,7 +185,8 @@ std::vector<LoadBalancerView> LoadBalancerService::Get(const Caller& caller,
 
 LoadBalancerView LoadBalancerService::Add(const Caller& caller,
                                           const LoadBalancerAddRequest& request) {
-  if (!request.name || request.name->empty()) ThrowIllegalArgument("Missing required parameter: name");
+  if (!request.name || request.name->empty())
+    ThrowIllegalArgument("Missing required parameter: name");
   if (!request.vip || request.vip->empty()) {
     ThrowIllegalArgument("Missing required parameter: virtualip.ip");
   }
@@ -168,13 +197,15 @@ LoadBalancerView LoadBalancerService::Add(const Caller& caller,
   const std::string description = request.description.value_or("");
   CheckLength(description, "description", options_.max_description_length);
   const int port = ParsePort("virtualip.port", *request.vip_port);
-  const int64_t type = request.type ? ResolveOption(*FixedLookup("loadbalancer.type"),
-                                                    "loadbalancer.type", *request.type).id
-                                    : 1;
-  const int64_t persistence =
-      request.persistence ? ResolveOption(*FixedLookup("loadbalancer.persistence"),
-                                          "loadbalancer.persistence", *request.persistence).id
-                          : 1;
+  const int64_t type =
+      request.type
+          ? ResolveOption(*FixedLookup("loadbalancer.type"), "loadbalancer.type", *request.type).id
+          : 1;
+  const int64_t persistence = request.persistence
+                                  ? ResolveOption(*FixedLookup("loadbalancer.persistence"),
+                                                  "loadbalancer.persistence", *request.persistence)
+                                        .id
+                                  : 1;
   if (request.real_ips.empty()) {
     ThrowIllegalArgument("Missing required parameter: realiplist.0.ip (at least one real IP)");
   }
@@ -188,10 +219,21 @@ LoadBalancerView LoadBalancerService::Add(const Caller& caller,
                            " is not one of this account's addresses");
     }
     if (!vip->is_public) {
-      ThrowIllegalArgument("Parameter 'virtualip.ip': IP " + vip->address + " is not a public address");
+      ThrowIllegalArgument("Parameter 'virtualip.ip': IP " + vip->address +
+                           " is not a public address");
     }
     if (vip->state != ip_state::kUnassigned) {
       ThrowIllegalArgument("Parameter 'virtualip.ip': IP " + vip->address + " is already assigned");
+    }
+    const auto& networks = options_.vip_networks;
+    if (!networks.empty() && std::none_of(networks.begin(), networks.end(), [&](const auto& n) {
+          return InNetwork(vip->address, n);
+        })) {
+      std::string allowed;
+      for (const auto& n : networks) allowed += (allowed.empty() ? "" : ", ") + n;
+      ThrowIllegalArgument("Parameter 'virtualip.ip': IP " + vip->address +
+                           " is outside the networks this gridd serves load balancers on (" +
+                           allowed + ")");
     }
     LoadBalancer balancer;
     balancer.account_id = caller.account_id;
@@ -202,7 +244,8 @@ LoadBalancerView LoadBalancerService::Add(const Caller& caller,
     balancer.type = type;
     balancer.persistence = persistence;
     balancer.state = 4;  // Unknown until the engine serves it
-    balancer.members = ResolveMembers(c, caller, request.real_ips, vip->datacenter_id);
+    balancer.members =
+        ResolveMembers(c, caller, request.real_ips, vip->datacenter_id, {vip->id, port});
     balancer.created_ms = balancer.updated_ms = clock_.NowMs();
     if (!store::ips::AssignAsVirtualIp(c, vip->id)) {
       ThrowIllegalArgument("Parameter 'virtualip.ip': IP " + vip->address + " is already assigned");
@@ -225,7 +268,8 @@ LoadBalancerView LoadBalancerService::Edit(const Caller& caller,
   std::optional<int64_t> persistence;
   if (request.persistence) {
     persistence = ResolveOption(*FixedLookup("loadbalancer.persistence"),
-                                "loadbalancer.persistence", *request.persistence).id;
+                                "loadbalancer.persistence", *request.persistence)
+                      .id;
   }
   if (request.description) {
     CheckLength(*request.description, "description", options_.max_description_length);
@@ -241,7 +285,8 @@ LoadBalancerView LoadBalancerService::Edit(const Caller& caller,
     // The job restores the previous pool if the engine refuses the new one.
     nlohmann::json previous = nlohmann::json::array();
     for (const auto& member : balancer.members) previous.push_back({member.ip_id, member.port});
-    balancer.members = ResolveMembers(c, caller, request.real_ips, vip->datacenter_id);
+    balancer.members = ResolveMembers(c, caller, request.real_ips, vip->datacenter_id,
+                                      {balancer.vip_id, balancer.port});
     if (request.description) balancer.description = *request.description;
     if (type) balancer.type = *type;
     if (persistence) balancer.persistence = *persistence;

@@ -1,9 +1,14 @@
 #include "lb/haproxy_config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -158,6 +163,60 @@ std::set<int64_t> BalancerIdsInConfig(std::string_view config) {
     pos = end + 1;
   }
   return ids;
+}
+
+std::set<std::string> BindEndpointsInConfig(std::string_view config) {
+  static constexpr std::string_view kPrefix = "    bind ";
+  std::set<std::string> endpoints;
+  size_t pos = 0;
+  while (pos < config.size()) {
+    size_t end = config.find('\n', pos);
+    if (end == std::string_view::npos) end = config.size();
+    const std::string_view line = config.substr(pos, end - pos);
+    if (line.substr(0, kPrefix.size()) == kPrefix) {
+      std::string_view rest = line.substr(kPrefix.size());
+      rest = rest.substr(0, rest.find(' '));
+      endpoints.emplace(rest);
+    }
+    pos = end + 1;
+  }
+  return endpoints;
+}
+
+void CheckVirtualIpsBindable(const std::vector<BalancerSpec>& balancers,
+                             const std::set<std::string>& already_bound) {
+  for (const auto& balancer : balancers) {
+    const Family family = CheckIp(balancer.vip, "virtual IP");
+    const std::string endpoint = Endpoint(balancer.vip, balancer.port, family);
+    if (already_bound.count(endpoint) != 0) continue;
+    sockaddr_storage address{};
+    socklen_t length = 0;
+    if (family == Family::kV4) {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(balancer.port);
+      inet_pton(AF_INET, balancer.vip.c_str(), &v4->sin_addr);
+      length = sizeof(sockaddr_in);
+    } else {
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(balancer.port);
+      inet_pton(AF_INET6, balancer.vip.c_str(), &v6->sin6_addr);
+      length = sizeof(sockaddr_in6);
+    }
+    const int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      throw EngineError(std::string("cannot check ") + endpoint + ": " + std::strerror(errno));
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    const int result = bind(fd, reinterpret_cast<sockaddr*>(&address), length);
+    const int bind_errno = errno;
+    close(fd);
+    if (result != 0) {
+      throw EngineError("virtual IP " + endpoint +
+                        " cannot be used on this host: " + std::strerror(bind_errno));
+    }
+  }
 }
 
 }  // namespace gridd::lb

@@ -197,6 +197,13 @@ class HaproxyEngine final : public LoadBalancerEngine {
 
     if (!started_) PrepareRunDir();
     Validate(config);
+    // Before Start nothing is bound yet and Start has its own fallback for endpoints that
+    // cannot be bound; afterwards a new endpoint that cannot be bound is refused here, before
+    // a reload that would pause every balancer while HAProxy retries the bind.
+    if (started_) {
+      CheckVirtualIpsBindable(balancers, alive ? BindEndpointsInConfig(installed_config_)
+                                               : std::set<std::string>{});
+    }
     const std::string previous = installed_config_;
     WriteFileAtomically(config_path_, config);
     installed_config_ = config;

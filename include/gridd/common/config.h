@@ -62,6 +62,8 @@ struct Config {
   std::string haproxy_binary = "/usr/sbin/haproxy";
   int lb_health_check_interval_ms = 1000;
   int lb_status_interval_ms = 1000;
+  // IPv4 networks ("127.0.0.0/8") virtual IPs must lie in; empty allows any.
+  std::vector<std::string> lb_vip_networks;
   // [accounts]
   int ip_block_size = 16;
   std::string initial_account = "default";

@@ -115,6 +115,8 @@ struct GridServiceOptions {
   size_t max_name_length = 20;
   size_t max_description_length = 500;
   size_t password_length = 12;
+  // IPv4 CIDRs a load balancer's virtual IP must lie in; empty allows any.
+  std::vector<std::string> vip_networks;
 };
 
 class GridService {

@@ -66,7 +66,8 @@ class LoadBalancerService {
                          const std::vector<Selector>& selectors);
   std::vector<LoadBalancerMember> ResolveMembers(store::Connection& c, const Caller& caller,
                                                  const std::vector<RealIpInput>& inputs,
-                                                 int64_t datacenter_id);
+                                                 int64_t datacenter_id,
+                                                 std::pair<int64_t, int> vip);
   Job NewJob(const Caller& caller, const LoadBalancer& balancer, const Ip& vip, int64_t command);
 
   store::Database& db_;

@@ -206,9 +206,9 @@ TEST_F(HaproxyEngineTest, RejectedConfigurationLeavesThePreviousOneServing) {
   EXPECT_EQ(FetchName(vip_, port_), "a");
 }
 
-// `haproxy -c` does not bind, so a VIP that is taken passes validation and fails the reload;
-// the engine must then put the previous configuration back.
-TEST_F(HaproxyEngineTest, ReloadThatCannotBindRestoresThePreviousConfiguration) {
+// `haproxy -c` does not bind, so a VIP that is taken would pass validation and fail the
+// reload, pausing every balancer while HAProxy retries; the engine refuses it before reloading.
+TEST_F(HaproxyEngineTest, AVirtualIpThatCannotBeBoundIsRefusedBeforeAnyReload) {
   StartBackends(1);
   engine_->Start();
   const BalancerSpec good = Balancer(1, {0});
@@ -221,13 +221,17 @@ TEST_F(HaproxyEngineTest, ReloadThatCannotBindRestoresThePreviousConfiguration) 
   BalancerSpec blocked = Balancer(2, {0});
   blocked.vip = LoopbackAddress(3);
   blocked.port = squatter.local_endpoint().port();
+  const int reloads = ShowProc().reloads;
   try {
     engine_->Apply({good, blocked});
     FAIL() << "a VIP held by another socket was accepted";
   } catch (const EngineError& error) {
     const std::string message = error.what();
-    EXPECT_NE(message.find("cannot bind"), std::string::npos) << message;
+    EXPECT_NE(message.find("cannot be used on this host: Address already in use"),
+              std::string::npos)
+        << message;
   }
+  EXPECT_EQ(ShowProc().reloads, reloads) << "a refused configuration must not reload HAProxy";
   EXPECT_EQ(ConfigOnDisk(), installed);
   EXPECT_TRUE(engine_->running());
   EXPECT_EQ(FetchName(vip_, port_), "a");
