@@ -13,6 +13,7 @@
 #include <iostream>
 #include <string>
 
+#include "support/command.h"
 #include "support/daemon_process.h"
 #include "support/test_paths.h"
 
@@ -20,46 +21,6 @@ namespace gridd::testing {
 namespace {
 
 constexpr char kPython[] = "/usr/bin/python3";
-
-// Quotes `text` for /bin/sh.
-std::string ShellQuote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      quoted += "'\\''";
-    } else {
-      quoted += c;
-    }
-  }
-  return quoted + "'";
-}
-
-struct CommandResult {
-  int exit_code = -1;  // 128 + signal when a signal ended it
-  std::string output;  // stdout and stderr, interleaved
-};
-
-CommandResult RunCommand(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    result.output = "popen failed for: " + command;
-    return result;
-  }
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.output.append(buffer.data(), n);
-  int status = pclose(pipe);
-  if (status == -1) {
-    result.exit_code = -1;
-  } else if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.exit_code = 128 + WTERMSIG(status);
-  }
-  return result;
-}
 
 bool PythonHasLibcloud() {
   if (!std::filesystem::exists(kPython)) return false;

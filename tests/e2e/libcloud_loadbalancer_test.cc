@@ -23,6 +23,7 @@
 
 #include "integration/tcp_backends.h"
 #include "support/api_client.h"
+#include "support/command.h"
 #include "support/daemon_process.h"
 #include "support/test_paths.h"
 
@@ -31,58 +32,12 @@ namespace {
 
 constexpr char kPython[] = "/usr/bin/python3";
 
-// Quotes `text` for /bin/sh.
-std::string ShellQuote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      quoted += "'\\''";
-    } else {
-      quoted += c;
-    }
-  }
-  return quoted + "'";
-}
-
-struct CommandResult {
-  int exit_code = -1;  // 128 + signal when a signal ended it
-  std::string output;  // stdout and stderr, interleaved
-};
-
-CommandResult RunCommand(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    result.output = "popen failed for: " + command;
-    return result;
-  }
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    result.output.append(buffer.data(), n);
-  }
-  int status = pclose(pipe);
-  if (status == -1) {
-    result.exit_code = -1;
-  } else if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.exit_code = 128 + WTERMSIG(status);
-  }
-  return result;
-}
-
 bool PythonHasLibcloudLoadBalancers() {
   if (!std::filesystem::exists(kPython)) return false;
   // -I: ignore PYTHON* variables and the user's site-packages; only Debian's packages count.
   return RunCommand(std::string(kPython) +
                     " -I -c 'from libcloud.loadbalancer.drivers.gogrid import GoGridLBDriver'")
              .exit_code == 0;
-}
-
-CommandResult Gridctl(const DaemonProcess& daemon, const std::string& args) {
-  return RunCommand((BinaryDir() / "gridctl").string() + " --data-dir " +
-                    ShellQuote(daemon.data_dir().string()) + " " + args);
 }
 
 TEST(LibcloudLoadBalancer, GoGridDriverManagesABalancerLifecycle) {
@@ -102,9 +57,10 @@ TEST(LibcloudLoadBalancer, GoGridDriverManagesABalancerLifecycle) {
   std::string account, api_key, shared_secret;
   for (int i = 1; i <= 10 && account.empty(); ++i) {
     const std::string name = "libcloud-lb-" + std::to_string(i);
-    auto created = Gridctl(daemon, "account create " + name);
+    auto created = RunGridctl(daemon.data_dir(), "account create " + name);
     ASSERT_EQ(created.exit_code, 0) << created.output;
-    auto key_out = Gridctl(daemon, "--json apikey create --account " + name + " --role super");
+    auto key_out =
+        RunGridctl(daemon.data_dir(), "--json apikey create --account " + name + " --role super");
     ASSERT_EQ(key_out.exit_code, 0) << key_out.output;
     const auto key = nlohmann::json::parse(key_out.output);
     ApiClient client(daemon.host(), daemon.port());
@@ -119,8 +75,9 @@ TEST(LibcloudLoadBalancer, GoGridDriverManagesABalancerLifecycle) {
   }
   ASSERT_FALSE(account.empty()) << "every new account still receives shared public addresses";
   for (const char* pool : {"127.77.0.0/28", "127.77.1.0/28"}) {
-    auto added = Gridctl(daemon, "ippool add --datacenter US-West-1 --type public --account " +
-                                     account + " " + pool);
+    auto added =
+        RunGridctl(daemon.data_dir(), "ippool add --datacenter US-West-1 --type public --account " +
+                                          account + " " + pool);
     ASSERT_EQ(added.exit_code, 0) << added.output;
   }
 

@@ -1,34 +1,20 @@
 // The operator CLI against a running daemon: accounts, keys with roles, revocation and IP
 // pools, and what customers then see through the API.
 #include <gtest/gtest.h>
-
-#include <cstdio>
 #include <sys/wait.h>
 
+#include <cstdio>
+
 #include "integration/grid_client_util.h"
+#include "support/command.h"
 #include "support/daemon_process.h"
 #include "support/test_paths.h"
 
 namespace gridd::testing {
 namespace {
 
-struct CtlResult {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-CtlResult Gridctl(const DaemonProcess& daemon, const std::string& args) {
-  const std::string command = (BinaryDir() / "gridctl").string() + " --data-dir '" +
-                              daemon.data_dir().string() + "' " + args + " 2>&1";
-  CtlResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t got = 0;
-  while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, got);
-  const int status = pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+CommandResult Gridctl(const DaemonProcess& daemon, const std::string& args) {
+  return RunGridctl(daemon.data_dir(), args);
 }
 
 ApiClient ClientFor(const DaemonProcess& daemon, const nlohmann::json& key) {
@@ -45,13 +31,13 @@ class GridctlTest : public ::testing::Test {
 
 TEST_F(GridctlTest, KeysCarryTheirRolesAndRevokedKeysStopWorking) {
   auto created = Gridctl(daemon_, "account create acme");
-  ASSERT_EQ(created.status, 0) << created.output;
+  ASSERT_EQ(created.exit_code, 0) << created.output;
   auto again = Gridctl(daemon_, "account create acme");
-  EXPECT_EQ(again.status, 1);
+  EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.output.find("already exists"), std::string::npos) << again.output;
 
   auto readonly_out = Gridctl(daemon_, "apikey create --account acme --role readonly --json");
-  ASSERT_EQ(readonly_out.status, 0) << readonly_out.output;
+  ASSERT_EQ(readonly_out.exit_code, 0) << readonly_out.output;
   auto readonly_key = nlohmann::json::parse(readonly_out.output);
   ApiClient readonly = ClientFor(daemon_, readonly_key);
   EXPECT_EQ(readonly.Call("grid/server/list", {}).status, 200u);
@@ -62,7 +48,7 @@ TEST_F(GridctlTest, KeysCarryTheirRolesAndRevokedKeysStopWorking) {
   EXPECT_EQ(readonly.Call("grid/job/list", {}).status, 401u);
 
   auto system_out = Gridctl(daemon_, "apikey create --account acme --role 'System User' --json");
-  ASSERT_EQ(system_out.status, 0) << system_out.output;
+  ASSERT_EQ(system_out.exit_code, 0) << system_out.output;
   ApiClient system = ClientFor(daemon_, nlohmann::json::parse(system_out.output));
   const std::string ip = FreePublicIps(system).at(0);
   CallOk(system, "grid/server/add",
@@ -77,34 +63,34 @@ TEST_F(GridctlTest, KeysCarryTheirRolesAndRevokedKeysStopWorking) {
   for (const auto& entry : owner_ips["list"]) EXPECT_NE(entry["ip"], ip);
 
   auto revoked = Gridctl(daemon_, "apikey revoke " + readonly_key["api_key"].get<std::string>());
-  ASSERT_EQ(revoked.status, 0) << revoked.output;
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.output;
   EXPECT_EQ(readonly.Call("grid/server/list", {}).status, 403u);
 
   auto bad_role = Gridctl(daemon_, "apikey create --account acme --role janitor");
-  EXPECT_EQ(bad_role.status, 1);
+  EXPECT_EQ(bad_role.exit_code, 1);
   EXPECT_NE(bad_role.output.find("unknown role"), std::string::npos) << bad_role.output;
 
   auto keys = Gridctl(daemon_, "apikey list --account acme --json");
-  ASSERT_EQ(keys.status, 0) << keys.output;
+  ASSERT_EQ(keys.exit_code, 0) << keys.output;
   EXPECT_EQ(nlohmann::json::parse(keys.output).size(), 2u);
 }
 
 TEST_F(GridctlTest, AnIpPoolGivenToAnAccountShowsUpInItsIpList) {
-  ASSERT_EQ(Gridctl(daemon_, "account create pooled").status, 0);
+  ASSERT_EQ(Gridctl(daemon_, "account create pooled").exit_code, 0);
   auto pool = Gridctl(daemon_,
                       "ippool add --datacenter US-West-1 --type public --account pooled "
                       "--network gridd-public-1 203.0.113.0/28 --json");
-  ASSERT_EQ(pool.status, 0) << pool.output;
+  ASSERT_EQ(pool.exit_code, 0) << pool.output;
   EXPECT_EQ(nlohmann::json::parse(pool.output)["total"], 13);
 
   auto overlap = Gridctl(daemon_, "ippool add --datacenter US-West-1 --type public 203.0.113.8/29");
-  EXPECT_EQ(overlap.status, 1);
+  EXPECT_EQ(overlap.exit_code, 1);
   EXPECT_NE(overlap.output.find("overlaps"), std::string::npos) << overlap.output;
   auto bad_dc = Gridctl(daemon_, "ippool add --datacenter Mars-1 --type public 203.0.114.0/28");
-  EXPECT_EQ(bad_dc.status, 1);
+  EXPECT_EQ(bad_dc.exit_code, 1);
 
   auto key_out = Gridctl(daemon_, "apikey create --account pooled --role super --json");
-  ASSERT_EQ(key_out.status, 0) << key_out.output;
+  ASSERT_EQ(key_out.exit_code, 0) << key_out.output;
   ApiClient pooled = ClientFor(daemon_, nlohmann::json::parse(key_out.output));
   int in_new_pool = 0;
   const auto pooled_ips = CallOk(pooled, "grid/ip/list");
@@ -125,26 +111,18 @@ TEST_F(GridctlTest, AnIpPoolGivenToAnAccountShowsUpInItsIpList) {
   }
 
   auto pools = Gridctl(daemon_, "ippool list");
-  EXPECT_EQ(pools.status, 0);
+  EXPECT_EQ(pools.exit_code, 0);
   EXPECT_NE(pools.output.find("203.0.113.0/28"), std::string::npos) << pools.output;
   auto images = Gridctl(daemon_, "image list");
-  EXPECT_EQ(images.status, 0);
+  EXPECT_EQ(images.exit_code, 0);
   EXPECT_NE(images.output.find("debian-12-amd64"), std::string::npos) << images.output;
 }
 
 TEST(GridctlWithoutDaemon, SaysItCannotReachGridd) {
   const auto dir = MakeTempDir("gridctl-nodaemon");
-  const std::string command =
-      (BinaryDir() / "gridctl").string() + " --data-dir '" + dir.string() + "' account list 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  char buffer[1024];
-  std::string output;
-  size_t got = 0;
-  while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, got);
-  const int status = pclose(pipe);
-  EXPECT_EQ(WEXITSTATUS(status), 3);
-  EXPECT_NE(output.find("cannot reach gridd"), std::string::npos) << output;
+  auto result = RunGridctl(dir, "account list");
+  EXPECT_EQ(result.exit_code, 3);
+  EXPECT_NE(result.output.find("cannot reach gridd"), std::string::npos) << result.output;
   std::filesystem::remove_all(dir);
 }
 

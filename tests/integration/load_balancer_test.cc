@@ -26,6 +26,7 @@
 
 #include "integration/grid_client_util.h"
 #include "integration/tcp_backends.h"
+#include "support/command.h"
 #include "support/daemon_process.h"
 #include "support/test_paths.h"
 
@@ -42,27 +43,6 @@ const std::string kVip2 = "127.77.0.3";
 
 std::string Real(int host) { return "127.77.1." + std::to_string(host); }
 
-struct CtlResult {
-  int status = -1;
-  std::string output;
-};
-
-CtlResult Gridctl(const DaemonProcess& daemon, const std::string& args) {
-  const std::string command = (BinaryDir() / "gridctl").string() + " --data-dir '" +
-                              daemon.data_dir().string() + "' " + args + " 2>&1";
-  CtlResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t got = 0;
-  while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, got);
-  const int status = pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-// A virtual port for this process: a block of 20 ports per pid in [20000, 60000), skipping
-// ports that are taken on `vip` right now.
 uint16_t PickPort(const std::string& vip, int offset) {
   const int base = 20000 + static_cast<int>(getpid() % 2000) * 20;
   for (int i = 0; i < 20; ++i) {
@@ -146,10 +126,11 @@ class LoadBalancerTest : public ::testing::Test {
     client_ = std::make_unique<ApiClient>(daemon_.Client());
     client_->SetTimeout(seconds(20));
     for (const char* pool : {"127.77.0.0/28", "127.77.1.0/28"}) {
-      auto added = Gridctl(daemon_, std::string("ippool add --datacenter US-West-1 --type public "
-                                                "--account default ") +
-                                        pool);
-      ASSERT_EQ(added.status, 0) << added.output;
+      auto added = RunGridctl(daemon_.data_dir(),
+                              std::string("ippool add --datacenter US-West-1 --type public "
+                                          "--account default ") +
+                                  pool);
+      ASSERT_EQ(added.exit_code, 0) << added.output;
     }
   }
 
@@ -598,12 +579,12 @@ struct BadCase {
 };
 
 TEST_F(LoadBalancerTest, BadInputIsRefusedWithAClearMessageAndChangesNothing) {
-  auto other = Gridctl(daemon_, "account create other");
-  ASSERT_EQ(other.status, 0) << other.output;
-  auto other_pool = Gridctl(daemon_,
-                            "ippool add --datacenter US-West-1 --type public --account other "
-                            "127.77.2.0/28");
-  ASSERT_EQ(other_pool.status, 0) << other_pool.output;
+  auto other = RunGridctl(daemon_.data_dir(), "account create other");
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  auto other_pool = RunGridctl(daemon_.data_dir(),
+                               "ippool add --datacenter US-West-1 --type public --account other "
+                               "127.77.2.0/28");
+  ASSERT_EQ(other_pool.exit_code, 0) << other_pool.output;
   auto privates = CallOk(*client_, "grid/ip/list", {{"ip.type", "Private"}});
   ASSERT_FALSE(privates["list"].empty());
   const std::string private_ip = privates["list"][0]["ip"];
