@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <vector>
 
 namespace gridd::testing {
 
@@ -13,6 +15,20 @@ std::filesystem::path MakeTempDir(const std::string& prefix) {
   std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed: " + pattern);
   return pattern;
+}
+
+std::filesystem::path ScratchDir(const std::string& prefix) {
+  static struct Cleanup {
+    std::vector<std::filesystem::path> dirs;
+    ~Cleanup() {
+      for (const auto& dir : dirs) {
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+      }
+    }
+  } cleanup;
+  cleanup.dirs.push_back(MakeTempDir(prefix));
+  return cleanup.dirs.back();
 }
 
 }  // namespace gridd::testing

@@ -10,5 +10,7 @@ std::filesystem::path SourceDir();
 std::filesystem::path BinaryDir();  // holds gridd and gridctl
 // A fresh, empty directory under the system temp dir, unique per call.
 std::filesystem::path MakeTempDir(const std::string& prefix);
+// Like MakeTempDir, but the directory is removed when the test program exits.
+std::filesystem::path ScratchDir(const std::string& prefix);
 
 }  // namespace gridd::testing

@@ -16,24 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp dir; all of them are removed when the tests exit.
-std::filesystem::path ScratchDir(const std::string& prefix) {
-  static struct Cleanup {
-    std::vector<std::filesystem::path> dirs;
-    ~Cleanup() {
-      for (const auto& dir : dirs) {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-      }
-    }
-  } cleanup;
-  cleanup.dirs.push_back(testing::MakeTempDir(prefix));
-  return cleanup.dirs.back();
-}
-
 // Writes `text` to <fresh temp dir>/gridd.toml and returns the file's path.
 fs::path WriteConfig(const std::string& text) {
-  const fs::path dir = ScratchDir("gridd-config-test");
+  const fs::path dir = gridd::testing::ScratchDir("gridd-config-test");
   const fs::path path = dir / "gridd.toml";
   std::ofstream(path) << text;
   return path;
@@ -284,7 +269,7 @@ TEST(LoadConfigTest, SyntaxErrorsNameTheFileAndLine) {
 }
 
 TEST(LoadConfigTest, MissingFileIsAnError) {
-  const fs::path path = ScratchDir("gridd-config-test") / "absent.toml";
+  const fs::path path = gridd::testing::ScratchDir("gridd-config-test") / "absent.toml";
   try {
     LoadConfig(path);
     FAIL() << "LoadConfig accepted a missing file";

@@ -19,21 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp dir; all of them are removed when the tests exit.
-std::filesystem::path ScratchDir(const std::string& prefix) {
-  static struct Cleanup {
-    std::vector<std::filesystem::path> dirs;
-    ~Cleanup() {
-      for (const auto& dir : dirs) {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-      }
-    }
-  } cleanup;
-  cleanup.dirs.push_back(testing::MakeTempDir(prefix));
-  return cleanup.dirs.back();
-}
-
 constexpr std::string_view kPasswordAlphabet =
     "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
@@ -169,7 +154,7 @@ TEST(SecretBoxTest, AnotherKeyCannotOpen) {
 }
 
 TEST(SecretBoxTest, LoadOrCreateWritesAPrivate32ByteKeyAndReusesIt) {
-  const fs::path path = ScratchDir("gridd-key-test") / "master.key";
+  const fs::path path = gridd::testing::ScratchDir("gridd-key-test") / "master.key";
   const SecretBox first = SecretBox::LoadOrCreate(path);
   ASSERT_TRUE(fs::exists(path));
   EXPECT_EQ(fs::file_size(path), 32u);
@@ -190,13 +175,13 @@ TEST(SecretBoxTest, LoadOrCreateWritesAPrivate32ByteKeyAndReusesIt) {
 }
 
 TEST(SecretBoxTest, TwoDataDirectoriesGetDifferentKeys) {
-  const SecretBox a = SecretBox::LoadOrCreate(ScratchDir("gridd-key-test") / "k");
-  const SecretBox b = SecretBox::LoadOrCreate(ScratchDir("gridd-key-test") / "k");
+  const SecretBox a = SecretBox::LoadOrCreate(gridd::testing::ScratchDir("gridd-key-test") / "k");
+  const SecretBox b = SecretBox::LoadOrCreate(gridd::testing::ScratchDir("gridd-key-test") / "k");
   EXPECT_THROW(b.Open(a.Seal("x")), std::runtime_error);
 }
 
 TEST(SecretBoxTest, LoadOrCreateRefusesAKeyReadableByOthers) {
-  const fs::path dir = ScratchDir("gridd-key-test");
+  const fs::path dir = gridd::testing::ScratchDir("gridd-key-test");
   const std::string key(32, 'k');
   for (fs::perms mode : {fs::perms(0644), fs::perms(0640), fs::perms(0604), fs::perms(0660)}) {
     const fs::path path = dir / ("key-" + std::to_string(static_cast<int>(mode)));
@@ -210,7 +195,7 @@ TEST(SecretBoxTest, LoadOrCreateRefusesAKeyReadableByOthers) {
 }
 
 TEST(SecretBoxTest, LoadOrCreateRefusesKeysOfTheWrongSize) {
-  const fs::path dir = ScratchDir("gridd-key-test");
+  const fs::path dir = gridd::testing::ScratchDir("gridd-key-test");
   for (size_t size : {0u, 16u, 31u, 33u, 64u}) {
     const fs::path path = dir / ("key-" + std::to_string(size));
     WriteFile(path, std::string(size, 'k'), fs::perms(0600));
@@ -221,7 +206,7 @@ TEST(SecretBoxTest, LoadOrCreateRefusesKeysOfTheWrongSize) {
 }
 
 TEST(SecretBoxTest, LoadOrCreateFailsWhenTheDirectoryIsMissing) {
-  const fs::path path = ScratchDir("gridd-key-test") / "absent" / "master.key";
+  const fs::path path = gridd::testing::ScratchDir("gridd-key-test") / "absent" / "master.key";
   const std::string message = LoadOrCreateError(path);
   EXPECT_NE(message.find(path.string()), std::string::npos) << message;
 }

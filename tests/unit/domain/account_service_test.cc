@@ -25,21 +25,6 @@ using testing::FixedKey;
 using testing::GridFixture;
 using testing::SeedConfig;
 
-// A fresh directory under the system temp dir; all of them are removed when the tests exit.
-std::filesystem::path ScratchDir(const std::string& prefix) {
-  static struct Cleanup {
-    std::vector<std::filesystem::path> dirs;
-    ~Cleanup() {
-      for (const auto& dir : dirs) {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-      }
-    }
-  } cleanup;
-  cleanup.dirs.push_back(gridd::testing::MakeTempDir(prefix));
-  return cleanup.dirs.back();
-}
-
 bool IsLowerHex(const std::string& text) {
   return !text.empty() && text.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
@@ -297,7 +282,7 @@ TEST_F(AccountServiceTest, ListIpPoolsReportsUsage) {
 
 // -------------------------------------------------------------------------------------- seeds
 TEST(ApplySeedsTest, IsIdempotentAndKeepsOwnership) {
-  Standalone s((ScratchDir("gridd-seeds-test") / "gridd.db").string());
+  Standalone s((gridd::testing::ScratchDir("gridd-seeds-test") / "gridd.db").string());
   s.accounts.ApplySeeds(SeedConfigWithPools());
   const Account alice = s.accounts.CreateAccount("alice");
   s.accounts.ApplySeeds(SeedConfigWithPools());
@@ -337,7 +322,7 @@ TEST(ApplySeedsTest, UpdatesImagesAndDatacentersInPlace) {
 }
 
 TEST(ApplySeedsTest, RejectsAPoolInAnUnknownDatacenter) {
-  Standalone s((ScratchDir("gridd-seeds-test") / "gridd.db").string());
+  Standalone s((gridd::testing::ScratchDir("gridd-seeds-test") / "gridd.db").string());
   Config config = SeedConfigWithPools();
   config.ip_pools[1].datacenter = "US-East-9";
   try {
@@ -378,7 +363,7 @@ TEST(ApplySeedsTest, SeedsIpPoolsIntoAnInMemoryDatabase) {
 
 // ------------------------------------------------------------------------- initial credentials
 TEST(InitialCredentialsTest, AreWrittenPrivatelyAsJson) {
-  const fs::path dir = ScratchDir("gridd-credentials-test");
+  const fs::path dir = gridd::testing::ScratchDir("gridd-credentials-test");
   const NewApiKey key{"default", "0123456789abcdef", "fedcba9876543210fedcba9876543210",
                       Role::kSuperUser};
   const fs::path path = WriteInitialCredentials(dir, key);

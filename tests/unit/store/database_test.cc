@@ -16,22 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp dir; all of them are removed when the tests exit.
-std::filesystem::path ScratchDir(const std::string& prefix) {
-  static struct Cleanup {
-    std::vector<std::filesystem::path> dirs;
-    ~Cleanup() {
-      for (const auto& dir : dirs) {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-      }
-    }
-  } cleanup;
-  cleanup.dirs.push_back(testing::MakeTempDir(prefix));
-  return cleanup.dirs.back();
-}
-
-std::string TempDatabase() { return (ScratchDir("gridd-db-test") / "gridd.db").string(); }
+std::string TempDatabase() { return (gridd::testing::ScratchDir("gridd-db-test") / "gridd.db").string(); }
 
 int64_t UserVersion(Connection& c) {
   auto s = c.Prepare("PRAGMA user_version");
@@ -231,7 +216,7 @@ TEST(DatabaseTest, ReadRecoversAfterTheLambdaThrows) {
 }
 
 TEST(DatabaseTest, OpeningAnUnusablePathFails) {
-  const fs::path dir = ScratchDir("gridd-db-test");
+  const fs::path dir = gridd::testing::ScratchDir("gridd-db-test");
   EXPECT_THROW(Database((dir / "missing" / "gridd.db").string()), StoreError);
 }
 
