@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
+#include <string_view>
 
 #include "gridd/common/error.h"
 
@@ -174,6 +176,65 @@ HttpResponse JsonResponse(unsigned status, std::string body) {
   return response;
 }
 
+enum class Format { kJson, kXml, kCsv };
+
+// format=json|xml|csv, case-insensitive; nullopt for anything else.
+std::optional<Format> ParseFormat(std::string_view text) {
+  std::string lower;
+  for (char c : text) {
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (lower == "json") return Format::kJson;
+  if (lower == "xml") return Format::kXml;
+  if (lower == "csv") return Format::kCsv;
+  return std::nullopt;
+}
+
+HttpResponse SuccessResponse(Format format, const std::string& method, const Result& result) {
+  switch (format) {
+    case Format::kXml: {
+      HttpResponse response;
+      response.status = 200;
+      response.content_type = "text/xml; charset=UTF-8";
+      response.body = RenderSuccessXml(method, result);
+      return response;
+    }
+    case Format::kCsv: {
+      HttpResponse response;
+      response.status = 200;
+      response.content_type = "text/csv; charset=UTF-8";
+      response.body = RenderSuccessCsv(method, result);
+      return response;
+    }
+    case Format::kJson:
+      break;
+  }
+  return JsonResponse(200, RenderSuccessJson(method, result));
+}
+
+HttpResponse FailureResponse(Format format, unsigned status, const std::string& method,
+                             ErrorClass error_class, const std::string& message) {
+  switch (format) {
+    case Format::kXml: {
+      HttpResponse response;
+      response.status = status;
+      response.content_type = "text/xml; charset=UTF-8";
+      response.body = RenderFailureXml(method, error_class, message);
+      return response;
+    }
+    case Format::kCsv: {
+      HttpResponse response;
+      response.status = status;
+      response.content_type = "text/csv; charset=UTF-8";
+      response.body = RenderFailureCsv(method, error_class, message);
+      return response;
+    }
+    case Format::kJson:
+      break;
+  }
+  return JsonResponse(status, RenderFailureJson(method, error_class, message));
+}
+
 }  // namespace
 
 ApiService::ApiService(domain::GridService& grid, domain::AccountService& accounts,
@@ -205,6 +266,20 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
   const std::string_view path = PathOf(request.target);
   auto route_it = routes_.find(path);
   std::string method = route_it != routes_.end() ? route_it->second.method : MethodNameOf(path);
+  // Errors use the requested format as soon as it can be read (even an unknown path or a failed
+  // authentication); when the parameters cannot be parsed, or the format is unknown, JSON.
+  std::optional<Params> early_params;
+  try {
+    early_params.emplace(Params::FromRequest(request.target, request.content_type, request.body));
+  } catch (const std::exception&) {
+    // Reported below, in JSON, when the parameters are actually needed.
+  }
+  Format format = Format::kJson;
+  if (early_params) {
+    if (auto text = early_params->Get("format")) {
+      format = ParseFormat(*text).value_or(Format::kJson);
+    }
+  }
   try {
     if (request.method != "GET" && request.method != "POST") {
       ThrowIllegalArgument("HTTP method " + request.method + " is not supported; use GET or POST");
@@ -213,7 +288,9 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
       ThrowIllegalArgument("Unknown method '" + std::string(path) + "'");
     }
     const Route& route = route_it->second;
-    const Params params = Params::FromRequest(request.target, request.content_type, request.body);
+    const Params params =
+        early_params ? std::move(*early_params)
+                     : Params::FromRequest(request.target, request.content_type, request.body);
 
     // Signature and key first (403), then the role (401), then the parameters (400).
     const auto api_key = params.Get("api_key");
@@ -233,12 +310,9 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
                                                     " key may not call " + route.method);
     }
     const double version = ParseVersion(params.Get("v"));
-    const std::string format = params.Get("format").value_or("json");
-    if (format != "json") {
-      if (format == "xml" || format == "csv") {
-        ThrowIllegalArgument("format=" + format + " is not available yet; use format=json");
-      }
-      ThrowIllegalArgument("Unknown format '" + format + "'; use json");
+    const std::string format_text = params.Get("format").value_or("json");
+    if (!ParseFormat(format_text)) {
+      ThrowIllegalArgument("Unknown format '" + format_text + "'; use json, xml or csv");
     }
     if (version + 1e-9 < route.min_version) {
       char needed[8];
@@ -247,16 +321,15 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
     }
     domain::Caller caller{key->account_id, key->account_name, key->key, key->role};
     Result result = route.handler(Call{caller, params, version});
-    return JsonResponse(200, RenderSuccessJson(method, result));
+    return SuccessResponse(format, method, result);
   } catch (const ApiError& error) {
-    return JsonResponse(static_cast<unsigned>(HttpStatusFor(error.error_class())),
-                        RenderFailureJson(method, error.error_class(), error.what()));
+    return FailureResponse(format, static_cast<unsigned>(HttpStatusFor(error.error_class())),
+                           method, error.error_class(), error.what());
   } catch (const std::exception& error) {
     spdlog::error("api: {} failed: {}", method, error.what());
-    return JsonResponse(500, RenderFailureJson(method, ErrorClass::kUnexpected,
-                                               std::string("An unexpected server error has "
-                                                           "occurred. Error Message : ") +
-                                                   error.what()));
+    return FailureResponse(
+        format, 500, method, ErrorClass::kUnexpected,
+        std::string("An unexpected server error has occurred. Error Message : ") + error.what());
   }
 }
 

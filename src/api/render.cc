@@ -1,5 +1,8 @@
 #include "gridd/api/render.h"
 
+#include <algorithm>
+#include <string_view>
+
 #include "gridd/common/error.h"
 
 namespace gridd::api {
@@ -14,6 +17,299 @@ Json LookupOption(const std::vector<Option>& options, int64_t id) {
 }
 
 Json Fixed(const char* lookup, int64_t id) { return LookupOption(*FixedLookup(lookup), id); }
+
+Json ErrorJson(ErrorClass error_class, const std::string& message) {
+  Json error = Json::object();
+  error["object"] = "error";
+  error["message"] = message;
+  error["errorcode"] = std::string(ErrorCodeFor(error_class));
+  return error;
+}
+
+Result FailureResult(ErrorClass error_class, const std::string& message) {
+  Result result;
+  result.list.push_back(ErrorJson(error_class, message));
+  result.summary.total = 1;
+  result.summary.returned = 1;
+  return result;
+}
+
+void AppendUtf8(std::string& out, char32_t code) {
+  if (code < 0x80) {
+    out.push_back(static_cast<char>(code));
+  } else if (code < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (code >> 6)));
+    out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+  } else if (code < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (code >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (code >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((code >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+  }
+}
+
+constexpr char32_t kReplacement = 0xFFFD;
+
+// Decodes `text` as UTF-8 and calls `emit` with each code point; every byte that does not start
+// a well-formed sequence (overlong forms, surrogates, values past U+10FFFF) becomes U+FFFD.
+template <typename Emit>
+void DecodeUtf8(std::string_view text, Emit emit) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    size_t length = 0;
+    char32_t code = 0;
+    char32_t min = 0;
+    if (lead < 0x80) {
+      emit(static_cast<char32_t>(lead));
+      ++i;
+      continue;
+    } else if ((lead & 0xE0) == 0xC0) {
+      length = 2, code = lead & 0x1F, min = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      length = 3, code = lead & 0x0F, min = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      length = 4, code = lead & 0x07, min = 0x10000;
+    }
+    bool valid = length != 0 && i + length <= text.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) valid = false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    if (valid && (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))) {
+      valid = false;
+    }
+    if (valid) {
+      emit(code);
+      i += length;
+    } else {
+      emit(kReplacement);
+      ++i;
+    }
+  }
+}
+
+std::string SanitizeUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  DecodeUtf8(text, [&](char32_t code) { AppendUtf8(out, code); });
+  return out;
+}
+
+// Text for XML content and attribute values: escaped, valid UTF-8, only XML 1.0 characters.
+std::string XmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  DecodeUtf8(text, [&](char32_t code) {
+    switch (code) {
+      case '&':
+        out += "&amp;";
+        return;
+      case '<':
+        out += "&lt;";
+        return;
+      case '>':
+        out += "&gt;";
+        return;
+      case '"':
+        out += "&quot;";
+        return;
+      case '\'':
+        out += "&apos;";
+        return;
+      default:
+        break;
+    }
+    const bool allowed = code == 0x9 || code == 0xA || code == 0xD ||
+                         (code >= 0x20 && code <= 0xD7FF) || (code >= 0xE000 && code <= 0xFFFD) ||
+                         code >= 0x10000;
+    AppendUtf8(out, allowed ? code : kReplacement);
+  });
+  return out;
+}
+
+// A scalar as text: strings as they are, true/false, numbers as JSON writes them, null empty.
+std::string ScalarText(const Json& value) {
+  if (value.is_null()) return "";
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  return value.dump();
+}
+
+// Java's Map.toString() / List.toString(): {key=value, …} and [a, b].
+std::string JavaText(const Json& value) {
+  std::string out;
+  if (value.is_object()) {
+    out = "{";
+    bool first = true;
+    for (const auto& [key, item] : value.items()) {
+      if (!first) out += ", ";
+      first = false;
+      out += key + "=" + JavaText(item);
+    }
+    return out + "}";
+  }
+  if (value.is_array()) {
+    out = "[";
+    bool first = true;
+    for (const auto& item : value) {
+      if (!first) out += ", ";
+      first = false;
+      out += JavaText(item);
+    }
+    return out + "]";
+  }
+  return ScalarText(value);
+}
+
+// ------------------------------------------------------------------------------------- XML
+
+class XmlWriter {
+ public:
+  std::string& out() { return out_; }
+
+  void Line(int depth, std::string_view text) {
+    out_.append(static_cast<size_t>(depth) * 2, ' ');
+    out_ += text;
+    out_ += '\n';
+  }
+
+  // `<object name="TYPE">` with one <attribute> per key except "object".
+  void Object(int depth, const std::string& type, const Json& object) {
+    Line(depth, "<object name=\"" + XmlEscape(type) + "\">");
+    for (const auto& [key, value] : object.items()) {
+      if (key == "object") continue;
+      Attribute(depth + 1, key, value);
+    }
+    Line(depth, "</object>");
+  }
+
+  // A list of objects; untyped entries are named after the attribute holding the list.
+  void List(int depth, const std::string& key, const Json& items) {
+    if (items.empty()) {
+      Line(depth, "<list/>");
+      return;
+    }
+    Line(depth, "<list>");
+    const std::string fallback = key == "history" ? "job_history" : key;
+    for (const auto& item : items) {
+      Object(depth + 1, item.is_object() ? item.value("object", fallback) : fallback,
+             item.is_object() ? item : Json::object());
+    }
+    Line(depth, "</list>");
+  }
+
+ private:
+  void Attribute(int depth, const std::string& key, const Json& value) {
+    const std::string open = "<attribute name=\"" + XmlEscape(key) + "\">";
+    const bool typed_object = value.is_object() && value.contains("object");
+    const bool object_list =
+        value.is_array() &&
+        std::all_of(value.begin(), value.end(), [](const Json& item) { return item.is_object(); });
+    if (typed_object) {
+      Line(depth, open);
+      Object(depth + 1, value["object"].get<std::string>(), value);
+      Line(depth, "</attribute>");
+    } else if (object_list) {
+      Line(depth, open);
+      List(depth + 1, key, value);
+      Line(depth, "</attribute>");
+    } else {
+      // Scalars, and maps without a type (job detail) as Java's Map.toString().
+      Line(depth, open + XmlEscape(JavaText(value)) + "</attribute>");
+    }
+  }
+
+  std::string out_;
+};
+
+std::string RenderXml(const std::string& method, const char* status, const Result& result) {
+  XmlWriter writer;
+  writer.out() = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  writer.Line(0, "<gogrid>");
+  writer.Line(1, "<response method=\"" + XmlEscape(method) + "\" status=\"" + status + "\">");
+  const Summary& summary = result.summary;
+  writer.Line(2, "<summary total=\"" + std::to_string(summary.total) + "\" start=\"" +
+                     std::to_string(summary.start) + "\" numpages=\"" +
+                     std::to_string(summary.numpages) + "\" returned=\"" +
+                     std::to_string(summary.returned) + "\"/>");
+  Json list = Json::array();
+  for (const auto& item : result.list) list.push_back(item);
+  writer.List(2, "list", list);
+  writer.Line(1, "</response>");
+  writer.Line(0, "</gogrid>");
+  return std::move(writer.out());
+}
+
+// ------------------------------------------------------------------------------------- CSV
+
+// One field for a value: nested objects by what identifies them, lists ';'-joined.
+std::string CsvText(const Json& value) {
+  if (value.is_array()) {
+    std::string out;
+    for (size_t i = 0; i < value.size(); ++i) {
+      if (i > 0) out += ';';
+      out += CsvText(value[i]);
+    }
+    return out;
+  }
+  if (!value.is_object()) return ScalarText(value);
+  const std::string type = value.value("object", "");
+  auto field = [&](const char* key) { return value.contains(key) ? CsvText(value[key]) : ""; };
+  if (type == "option") return field("name");
+  if (type == "ip") return field("ip");
+  if (type == "ipportpair") return field("ip") + ":" + field("port");
+  if (type.empty()) {
+    Json copy = Json::object();
+    for (const auto& [key, item] : value.items()) copy[key] = CsvText(item);
+    return JavaText(copy);
+  }
+  // server, serverimage, loadbalancer, customer and every other typed object: its id.
+  return value.contains("id") ? field("id") : field("name");
+}
+
+std::string CsvField(std::string_view raw) {
+  std::string text = SanitizeUtf8(raw);
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string RenderCsv(const std::string& method, const char* status, const Result& result) {
+  const Summary& summary = result.summary;
+  std::string out = std::string("# ") + status + ", " + SanitizeUtf8(method) + ", TOTAL, " +
+                    std::to_string(summary.total) + ", START, " + std::to_string(summary.start) +
+                    ", RETURNED, " + std::to_string(summary.returned) + "\n";
+  std::vector<std::string> keys;
+  if (!result.list.empty() && result.list.front().is_object()) {
+    for (const auto& [key, value] : result.list.front().items()) {
+      if (key != "object") keys.push_back(key);
+    }
+  }
+  out += "# ";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0) out += ',';
+    out += CsvField(keys[i]);
+  }
+  out += '\n';
+  for (const auto& item : result.list) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (i > 0) out += ',';
+      if (item.is_object() && item.contains(keys[i])) out += CsvField(CsvText(item[keys[i]]));
+    }
+    out += '\n';
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -168,12 +464,8 @@ std::string RenderSuccessJson(const std::string& method, const Result& result) {
 
 std::string RenderFailureJson(const std::string& method, ErrorClass error_class,
                               const std::string& message) {
-  Json error = Json::object();
-  error["object"] = "error";
-  error["message"] = message;
-  error["errorcode"] = std::string(ErrorCodeFor(error_class));
   Json out = Json::object();
-  out["list"] = Json::array({error});
+  out["list"] = Json::array({ErrorJson(error_class, message)});
   out["method"] = method;
   out["status"] = "failure";
   Json summary = Json::object();
@@ -183,6 +475,24 @@ std::string RenderFailureJson(const std::string& method, ErrorClass error_class,
   summary["total"] = 1;
   out["summary"] = std::move(summary);
   return out.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string RenderSuccessXml(const std::string& method, const Result& result) {
+  return RenderXml(method, "success", result);
+}
+
+std::string RenderFailureXml(const std::string& method, ErrorClass error_class,
+                             const std::string& message) {
+  return RenderXml(method, "failure", FailureResult(error_class, message));
+}
+
+std::string RenderSuccessCsv(const std::string& method, const Result& result) {
+  return RenderCsv(method, "SUCCESS", result);
+}
+
+std::string RenderFailureCsv(const std::string& method, ErrorClass error_class,
+                             const std::string& message) {
+  return RenderCsv(method, "FAILURE", FailureResult(error_class, message));
 }
 
 }  // namespace gridd::api

@@ -125,7 +125,7 @@ TEST_F(BadInputTest, EveryBadRequestIsRefusedWithAClearMessageAndChangesNothing)
       {"unknown job", "grid/job/get", {{"id", "777777"}}, 400, "No object found"},
       {"unknown password", "support/password/get", {{"id", "777777"}}, 400, "No object found"},
       {"unknown method", "grid/server/explode", {}, 400, "Unknown method"},
-      {"format xml not yet", "grid/server/list", {{"format", "xml"}}, 400, "format=json"},
+      {"unknown format", "grid/server/list", {{"format", "yaml"}}, 400, "json, xml or csv"},
       {"version too old for edit", "grid/server/edit",
        {{"v", "1.5"}, {"id", existing_id_}, {"description", "x"}}, 400, "1.6"},
       {"unknown version", "grid/server/list", {{"v", "2.0"}}, 400, "Unsupported API version"},

@@ -1,13 +1,12 @@
 // GoGrid objects and envelopes (spec §3, §9). Objects are built as ordered JSON trees whose
-// "object" key names their type, so every output format (JSON now; XML and CSV walk the same
+// "object" key names their type, so every output format (JSON, XML and CSV all walk the same
 // tree) shows the same attributes in the same order.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "gridd/common/error.h"
 #include "gridd/domain/entities.h"
@@ -50,5 +49,18 @@ std::string RenderSuccessJson(const std::string& method, const Result& result);
 // The failure envelope with one error object.
 std::string RenderFailureJson(const std::string& method, ErrorClass error_class,
                               const std::string& message);
+
+// The same envelopes as XML (spec §5.1): <gogrid><response method status><summary/><list>
+// <object name="TYPE"><attribute name="KEY">…</attribute>…</object>…</list></response></gogrid>.
+// Always well-formed: invalid UTF-8 and characters XML cannot carry become U+FFFD.
+std::string RenderSuccessXml(const std::string& method, const Result& result);
+std::string RenderFailureXml(const std::string& method, ErrorClass error_class,
+                             const std::string& message);
+
+// The same envelopes as CSV (spec §5.2): two "# " comment lines (status and summary, then the
+// attribute names) and one RFC 4180 line per object; nested objects are flattened to one field.
+std::string RenderSuccessCsv(const std::string& method, const Result& result);
+std::string RenderFailureCsv(const std::string& method, ErrorClass error_class,
+                             const std::string& message);
 
 }  // namespace gridd::api

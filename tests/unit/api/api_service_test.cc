@@ -354,11 +354,49 @@ TEST_F(ApiServiceTest, EveryClientVersionIsAccepted) {
   }
 }
 
-TEST_F(ApiServiceTest, XmlFormatIs400PointingToJson) {
-  Reply reply = GetRaw("/api/grid/server/list", Auth(super_) + "&v=1.9&format=xml");
-  EXPECT_EQ(reply.status, 400u);
-  EXPECT_NE(reply.Message().find("json"), std::string::npos) << reply.raw;
+TEST_F(ApiServiceTest, XmlAndCsvFormatsAnswerInTheirContentType) {
+  for (const char* format : {"xml", "XML", "csv", "Csv"}) {
+    SCOPED_TRACE(format);
+    HttpResponse response = api_.Handle(
+        HttpRequest{"GET", "/api/grid/server/list?" + Auth(super_) + "&v=1.9&format=" + format, "",
+                    "", "127.0.0.1"});
+    EXPECT_EQ(response.status, 200u) << response.body;
+    const bool xml = std::tolower(static_cast<unsigned char>(format[0])) == 'x';
+    EXPECT_EQ(response.content_type, xml ? "text/xml; charset=UTF-8" : "text/csv; charset=UTF-8");
+    if (xml) {
+      EXPECT_NE(response.body.find("<response method=\"/grid/server/list\" status=\"success\">"),
+                std::string::npos)
+          << response.body;
+    } else {
+      EXPECT_EQ(response.body.rfind("# SUCCESS, /grid/server/list, TOTAL, ", 0), 0u)
+          << response.body;
+    }
+  }
   EXPECT_EQ(GetRaw("/api/grid/server/list", Auth(super_) + "&v=1.9&format=json").status, 200u);
+}
+
+TEST_F(ApiServiceTest, UnknownFormatIs400InJsonNamingTheFormats) {
+  Reply reply = GetRaw("/api/grid/server/list", Auth(super_) + "&v=1.9&format=yaml");
+  EXPECT_EQ(reply.status, 400u);
+  for (const char* format : {"json", "xml", "csv"}) {
+    EXPECT_NE(reply.Message().find(format), std::string::npos) << reply.raw;
+  }
+}
+
+TEST_F(ApiServiceTest, ErrorsBeforeTheFormatCheckUseTheRequestedFormat) {
+  HttpResponse unknown =
+      api_.Handle(HttpRequest{"GET", "/api/grid/nothing/list?format=xml", "", "", "127.0.0.1"});
+  EXPECT_EQ(unknown.status, 400u);
+  EXPECT_EQ(unknown.content_type, "text/xml; charset=UTF-8");
+  EXPECT_NE(unknown.body.find("status=\"failure\""), std::string::npos) << unknown.body;
+  HttpResponse denied = api_.Handle(HttpRequest{
+      "GET", "/api/grid/server/list?api_key=nobody&sig=0&v=1.9&format=csv", "", "", "127.0.0.1"});
+  EXPECT_EQ(denied.status, 403u);
+  EXPECT_EQ(denied.content_type, "text/csv; charset=UTF-8");
+  EXPECT_EQ(denied.body.rfind("# FAILURE, /grid/server/list, ", 0), 0u) << denied.body;
+  HttpResponse unknown_format =
+      api_.Handle(HttpRequest{"GET", "/api/grid/nothing/list?format=yaml", "", "", "127.0.0.1"});
+  EXPECT_EQ(unknown_format.content_type, "application/json; charset=UTF-8");
 }
 
 TEST_F(ApiServiceTest, ServerEditNeedsVersion16) {
