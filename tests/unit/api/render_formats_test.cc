@@ -13,6 +13,7 @@
 
 #include "gridd/api/render.h"
 #include "gridd/domain/lookups.h"
+#include "support/golden.h"
 #include "support/test_paths.h"
 
 namespace gridd::api {
@@ -244,24 +245,6 @@ std::vector<std::string> Lines(const std::string& text) {
 }
 
 // ------------------------------------------------------------------ fixtures
-
-std::string ReadExact(const std::string& name) {
-  const auto path = gridd::testing::SourceDir() / "tests" / "golden" / "api" / name;
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "cannot read " << path;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-// Exact comparison; GRIDD_UPDATE_GOLDENS=1 rewrites the golden from the output instead.
-void ExpectExactGolden(const std::string& body, const std::string& name) {
-  if (std::getenv("GRIDD_UPDATE_GOLDENS") != nullptr) {
-    std::ofstream(gridd::testing::SourceDir() / "tests" / "golden" / "api" / name, std::ios::binary)
-        << body;
-  }
-  EXPECT_EQ(body, ReadExact(name)) << "golden " << name;
-}
 
 RenderContext Context() {
   RenderContext context;
@@ -551,23 +534,25 @@ Result ServerList() {
 }
 
 TEST(RenderFormatsGoldenTest, ServerListXml) {
-  ExpectExactGolden(RenderSuccessXml("/grid/server/list", ServerList()), "server_list.xml");
+  gridd::testing::ExpectGolden("api/server_list.xml",
+                               RenderSuccessXml("/grid/server/list", ServerList()));
 }
 
 TEST(RenderFormatsGoldenTest, ServerListCsv) {
-  ExpectExactGolden(RenderSuccessCsv("/grid/server/list", ServerList()), "server_list.csv");
+  gridd::testing::ExpectGolden("api/server_list.csv",
+                               RenderSuccessCsv("/grid/server/list", ServerList()));
 }
 
 TEST(RenderFormatsGoldenTest, FailureXml) {
-  ExpectExactGolden(RenderFailureXml("/grid/server/get", ErrorClass::kIllegalArgument,
-                                     std::string(kNoObjectFound)),
-                    "failure_illegal_argument.xml");
+  gridd::testing::ExpectGolden("api/failure_illegal_argument.xml",
+                               RenderFailureXml("/grid/server/get", ErrorClass::kIllegalArgument,
+                                                std::string(kNoObjectFound)));
 }
 
 TEST(RenderFormatsGoldenTest, FailureCsv) {
-  ExpectExactGolden(RenderFailureCsv("/grid/server/get", ErrorClass::kIllegalArgument,
-                                     std::string(kNoObjectFound)),
-                    "failure_illegal_argument.csv");
+  gridd::testing::ExpectGolden("api/failure_illegal_argument.csv",
+                               RenderFailureCsv("/grid/server/get", ErrorClass::kIllegalArgument,
+                                                std::string(kNoObjectFound)));
 }
 
 }  // namespace

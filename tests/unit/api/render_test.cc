@@ -10,20 +10,16 @@
 #include <string>
 
 #include "gridd/domain/lookups.h"
-#include "support/test_paths.h"
+#include "support/golden.h"
 
 namespace gridd::api {
 namespace {
 
 using nlohmann::json;
 
+// The hand-written golden bodies end with a newline the renderer does not write.
 std::string ReadGolden(const std::string& name) {
-  const auto path = gridd::testing::SourceDir() / "tests" / "golden" / "api" / name;
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "cannot read " << path;
-  std::ostringstream out;
-  out << in.rdbuf();
-  std::string text = out.str();
+  std::string text = gridd::testing::ReadGolden("api/" + name);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   return text;
 }

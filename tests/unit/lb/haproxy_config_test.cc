@@ -8,6 +8,7 @@
 
 #include "gridd/lb/engine.h"
 #include "lb/process.h"
+#include "support/golden.h"
 #include "support/test_paths.h"
 
 namespace gridd::lb {
@@ -52,29 +53,13 @@ std::vector<BalancerSpec> MixedBalancers() {
   return {web, db, tls, empty, v6};
 }
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-// Compares against tests/golden/<name>; GRIDD_UPDATE_GOLDEN=1 rewrites the file instead.
-void ExpectGolden(const std::string& name, const std::string& actual) {
-  const auto path = gridd::testing::SourceDir() / "tests" / "golden" / name;
-  if (std::getenv("GRIDD_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(path, std::ios::binary) << actual;
-  }
-  ASSERT_TRUE(std::filesystem::exists(path)) << path;
-  EXPECT_EQ(ReadFile(path), actual) << "golden file " << path;
-}
-
 TEST(HaproxyConfigTest, EmptySetMatchesGolden) {
-  ExpectGolden("haproxy-empty.cfg", RenderHaproxyConfig({}, GoldenOptions()));
+  gridd::testing::ExpectGolden("haproxy-empty.cfg", RenderHaproxyConfig({}, GoldenOptions()));
 }
 
 TEST(HaproxyConfigTest, MixedSetMatchesGolden) {
-  ExpectGolden("haproxy-mixed.cfg", RenderHaproxyConfig(MixedBalancers(), GoldenOptions()));
+  gridd::testing::ExpectGolden("haproxy-mixed.cfg",
+                               RenderHaproxyConfig(MixedBalancers(), GoldenOptions()));
 }
 
 TEST(HaproxyConfigTest, OrderOfInputDoesNotMatter) {

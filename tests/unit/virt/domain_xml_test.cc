@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "gridd/virt/hypervisor.h"
+#include "support/golden.h"
 #include "support/test_paths.h"
 #include "virt/libvirt_handles.h"
 
@@ -41,31 +42,16 @@ DomainSpec HostileSpec() {
   return spec;
 }
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-// Compares against tests/golden/<name>; GRIDD_UPDATE_GOLDEN=1 rewrites the file instead.
-void ExpectGolden(const std::string& name, const std::string& actual) {
-  const auto path = gridd::testing::SourceDir() / "tests" / "golden" / name;
-  if (std::getenv("GRIDD_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(path, std::ios::binary) << actual;
-  }
-  ASSERT_TRUE(std::filesystem::exists(path)) << path;
-  EXPECT_EQ(ReadFile(path), actual) << "golden file " << path;
-}
-
 TEST(RenderDomainXmlTest, MatchesGoldenBasic) {
-  ExpectGolden("domain-basic.xml",
-               RenderDomainXml(BasicSpec(), "/var/lib/gridd/images/gridd-7.qcow2", "qcow2"));
+  gridd::testing::ExpectGolden(
+      "domain-basic.xml",
+      RenderDomainXml(BasicSpec(), "/var/lib/gridd/images/gridd-7.qcow2", "qcow2"));
 }
 
 TEST(RenderDomainXmlTest, MatchesGoldenHostile) {
-  ExpectGolden("domain-hostile.xml",
-               RenderDomainXml(HostileSpec(), "/srv/images/a 'quoted' & <odd>.img", "raw"));
+  gridd::testing::ExpectGolden(
+      "domain-hostile.xml",
+      RenderDomainXml(HostileSpec(), "/srv/images/a 'quoted' & <odd>.img", "raw"));
 }
 
 TEST(RenderDomainXmlTest, NeverEmitsCustomerMarkup) {
