@@ -50,16 +50,13 @@ std::string Describe(const Selector& selector) {
 
 }  // namespace
 
-std::string Caller::JobOwner() const {
-  return api_key + "-" + std::to_string(account_id) + "@api";
-}
+std::string Caller::JobOwner() const { return api_key + "-" + std::to_string(account_id) + "@api"; }
 
 std::string MacForServer(int64_t server_id) {
   char mac[18];
-  std::snprintf(mac, sizeof(mac), "52:54:00:%02x:%02x:%02x",
-                static_cast<unsigned>((server_id >> 16) & 0xff),
-                static_cast<unsigned>((server_id >> 8) & 0xff),
-                static_cast<unsigned>(server_id & 0xff));
+  std::snprintf(
+      mac, sizeof(mac), "52:54:00:%02x:%02x:%02x", static_cast<unsigned>((server_id >> 16) & 0xff),
+      static_cast<unsigned>((server_id >> 8) & 0xff), static_cast<unsigned>(server_id & 0xff));
   return mac;
 }
 
@@ -184,15 +181,8 @@ Server GridService::SelectOneForChange(Connection& c, const Caller& caller,
 
 Job GridService::NewServerJob(const Caller& caller, const Server& server, const Ip& ip,
                               const Image& image, int64_t command) {
-  Job job;
-  job.account_id = caller.account_id;
-  job.object_type = job_object_type::kVirtualServer;
-  job.object_id = server.id;
-  job.object_name = server.name;
-  job.command = command;
-  job.owner = caller.JobOwner();
-  job.datacenter_id = ip.datacenter_id;
-  job.detail = nlohmann::ordered_json::object();
+  Job job = NewJob(caller, job_object_type::kVirtualServer, server.id, server.name, command,
+                   ip.datacenter_id);
   job.detail["type"] = "virtual_server";
   job.detail["name"] = server.name;
   job.detail["description"] = server.description;
@@ -239,7 +229,8 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
   CheckText(description, "description");
   const Option& ram = ResolveOption(*FixedLookup("server.ram"), "server.ram", ram_ref);
   std::optional<int64_t> type;
-  if (request.type) type = ResolveOption(*FixedLookup("server.type"), "server.type", *request.type).id;
+  if (request.type)
+    type = ResolveOption(*FixedLookup("server.type"), "server.type", *request.type).id;
 
   ServerView view = db_.Write([&](Connection& c) {
     Image image;
@@ -314,7 +305,8 @@ ServerView GridService::EditServer(const Caller& caller, const ServerEditRequest
   std::optional<int64_t> ram;
   if (request.ram) ram = ResolveOption(*FixedLookup("server.ram"), "server.ram", *request.ram).id;
   std::optional<int64_t> type;
-  if (request.type) type = ResolveOption(*FixedLookup("server.type"), "server.type", *request.type).id;
+  if (request.type)
+    type = ResolveOption(*FixedLookup("server.type"), "server.type", *request.type).id;
   if (request.description) {
     CheckLength(*request.description, "description", options_.max_description_length);
     CheckText(*request.description, "description");
@@ -333,8 +325,8 @@ ServerView GridService::EditServer(const Caller& caller, const ServerEditRequest
     server.updated_ms = now;
     store::servers::Update(c, server);
     ServerView updated = View(c, server);
-    Job job = NewServerJob(caller, server, updated.ip, updated.image,
-                           job_command::kUpdateVirtualServer);
+    Job job =
+        NewServerJob(caller, server, updated.ip, updated.image, job_command::kUpdateVirtualServer);
     job.payload["ram_changed"] = ram_changed;
     store::jobs::Insert(c, job, now);
     return updated;
@@ -347,7 +339,8 @@ ServerView GridService::PowerServer(const Caller& caller, const std::vector<Sele
                                     const std::optional<std::string>& power) {
   const std::string& action = Required(power, "power");
   std::string lower;
-  for (char ch : action) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+  for (char ch : action)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
   int64_t command = 0;
   if (lower == "start" || lower == "on") {
     command = job_command::kStartVirtualServer;
@@ -389,8 +382,8 @@ ServerView GridService::DeleteServer(const Caller& caller, const std::vector<Sel
     server.deleting = true;
     server.updated_ms = clock_.NowMs();
     store::servers::Update(c, server);
-    Job job = NewServerJob(caller, server, before.ip, before.image,
-                           job_command::kDeleteVirtualServer);
+    Job job =
+        NewServerJob(caller, server, before.ip, before.image, job_command::kDeleteVirtualServer);
     store::jobs::Insert(c, job, server.updated_ms);
     return before;
   });
@@ -408,7 +401,8 @@ std::vector<Ip> GridService::ListIps(const Caller& caller, const IpFilter& filte
 
 std::vector<Ip> GridService::GetIps(const Caller& caller, const std::vector<std::string>& ids,
                                     const std::vector<std::string>& addresses) {
-  if (ids.empty() && addresses.empty()) ThrowIllegalArgument("Missing required parameter: id or ip");
+  if (ids.empty() && addresses.empty())
+    ThrowIllegalArgument("Missing required parameter: id or ip");
   if (!ids.empty() && !addresses.empty()) {
     ThrowIllegalArgument("Give either id or ip, not both");
   }
@@ -416,7 +410,8 @@ std::vector<Ip> GridService::GetIps(const Caller& caller, const std::vector<std:
     std::vector<Ip> out;
     for (const auto& text : ids) {
       auto id = ParsePositiveId(text);
-      if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
+      if (!id)
+        ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
       if (auto ip = store::ips::Get(c, caller.account_id, *id)) out.push_back(*ip);
     }
     for (const auto& address : addresses) {
@@ -465,7 +460,8 @@ std::vector<Image> GridService::GetImages(const Caller& caller,
         }
         if (selector.kind == Selector::Kind::kId) continue;
       }
-      for (const auto& image : store::images::FindVisibleByName(c, caller.account_id, selector.value)) {
+      for (const auto& image :
+           store::images::FindVisibleByName(c, caller.account_id, selector.value)) {
         add(image);
       }
     }
@@ -632,9 +628,9 @@ int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t
     return fail();
   }
   if (!ValidDate(y, mo, d)) return fail();
-  const int64_t seconds = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) *
-                              86400 +
-                          h * 3600 + mi * 60 - offset_minutes * 60;
+  const int64_t seconds =
+      DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
+      mi * 60 - offset_minutes * 60;
   return seconds * 1000 + std::llround(s * 1000);
 }
 

@@ -139,16 +139,10 @@ std::vector<LoadBalancerMember> LoadBalancerService::ResolveMembers(
   return members;
 }
 
-Job LoadBalancerService::NewJob(const Caller& caller, const LoadBalancer& balancer, const Ip& vip,
-                                int64_t command) {
-  Job job;
-  job.account_id = caller.account_id;
-  job.object_type = job_object_type::kLoadBalancer;
-  job.object_id = balancer.id;
-  job.object_name = balancer.name;
-  job.command = command;
-  job.owner = caller.JobOwner();
-  job.datacenter_id = vip.datacenter_id;
+Job LoadBalancerService::NewBalancerJob(const Caller& caller, const LoadBalancer& balancer,
+                                        const Ip& vip, int64_t command) {
+  Job job = NewJob(caller, job_object_type::kLoadBalancer, balancer.id, balancer.name, command,
+                   vip.datacenter_id);
   job.detail["type"] = "load_balancer";
   job.detail["name"] = balancer.name;
   job.detail["description"] = balancer.description;
@@ -251,7 +245,7 @@ LoadBalancerView LoadBalancerService::Add(const Caller& caller,
       ThrowIllegalArgument("Parameter 'virtualip.ip': IP " + vip->address + " is already assigned");
     }
     balancer.id = store::load_balancers::Insert(c, balancer);
-    Job job = NewJob(caller, balancer, *vip, job_command::kCreateLoadBalancer);
+    Job job = NewBalancerJob(caller, balancer, *vip, job_command::kCreateLoadBalancer);
     store::jobs::Insert(c, job, balancer.created_ms);
     return View(c, balancer);
   });
@@ -292,7 +286,7 @@ LoadBalancerView LoadBalancerService::Edit(const Caller& caller,
     if (persistence) balancer.persistence = *persistence;
     balancer.updated_ms = clock_.NowMs();
     store::load_balancers::Update(c, balancer);
-    Job job = NewJob(caller, balancer, *vip, job_command::kUpdateLoadBalancer);
+    Job job = NewBalancerJob(caller, balancer, *vip, job_command::kUpdateLoadBalancer);
     job.payload["previous_members"] = previous;
     store::jobs::Insert(c, job, balancer.updated_ms);
     return View(c, balancer);
@@ -314,7 +308,7 @@ LoadBalancerView LoadBalancerService::Delete(const Caller& caller,
     balancer.deleting = true;
     balancer.updated_ms = clock_.NowMs();
     store::load_balancers::Update(c, balancer);
-    Job job = NewJob(caller, balancer, before.vip, job_command::kDeleteLoadBalancer);
+    Job job = NewBalancerJob(caller, balancer, before.vip, job_command::kDeleteLoadBalancer);
     store::jobs::Insert(c, job, balancer.updated_ms);
     return before;
   });

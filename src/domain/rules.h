@@ -37,6 +37,21 @@ inline void CheckLength(const std::string& value, const std::string& parameter, 
   }
 }
 
+// A job on one object, owned by the caller; the caller fills in `detail` and `payload`.
+inline Job NewJob(const Caller& caller, int64_t object_type, int64_t object_id,
+                  const std::string& object_name, int64_t command,
+                  std::optional<int64_t> datacenter_id) {
+  Job job;
+  job.account_id = caller.account_id;
+  job.object_type = object_type;
+  job.object_id = object_id;
+  job.object_name = object_name;
+  job.command = command;
+  job.owner = caller.JobOwner();
+  job.datacenter_id = datacenter_id;
+  return job;
+}
+
 // Runs `select(selector)` for every selector and `view(object)` for each object not seen yet.
 template <typename View, typename SelectFn, typename ViewFn>
 std::vector<View> SelectEach(const std::vector<Selector>& selectors, SelectFn&& select,

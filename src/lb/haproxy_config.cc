@@ -146,40 +146,39 @@ std::string RenderHaproxyConfig(const std::vector<BalancerSpec>& balancers,
   return out.str();
 }
 
-std::set<int64_t> BalancerIdsInConfig(std::string_view config) {
-  static constexpr std::string_view kPrefix = "frontend lb_";
-  std::set<int64_t> ids;
+namespace {
+
+// Calls fn(rest) for every line of `config` that starts with `prefix`, `rest` being the line
+// after the prefix.
+template <typename Fn>
+void ForEachLineAfter(std::string_view config, std::string_view prefix, Fn&& fn) {
   size_t pos = 0;
   while (pos < config.size()) {
     size_t end = config.find('\n', pos);
     if (end == std::string_view::npos) end = config.size();
     const std::string_view line = config.substr(pos, end - pos);
-    if (line.substr(0, kPrefix.size()) == kPrefix) {
-      const std::string_view digits = line.substr(kPrefix.size());
-      int64_t id = 0;
-      const auto [ptr, error] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
-      if (error == std::errc() && ptr == digits.data() + digits.size()) ids.insert(id);
-    }
+    if (line.substr(0, prefix.size()) == prefix) fn(line.substr(prefix.size()));
     pos = end + 1;
   }
+}
+
+}  // namespace
+
+std::set<int64_t> BalancerIdsInConfig(std::string_view config) {
+  std::set<int64_t> ids;
+  ForEachLineAfter(config, "frontend lb_", [&](std::string_view digits) {
+    int64_t id = 0;
+    const auto [ptr, error] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+    if (error == std::errc() && ptr == digits.data() + digits.size()) ids.insert(id);
+  });
   return ids;
 }
 
 std::set<std::string> BindEndpointsInConfig(std::string_view config) {
-  static constexpr std::string_view kPrefix = "    bind ";
   std::set<std::string> endpoints;
-  size_t pos = 0;
-  while (pos < config.size()) {
-    size_t end = config.find('\n', pos);
-    if (end == std::string_view::npos) end = config.size();
-    const std::string_view line = config.substr(pos, end - pos);
-    if (line.substr(0, kPrefix.size()) == kPrefix) {
-      std::string_view rest = line.substr(kPrefix.size());
-      rest = rest.substr(0, rest.find(' '));
-      endpoints.emplace(rest);
-    }
-    pos = end + 1;
-  }
+  ForEachLineAfter(config, "    bind ", [&](std::string_view rest) {
+    endpoints.emplace(rest.substr(0, rest.find(' ')));
+  });
   return endpoints;
 }
 

@@ -68,7 +68,8 @@ class LoadBalancerService {
                                                  const std::vector<RealIpInput>& inputs,
                                                  int64_t datacenter_id,
                                                  std::pair<int64_t, int> vip);
-  Job NewJob(const Caller& caller, const LoadBalancer& balancer, const Ip& vip, int64_t command);
+  Job NewBalancerJob(const Caller& caller, const LoadBalancer& balancer, const Ip& vip,
+                     int64_t command);
 
   store::Database& db_;
   const Clock& clock_;
