@@ -14,12 +14,10 @@ import argparse
 import os
 import sys
 import time
-import traceback
 
-# The daemon is on loopback: never go through a proxy from the environment.
-for _var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-    os.environ.pop(_var, None)
-os.environ["no_proxy"] = os.environ["NO_PROXY"] = "*"
+# Run with -I (isolated), so the script's own directory is not on the path by itself.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gogrid_steps import Failure, argument_parser, check, connect, ok, run_steps, step  # noqa: E402,F401
 
 from libcloud.common.types import InvalidCredsError  # noqa: E402
 from libcloud.compute.base import Node  # noqa: E402
@@ -28,38 +26,12 @@ from libcloud.compute.types import NodeState  # noqa: E402
 
 POLL_TIMEOUT = 60.0
 POLL_INTERVAL = 0.5
-REQUEST_TIMEOUT = 30
 EXPECTED_SIZES = ["512MB", "1GB", "2GB", "4GB", "8GB", "16GB", "24GB"]
 EDITED_DESCRIPTION = "edited by libcloud"
 
 
-class Failure(Exception):
-    """A step did not do what a libcloud user relies on."""
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
-
-
-def step(text):
-    print("step: " + text, flush=True)
-
-
-def ok(detail=""):
-    print("  ok" + (": " + detail if detail else ""), flush=True)
-
-
 def make_driver(host, port, key, secret):
-    driver = GoGridNodeDriver(key, secret, host=host, port=port, secure=False)
-    connection = driver.connection
-    # libcloud 3.4.1 takes host/port/secure from the constructor (Connection.__init__); pin
-    # them anyway so that no default (api.gogrid.com:443) can sneak in.
-    connection.host = host
-    connection.port = int(port)
-    connection.secure = 0
-    connection.timeout = REQUEST_TIMEOUT
-    return driver
+    return connect(GoGridNodeDriver, argparse.Namespace(host=host, port=port, key=key, secret=secret))
 
 
 def describe_node(node):
@@ -286,28 +258,8 @@ def cleanup(args, created):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--port", required=True, type=int)
-    parser.add_argument("--key", required=True, help="API key")
-    parser.add_argument("--secret", required=True, help="shared secret")
-    args = parser.parse_args()
-
-    created = {}
-    try:
-        run(args, created)
-    except Failure as failure:
-        print("FAILED: %s" % failure, flush=True)
-        cleanup(args, created)
-        return 1
-    except Exception:  # noqa: BLE001 - any libcloud error is a failure of the step
-        print("FAILED with an exception:", flush=True)
-        traceback.print_exc(file=sys.stdout)
-        sys.stdout.flush()
-        cleanup(args, created)
-        return 1
-    print("all libcloud compute steps passed", flush=True)
-    return 0
+    args = argument_parser(__doc__.splitlines()[0]).parse_args()
+    return run_steps(args, run, cleanup, "compute")
 
 
 if __name__ == "__main__":

@@ -16,18 +16,15 @@ ports, servers are expected that greet each connection with one line. Prints one
 exits 0 on success, 1 with a message on failure. Only the standard library and libcloud are used.
 """
 
-import argparse
 import ipaddress
 import os
 import socket
 import sys
 import time
-import traceback
 
-# The daemon is on loopback: never go through a proxy from the environment.
-for _var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-    os.environ.pop(_var, None)
-os.environ["no_proxy"] = os.environ["NO_PROXY"] = "*"
+# Run with -I (isolated), so the script's own directory is not on the path by itself.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gogrid_steps import Failure, argument_parser, check, connect, ok, run_steps, step  # noqa: E402,F401
 
 from libcloud.compute.drivers.gogrid import GoGridNodeDriver  # noqa: E402
 from libcloud.loadbalancer.base import Algorithm, LoadBalancer, Member  # noqa: E402
@@ -36,49 +33,18 @@ from libcloud.loadbalancer.types import LibcloudLBImmutableError, State  # noqa:
 
 POLL_TIMEOUT = 30.0
 POLL_INTERVAL = 0.25
-REQUEST_TIMEOUT = 30
 MEMBER_IPS = ["127.77.1.2", "127.77.1.3"]
 ATTACHED_IP = "127.77.1.4"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 FOREIGN_IP = "127.99.0.2"
 
 
-class Failure(Exception):
-    """A step did not do what a libcloud user relies on."""
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
-
-
-def step(text):
-    print("step: " + text, flush=True)
-
-
-def ok(detail=""):
-    print("  ok" + (": " + detail if detail else ""), flush=True)
-
-
-def pin_connection(driver, host, port):
-    connection = driver.connection
-    # libcloud 3.4.1 takes host/port/secure from the constructor; pin them anyway so that no
-    # default (api.gogrid.com:443) can sneak in.
-    connection.host = host
-    connection.port = int(port)
-    connection.secure = 0
-    connection.timeout = REQUEST_TIMEOUT
-    return driver
-
-
 def make_lb_driver(args):
-    driver = GoGridLBDriver(args.key, args.secret, host=args.host, port=args.port, secure=False)
-    return pin_connection(driver, args.host, args.port)
+    return connect(GoGridLBDriver, args)
 
 
 def make_compute_driver(args):
-    driver = GoGridNodeDriver(args.key, args.secret, host=args.host, port=args.port, secure=False)
-    return pin_connection(driver, args.host, args.port)
+    return connect(GoGridNodeDriver, args)
 
 
 def describe_balancer(balancer):
@@ -347,11 +313,7 @@ def cleanup(args, created):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--port", required=True, type=int)
-    parser.add_argument("--key", required=True, help="API key")
-    parser.add_argument("--secret", required=True, help="shared secret")
+    parser = argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--vip-port", required=True, type=int, help="the balancer's port")
     parser.add_argument("--member-ports", required=True,
                         help="ports of the servers on 127.77.1.2, .3 and .4, comma-separated")
@@ -359,22 +321,7 @@ def main():
     args.member_ports = [int(p) for p in args.member_ports.split(",")]
     if len(args.member_ports) != 3:
         parser.error("--member-ports needs three ports")
-
-    created = {}
-    try:
-        run(args, created)
-    except Failure as failure:
-        print("FAILED: %s" % failure, flush=True)
-        cleanup(args, created)
-        return 1
-    except Exception:  # noqa: BLE001 - any libcloud error is a failure of the step
-        print("FAILED with an exception:", flush=True)
-        traceback.print_exc(file=sys.stdout)
-        sys.stdout.flush()
-        cleanup(args, created)
-        return 1
-    print("all libcloud load-balancer steps passed", flush=True)
-    return 0
+    return run_steps(args, run, cleanup, "load-balancer")
 
 
 if __name__ == "__main__":
