@@ -20,14 +20,17 @@ bool ValidName(std::string_view name, bool allow_colon) {
   return true;
 }
 
-void AppendNumber(std::string& out, double value) {
+void AppendNumber(std::string& out, double value, bool fixed = false) {
   if (std::isnan(value)) {
     out += "NaN";
   } else if (std::isinf(value)) {
     out += value > 0 ? "+Inf" : "-Inf";
   } else {
     char buffer[32];
-    auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    // Bucket bounds read better as 0.0005 than as 5e-04.
+    auto [end, ec] = fixed ? std::to_chars(buffer, buffer + sizeof(buffer), value,
+                                           std::chars_format::fixed)
+                           : std::to_chars(buffer, buffer + sizeof(buffer), value);
     out.append(buffer, ec == std::errc() ? end : buffer);
   }
 }
@@ -107,10 +110,10 @@ double CounterFamily::Value(const LabelValues& values) const {
 
 void CounterFamily::Render(std::string& out) const {
   std::lock_guard lock(mutex_);
-  // An unlabelled counter exists from the start; a labelled one once a label set was seen.
-  if (values_.empty() && !label_names_.empty()) return;
+  // Every family is announced; an unlabelled counter starts at 0, a labelled one has samples
+  // once a label set was seen.
   RenderHeader(out, "counter");
-  if (values_.empty()) {
+  if (values_.empty() && label_names_.empty()) {
     out += name_ + " 0\n";
     return;
   }
@@ -141,7 +144,6 @@ double GaugeFamily::Value(const LabelValues& values) const {
 
 void GaugeFamily::Render(std::string& out) const {
   std::lock_guard lock(mutex_);
-  if (values_.empty()) return;
   RenderHeader(out, "gauge");
   for (const auto& [labels, value] : values_) {
     out += name_ + LabelText(labels) + ' ';
@@ -179,7 +181,6 @@ uint64_t HistogramFamily::Count(const LabelValues& values) const {
 
 void HistogramFamily::Render(std::string& out) const {
   std::lock_guard lock(mutex_);
-  if (series_.empty()) return;
   RenderHeader(out, "histogram");
   for (const auto& [labels, series] : series_) {
     uint64_t cumulative = 0;
@@ -187,7 +188,7 @@ void HistogramFamily::Render(std::string& out) const {
       cumulative += series.buckets[i];
       std::string le = "le=\"";
       if (i < bounds_.size()) {
-        AppendNumber(le, bounds_[i]);
+        AppendNumber(le, bounds_[i], /*fixed=*/true);
       } else {
         le += "+Inf";
       }
@@ -308,6 +309,17 @@ CounterFamily& ReconcilerRepairs() {
       "Differences between the database and a hypervisor that the reconciler repaired, by kind.",
       {"kind"});
   return family;
+}
+
+void CreateSharedFamilies() {
+  ApiRequests();
+  ApiRequestSeconds();
+  JobsFinished();
+  JobSeconds();
+  JobRetries();
+  LbEngineReloads();
+  LbEngineRestarts();
+  ReconcilerRepairs();
 }
 
 }  // namespace gridd::metrics

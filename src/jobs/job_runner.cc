@@ -6,6 +6,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "gridd/common/log.h"
 #include "gridd/common/metrics.h"
 #include "gridd/domain/lookups.h"
 #include "gridd/store/repositories.h"
@@ -185,6 +186,10 @@ bool JobRunner::RunOnce() {
 }
 
 void JobRunner::Execute(const domain::Job& job) {
+  // Every line logged while the job runs (here, in its handler, in the hypervisor) names it.
+  log::ScopedFields job_fields(log::Fields{{"job", std::to_string(job.id)},
+                                           {"command", CommandName(job.command)}});
+  spdlog::debug("jobs: job {} claimed, attempt {}", job.id, job.attempts);
   auto it = handlers_.find(job.command);
   std::string failure;
   bool retryable = false;

@@ -145,4 +145,7 @@ CounterFamily& LbEngineRestarts();
 // reconciler repaired, by kind of repair (e.g. "domain_recreated", "state_corrected").
 CounterFamily& ReconcilerRepairs();
 
+// Creates the families above, so that /metrics announces them before their first sample.
+void CreateSharedFamilies();
+
 }  // namespace gridd::metrics

@@ -24,29 +24,30 @@ TEST(MetricsTest, CountersRenderWithHelpTypeAndEscapedLabels) {
             "demo_requests_total{method=\"say \\\"hi\\\"\\n\",status=\"400\"} 1\n");
 }
 
-TEST(MetricsTest, UnlabelledCounterShowsZeroAndLabelledFamilyWaitsForSamples) {
+TEST(MetricsTest, EveryFamilyIsAnnouncedAndAnUnlabelledCounterStartsAtZero) {
   Registry registry;
   registry.Counter("demo_restarts_total", "Restarts.");
   registry.Counter("demo_repairs_total", "Repairs.", {"kind"});
   EXPECT_EQ(registry.Render(),
+            "# HELP demo_repairs_total Repairs.\n# TYPE demo_repairs_total counter\n"
             "# HELP demo_restarts_total Restarts.\n# TYPE demo_restarts_total counter\n"
             "demo_restarts_total 0\n");
 }
 
 TEST(MetricsTest, HistogramBucketsAreCumulativeWithSumAndCount) {
   Registry registry;
-  auto& seconds = registry.Histogram("demo_seconds", "Durations.", {"method"}, {0.1, 1});
-  seconds.Observe({"a"}, 0.05);
-  seconds.Observe({"a"}, 0.1);  // on a bound: counts in that bucket (le)
+  auto& seconds = registry.Histogram("demo_seconds", "Durations.", {"method"}, {0.0005, 1});
+  seconds.Observe({"a"}, 0.0001);
+  seconds.Observe({"a"}, 0.0005);  // on a bound: counts in that bucket (le)
   seconds.Observe({"a"}, 0.5);
   seconds.Observe({"a"}, 7);
   EXPECT_EQ(seconds.Count({"a"}), 4u);
   EXPECT_EQ(registry.Render(),
             "# HELP demo_seconds Durations.\n# TYPE demo_seconds histogram\n"
-            "demo_seconds_bucket{method=\"a\",le=\"0.1\"} 2\n"
+            "demo_seconds_bucket{method=\"a\",le=\"0.0005\"} 2\n"
             "demo_seconds_bucket{method=\"a\",le=\"1\"} 3\n"
             "demo_seconds_bucket{method=\"a\",le=\"+Inf\"} 4\n"
-            "demo_seconds_sum{method=\"a\"} 7.65\n"
+            "demo_seconds_sum{method=\"a\"} 7.5006\n"
             "demo_seconds_count{method=\"a\"} 4\n");
 }
 
