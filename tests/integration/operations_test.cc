@@ -2,8 +2,15 @@
 // jobs, structured (JSON) logs with request ids, configuration reload on SIGHUP, and a systemd
 // unit that systemd accepts.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -229,6 +236,56 @@ TEST(ReloadTest, SighupAppliesLiveKeysAndNamesTheOthers) {
   })) << daemon.LogText();
   CallOk(client, "grid/server/list");
   EXPECT_EQ(daemon.Stop(), 0);
+}
+
+// systemd's side of Type=notify, played by the test: a datagram socket in NOTIFY_SOCKET and a
+// watchdog interval in WATCHDOG_USEC, as systemd sets them for the service.
+TEST(SystemdNotifyTest, ReadyWatchdogReloadingAndStoppingReachTheNotifySocket) {
+  const fs::path socket_path = ScratchDir("gridd-notify") / "notify.sock";
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", socket_path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+
+  // Everything systemd was told so far, waiting up to 20 s for `expected` to appear.
+  std::string received;
+  auto wait_for = [&](const std::string& expected, int times = 1) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    auto count = [&] {
+      int found = 0;
+      for (size_t at = received.find(expected); at != std::string::npos;
+           at = received.find(expected, at + 1)) {
+        ++found;
+      }
+      return found;
+    };
+    while (count() < times && std::chrono::steady_clock::now() < deadline) {
+      pollfd ready{fd, POLLIN, 0};
+      if (poll(&ready, 1, 100) <= 0) continue;
+      char buffer[4096];
+      const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+      if (n > 0) received.append(buffer, static_cast<size_t>(n)).push_back('\n');
+    }
+    return count() >= times;
+  };
+
+  setenv("NOTIFY_SOCKET", socket_path.c_str(), 1);
+  setenv("WATCHDOG_USEC", "200000", 1);
+  DaemonProcess daemon;
+  daemon.Start();
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+
+  EXPECT_TRUE(wait_for("READY=1")) << received;
+  EXPECT_TRUE(wait_for("WATCHDOG=1", 3)) << "the watchdog is pinged every 100 ms: " << received;
+  ASSERT_EQ(kill(daemon.pid(), SIGHUP), 0);
+  EXPECT_TRUE(wait_for("RELOADING=1")) << received;
+  EXPECT_TRUE(wait_for("READY=1", 2)) << "READY again after the reload: " << received;
+  EXPECT_EQ(daemon.Stop(), 0);
+  EXPECT_TRUE(wait_for("STOPPING=1")) << received;
+  close(fd);
 }
 
 TEST(SystemdUnitTest, SystemdAnalyzeVerifyAcceptsIt) {
