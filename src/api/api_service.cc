@@ -334,9 +334,9 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
   } catch (const ApiError& error) {
     // The line carries the request id (the HTTP server's log context), so an operator can find
     // the cause of an error a customer reports with the X-Request-Id of the answer.
-    spdlog::info("api: {} refused: {}: {}", method, ErrorCodeFor(error.error_class()), error.what());
-    return answer(FailureResponse(format,
-                                  static_cast<unsigned>(HttpStatusFor(error.error_class())),
+    spdlog::info("api: {} refused: {}: {}", method, ErrorCodeFor(error.error_class()),
+                 error.what());
+    return answer(FailureResponse(format, static_cast<unsigned>(HttpStatusFor(error.error_class())),
                                   method, error.error_class(), error.what()));
   } catch (const std::exception& error) {
     spdlog::error("api: {} failed: {}", method, error.what());

@@ -91,11 +91,11 @@ std::string PeerAddress(const tcp::socket& socket) {
 // A client's X-Request-Id is kept when it is short and plain (it ends up in log lines); any
 // other request gets 16 random hex digits.
 std::string RequestIdFor(std::string_view from_client) {
-  const bool usable = !from_client.empty() && from_client.size() <= 64 &&
-                      std::all_of(from_client.begin(), from_client.end(), [](char c) {
-                        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-                               c == '_' || c == '.';
-                      });
+  const bool usable =
+      !from_client.empty() && from_client.size() <= 64 &&
+      std::all_of(from_client.begin(), from_client.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      });
   if (usable) return std::string(from_client);
   thread_local std::mt19937_64 random{std::random_device{}()};
   char text[17];
@@ -419,7 +419,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string log_method_;
   std::string log_path_;
   std::string request_id_;
-  std::string operation_;   // GoGrid method for metrics and the access log
+  std::string operation_;  // GoGrid method for metrics and the access log
   std::string api_key_id_;
   size_t lingered_bytes_ = 0;
 };

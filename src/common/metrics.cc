@@ -12,8 +12,8 @@ bool ValidName(std::string_view name, bool allow_colon) {
   if (name.empty()) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                       (allow_colon && c == ':');
+    const bool alpha =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (allow_colon && c == ':');
     const bool digit = c >= '0' && c <= '9';
     if (!alpha && !(digit && i > 0)) return false;
   }
@@ -28,9 +28,9 @@ void AppendNumber(std::string& out, double value, bool fixed = false) {
   } else {
     char buffer[32];
     // Bucket bounds read better as 0.0005 than as 5e-04.
-    auto [end, ec] = fixed ? std::to_chars(buffer, buffer + sizeof(buffer), value,
-                                           std::chars_format::fixed)
-                           : std::to_chars(buffer, buffer + sizeof(buffer), value);
+    auto [end, ec] =
+        fixed ? std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::fixed)
+              : std::to_chars(buffer, buffer + sizeof(buffer), value);
     out.append(buffer, ec == std::errc() ? end : buffer);
   }
 }
@@ -262,10 +262,10 @@ CounterFamily& ApiRequests() {
 }
 
 HistogramFamily& ApiRequestSeconds() {
-  static HistogramFamily& family = Default().Histogram(
-      "gridd_api_request_duration_seconds",
-      "Time from the start of an API request to its answer, by GoGrid method.", {"method"},
-      RequestSecondsBounds());
+  static HistogramFamily& family =
+      Default().Histogram("gridd_api_request_duration_seconds",
+                          "Time from the start of an API request to its answer, by GoGrid method.",
+                          {"method"}, RequestSecondsBounds());
   return family;
 }
 
@@ -284,9 +284,9 @@ HistogramFamily& JobSeconds() {
 }
 
 CounterFamily& JobRetries() {
-  static CounterFamily& family = Default().Counter(
-      "gridd_job_retries_total", "Job attempts that failed transiently and were queued again.",
-      {"command"});
+  static CounterFamily& family =
+      Default().Counter("gridd_job_retries_total",
+                        "Job attempts that failed transiently and were queued again.", {"command"});
   return family;
 }
 
@@ -298,8 +298,9 @@ CounterFamily& LbEngineReloads() {
 }
 
 CounterFamily& LbEngineRestarts() {
-  static CounterFamily& family = Default().Counter(
-      "gridd_lb_engine_restarts_total", "Times the supervisor restarted a dead load-balancing engine.");
+  static CounterFamily& family =
+      Default().Counter("gridd_lb_engine_restarts_total",
+                        "Times the supervisor restarted a dead load-balancing engine.");
   return family;
 }
 

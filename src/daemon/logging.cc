@@ -5,8 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <systemd/sd-journal.h>
 #include <syslog.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -66,7 +66,8 @@ class JournaldSink : public spdlog::sinks::base_sink<std::mutex> {
         "SYSLOG_IDENTIFIER=gridd",
         "GRIDD_LOGGER=" + std::string(msg.logger_name.data(), msg.logger_name.size()),
     };
-    for (const auto& [key, value] : record.fields) fields.push_back(JournalFieldName(key) + "=" + value);
+    for (const auto& [key, value] : record.fields)
+      fields.push_back(JournalFieldName(key) + "=" + value);
     std::vector<iovec> iov;
     iov.reserve(fields.size());
     for (auto& field : fields) iov.push_back(iovec{field.data(), field.size()});
@@ -92,8 +93,7 @@ bool ConnectedToJournal() {
 void SetupLogging(const Config& config) {
   const bool journal =
       config.log_output == "journald" || (config.log_output == "auto" && ConnectedToJournal());
-  const log::Format format =
-      log::ParseFormat(config.log_format).value_or(log::Format::kText);
+  const log::Format format = log::ParseFormat(config.log_format).value_or(log::Format::kText);
   spdlog::sink_ptr sink;
   if (journal) {
     sink = std::make_shared<JournaldSink>();

@@ -3,6 +3,7 @@
 // leaves unfinished jobs to resume at the next start. SIGHUP reloads the configuration.
 #include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,7 +12,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
-#include <spdlog/spdlog.h>
 
 #include "daemon/admin_commands.h"
 #include "daemon/logging.h"
@@ -29,9 +29,9 @@
 #include "gridd/domain/load_balancer_service.h"
 #include "gridd/jobs/job_runner.h"
 #include "gridd/jobs/load_balancer_jobs.h"
-#include "gridd/lb/engine.h"
 #include "gridd/jobs/server_jobs.h"
 #include "gridd/jobs/state_metrics.h"
+#include "gridd/lb/engine.h"
 #include "gridd/store/database.h"
 #include "gridd/virt/hypervisor.h"
 

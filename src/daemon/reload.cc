@@ -52,7 +52,8 @@ std::vector<std::pair<std::string, std::string>> ConfigValues(const Config& c) {
   out.emplace_back("metrics.listen", Listen(c.metrics_host, c.metrics_port));
 
   std::ostringstream datacenters, pools, images;
-  for (const auto& d : c.datacenters) datacenters << d.id << ':' << d.name << ':' << d.description << ';';
+  for (const auto& d : c.datacenters)
+    datacenters << d.id << ':' << d.name << ':' << d.description << ';';
   for (const auto& p : c.ip_pools) {
     pools << p.datacenter << ':' << (p.is_public ? "public" : "private") << ':' << p.cidr << ':'
           << p.network << ';';
@@ -89,8 +90,8 @@ ReloadReport ApplyReload(Config& running, const Config& fresh,
     report.applied.push_back(describe(setting.key));
   }
   for (const auto& key : changed) {
-    const bool is_live = std::any_of(live.begin(), live.end(),
-                                     [&](const LiveSetting& setting) { return setting.key == key; });
+    const bool is_live = std::any_of(
+        live.begin(), live.end(), [&](const LiveSetting& setting) { return setting.key == key; });
     if (!is_live) report.restart_needed.push_back(describe(key));
   }
   return report;

@@ -24,8 +24,8 @@ struct LiveSetting {
 };
 
 struct ReloadReport {
-  std::vector<std::string> applied;          // "jobs.workers: 4 -> 8"
-  std::vector<std::string> restart_needed;   // "server.listen: 127.0.0.1:8080 -> …"
+  std::vector<std::string> applied;         // "jobs.workers: 4 -> 8"
+  std::vector<std::string> restart_needed;  // "server.listen: 127.0.0.1:8080 -> …"
 };
 
 // Compares `running` with `fresh`, applies the live keys that changed (in `live` order) and

@@ -26,9 +26,8 @@ std::string CommandName(int64_t command) {
 void RecordFinished(const domain::Job& job, const char* state, int64_t now_ms) {
   const std::string command = CommandName(job.command);
   metrics::JobsFinished().Increment({command, state});
-  metrics::JobSeconds().Observe({command},
-                                static_cast<double>(std::max<int64_t>(now_ms - job.created_ms, 0)) /
-                                    1000.0);
+  metrics::JobSeconds().Observe(
+      {command}, static_cast<double>(std::max<int64_t>(now_ms - job.created_ms, 0)) / 1000.0);
 }
 
 }  // namespace
@@ -152,9 +151,8 @@ void JobRunner::WorkerLoop(size_t index) {
       spdlog::error("jobs: cannot read the queue: {}", error.what());
     }
     std::unique_lock<std::mutex> lock(mutex_);
-    wake_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
-      return stopping_ || notifications_ != seen || index >= workers_wanted_;
-    });
+    wake_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                   [&] { return stopping_ || notifications_ != seen || index >= workers_wanted_; });
   }
 }
 
@@ -187,8 +185,8 @@ bool JobRunner::RunOnce() {
 
 void JobRunner::Execute(const domain::Job& job) {
   // Every line logged while the job runs (here, in its handler, in the hypervisor) names it.
-  log::ScopedFields job_fields(log::Fields{{"job", std::to_string(job.id)},
-                                           {"command", CommandName(job.command)}});
+  log::ScopedFields job_fields(
+      log::Fields{{"job", std::to_string(job.id)}, {"command", CommandName(job.command)}});
   spdlog::debug("jobs: job {} claimed, attempt {}", job.id, job.attempts);
   auto it = handlers_.find(job.command);
   std::string failure;

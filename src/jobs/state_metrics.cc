@@ -28,8 +28,8 @@ void RefreshStateMetrics(store::Database& db, virt::Hypervisor& hypervisor, cons
       .Gauge("gridd_job_oldest_queued_age_seconds",
              "Age of the oldest queued job (0 when the queue is empty).")
       .Set({}, snapshot.queue.oldest_queued_created_ms
-                   ? static_cast<double>(std::max<int64_t>(
-                         now_ms - *snapshot.queue.oldest_queued_created_ms, 0)) /
+                   ? static_cast<double>(
+                         std::max<int64_t>(now_ms - *snapshot.queue.oldest_queued_created_ms, 0)) /
                          1000.0
                    : 0.0);
 
@@ -44,7 +44,8 @@ void RefreshStateMetrics(store::Database& db, virt::Hypervisor& hypervisor, cons
   std::map<metrics::LabelValues, double> ips;
   for (const auto& [use, count] : snapshot.ips) {
     const char* state = use.state == domain::ip_state::kAssigned ? "Assigned" : "Unassigned";
-    ips[{use.datacenter, use.is_public ? "Public" : "Private", state}] += static_cast<double>(count);
+    ips[{use.datacenter, use.is_public ? "Public" : "Private", state}] +=
+        static_cast<double>(count);
   }
   registry
       .Gauge("gridd_ip_addresses", "Addresses of the IP pools, by datacenter, type and state.",

@@ -38,7 +38,8 @@ std::string ReadText(const fs::path& path) {
 fs::path WriteConfig(const std::vector<std::pair<std::string, std::string>>& replacements) {
   std::string text = ReadText(SourceDir() / "config" / "gridd.toml");
   std::vector<std::pair<std::string, std::string>> all = {
-      {"\"test://./test-node.xml\"", "\"test://" + (SourceDir() / "config" / "test-node.xml").string() + "\""}};
+      {"\"test://./test-node.xml\"",
+       "\"test://" + (SourceDir() / "config" / "test-node.xml").string() + "\""}};
   all.insert(all.end(), replacements.begin(), replacements.end());
   for (const auto& [from, to] : all) {
     const size_t at = text.find(from);
@@ -83,16 +84,16 @@ TEST(MetricsTest, PassPromtoolAndMoveWithRequestsAndJobs) {
 
   const std::string before = Scrape(daemon);
   for (const char* family :
-       {"gridd_api_requests_total", "gridd_api_request_duration_seconds", "gridd_jobs_finished_total",
-        "gridd_job_duration_seconds", "gridd_job_queue_depth", "gridd_job_oldest_queued_age_seconds",
-        "gridd_hosts", "gridd_servers", "gridd_ip_addresses", "gridd_lb_engine_reloads_total",
-        "gridd_reconciler_repairs_total"}) {
+       {"gridd_api_requests_total", "gridd_api_request_duration_seconds",
+        "gridd_jobs_finished_total", "gridd_job_duration_seconds", "gridd_job_queue_depth",
+        "gridd_job_oldest_queued_age_seconds", "gridd_hosts", "gridd_servers", "gridd_ip_addresses",
+        "gridd_lb_engine_reloads_total", "gridd_reconciler_repairs_total"}) {
     EXPECT_NE(before.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
   }
   EXPECT_EQ(Sample(before, "gridd_hosts{state=\"Up\"}"), 1);
   EXPECT_EQ(Sample(before, "gridd_servers{state=\"On\"}"), 0);
-  const double free_before =
-      Sample(before, "gridd_ip_addresses{datacenter=\"US-West-1\",type=\"Public\",state=\"Unassigned\"}");
+  const double free_before = Sample(
+      before, "gridd_ip_addresses{datacenter=\"US-West-1\",type=\"Public\",state=\"Unassigned\"}");
   EXPECT_GT(free_before, 0);
 
   ApiClient client = daemon.Client();
@@ -109,18 +110,29 @@ TEST(MetricsTest, PassPromtoolAndMoveWithRequestsAndJobs) {
   std::string after;
   ASSERT_TRUE(WaitFor([&] {
     after = Scrape(daemon);
-    return Sample(after,
-                  "gridd_jobs_finished_total{command=\"CreateVirtualServer\",state=\"Succeeded\"}") == 1;
+    return Sample(
+               after,
+               "gridd_jobs_finished_total{command=\"CreateVirtualServer\",state=\"Succeeded\"}") ==
+           1;
   })) << after;
-  EXPECT_GE(Sample(after, "gridd_api_requests_total{method=\"/grid/server/list\",status=\"200\"}"), 2);
-  EXPECT_EQ(Sample(after, "gridd_api_requests_total{method=\"/grid/server/get\",status=\"400\"}"), 1);
-  EXPECT_EQ(Sample(after, "gridd_api_requests_total{method=\"/grid/server/add\",status=\"200\"}"), 1);
-  EXPECT_EQ(Sample(after, "gridd_api_request_duration_seconds_count{method=\"/grid/server/add\"}"), 1);
+  EXPECT_GE(Sample(after, "gridd_api_requests_total{method=\"/grid/server/list\",status=\"200\"}"),
+            2);
+  EXPECT_EQ(Sample(after, "gridd_api_requests_total{method=\"/grid/server/get\",status=\"400\"}"),
+            1);
+  EXPECT_EQ(Sample(after, "gridd_api_requests_total{method=\"/grid/server/add\",status=\"200\"}"),
+            1);
+  EXPECT_EQ(Sample(after, "gridd_api_request_duration_seconds_count{method=\"/grid/server/add\"}"),
+            1);
   EXPECT_EQ(Sample(after, "gridd_job_duration_seconds_count{command=\"CreateVirtualServer\"}"), 1);
   EXPECT_EQ(Sample(after, "gridd_servers{state=\"On\"}"), 1);
-  EXPECT_EQ(Sample(after, "gridd_ip_addresses{datacenter=\"US-West-1\",type=\"Public\",state=\"Assigned\"}"), 1);
-  EXPECT_EQ(Sample(after, "gridd_ip_addresses{datacenter=\"US-West-1\",type=\"Public\",state=\"Unassigned\"}"),
-            free_before - 1);
+  EXPECT_EQ(
+      Sample(after,
+             "gridd_ip_addresses{datacenter=\"US-West-1\",type=\"Public\",state=\"Assigned\"}"),
+      1);
+  EXPECT_EQ(
+      Sample(after,
+             "gridd_ip_addresses{datacenter=\"US-West-1\",type=\"Public\",state=\"Unassigned\"}"),
+      free_before - 1);
   EXPECT_EQ(Sample(after, "gridd_job_queue_depth"), 0);
 
   // The exposition is valid for Prometheus' own checker (lint included).
@@ -130,13 +142,14 @@ TEST(MetricsTest, PassPromtoolAndMoveWithRequestsAndJobs) {
   EXPECT_EQ(check.exit_code, 0) << check.output;
 
   ApiClient metrics(daemon.host(), daemon.metrics_port());
-  EXPECT_EQ(metrics.Raw("GET", "/api/grid/server/list").status, 404u) << "the API is not served here";
+  EXPECT_EQ(metrics.Raw("GET", "/api/grid/server/list").status, 404u)
+      << "the API is not served here";
 }
 
 TEST(MetricsTest, CanBeTurnedOff) {
   DaemonProcess daemon({}, {});
-  daemon.set_config(WriteConfig(
-      {{"enabled = true\nlisten = \"127.0.0.1:9464\"", "enabled = false\nlisten = \"127.0.0.1:9464\""}}));
+  daemon.set_config(WriteConfig({{"enabled = true\nlisten = \"127.0.0.1:9464\"",
+                                  "enabled = false\nlisten = \"127.0.0.1:9464\""}}));
   daemon.Start();
   EXPECT_EQ(daemon.metrics_port(), 0);
   EXPECT_EQ(daemon.LogText().find("metrics on http://"), std::string::npos);
@@ -170,7 +183,8 @@ TEST(LogTest, JsonLinesCarryTheRequestIdOfEveryAnswer) {
     for (const char* key : {"time", "level", "logger", "msg"}) {
       EXPECT_TRUE(object.contains(key)) << key << " missing: " << line;
     }
-    if (object.value("logger", "") == "access" && object.value("request_id", "") == ok_id) ok_access = object;
+    if (object.value("logger", "") == "access" && object.value("request_id", "") == ok_id)
+      ok_access = object;
     if (object.value("logger", "") == "access" && object.value("request_id", "") == refused_id) {
       refused_access = object;
     }
@@ -187,7 +201,8 @@ TEST(LogTest, JsonLinesCarryTheRequestIdOfEveryAnswer) {
   EXPECT_TRUE(ok_access.contains("duration_ms"));
   ASSERT_TRUE(refused_access.is_object()) << "no access line for request " << refused_id;
   EXPECT_EQ(refused_access["status"], "400");
-  ASSERT_TRUE(refused_reason.is_object()) << "the refusal's reason is not logged with its request id";
+  ASSERT_TRUE(refused_reason.is_object())
+      << "the refusal's reason is not logged with its request id";
   EXPECT_NE(refused_reason["msg"].get<std::string>().find("IllegalArgumentException"),
             std::string::npos)
       << refused_reason.dump();
@@ -201,10 +216,10 @@ TEST(ReloadTest, SighupAppliesLiveKeysAndNamesTheOthers) {
   ApiClient client = daemon.Client();
 
   std::string text = ReadText(config);
-  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-           {"level = \"info\"", "level = \"debug\""},
-           {"workers = 4", "workers = 2"},
-           {"threads = 4", "threads = 3"}}) {
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{"level = \"info\"", "level = \"debug\""},
+                                                        {"workers = 4", "workers = 2"},
+                                                        {"threads = 4", "threads = 3"}}) {
     text.replace(text.find(from), from.size(), to);
   }
   std::ofstream(config) << text;
@@ -303,7 +318,8 @@ TEST(SystemdUnitTest, SystemdAnalyzeVerifyAcceptsIt) {
   }
   const fs::path copy = ScratchDir("gridd-unit") / "gridd.service";
   std::ofstream(copy) << unit;
-  const CommandResult verify = RunCommand("systemd-analyze verify --man=no " + ShellQuote(copy.string()));
+  const CommandResult verify =
+      RunCommand("systemd-analyze verify --man=no " + ShellQuote(copy.string()));
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   // Warnings about the unit itself (unknown keys, bad values) fail too; systemd's complaints
   // about other units on the machine do not concern gridd.

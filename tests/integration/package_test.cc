@@ -30,7 +30,8 @@ std::string MachineState() {
       "getent passwd gridd; getent group gridd; "
       "ls -d /usr/bin/gridd /usr/bin/gridctl /etc/gridd /var/lib/gridd /usr/share/gridd "
       "/usr/share/doc/gridd /lib/systemd/system/gridd.service /usr/share/man/man8/gridd.8.gz "
-      "/usr/share/man/man8/gridctl.8.gz /usr/share/bash-completion/completions/gridctl 2>/dev/null; "
+      "/usr/share/man/man8/gridctl.8.gz /usr/share/bash-completion/completions/gridctl "
+      "2>/dev/null; "
       "find /etc/systemd /var/lib/systemd -name '*gridd*' 2>/dev/null | sort; "
       "dpkg-query -W -f='${Status}' gridd 2>/dev/null; true");
   return state.output;
@@ -97,11 +98,12 @@ TEST(PackageTest, InstallsRunsAnswersAndPurgesWithoutATrace) {
   ASSERT_FALSE(deb.empty()) << "no gridd_<version>_amd64.deb in " << out << ":\n" << cpack.output;
 
   const CommandResult control = RunCommand("dpkg-deb -f " + ShellQuote(deb.string()) + " Depends");
-  for (const char* dependency : {"libvirt0", "libsqlite3-0", "libssl3", "libsystemd0", "haproxy", "adduser"}) {
+  for (const char* dependency :
+       {"libvirt0", "libsqlite3-0", "libssl3", "libsystemd0", "haproxy", "adduser"}) {
     EXPECT_NE(control.output.find(dependency), std::string::npos) << control.output;
   }
-  const CommandResult conffiles = RunCommand("dpkg-deb --ctrl-tarfile " + ShellQuote(deb.string()) +
-                                             " | tar -xO ./conffiles");
+  const CommandResult conffiles =
+      RunCommand("dpkg-deb --ctrl-tarfile " + ShellQuote(deb.string()) + " | tar -xO ./conffiles");
   EXPECT_EQ(conffiles.output, "/etc/gridd/gridd.toml\n");
 
   struct Purge {
@@ -127,7 +129,8 @@ TEST(PackageTest, InstallsRunsAnswersAndPurgesWithoutATrace) {
   EXPECT_EQ(RunCommand("stat -c %U:%G /var/lib/gridd").output, "gridd:gridd\n");
   EXPECT_TRUE(fs::is_symlink("/etc/systemd/system/multi-user.target.wants/gridd.service"))
       << "the service is enabled";
-  const CommandResult verify = RunCommand("systemd-analyze verify /lib/systemd/system/gridd.service");
+  const CommandResult verify =
+      RunCommand("systemd-analyze verify /lib/systemd/system/gridd.service");
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_EQ(verify.output.find("gridd"), std::string::npos) << verify.output;
 
@@ -144,7 +147,8 @@ TEST(PackageTest, InstallsRunsAnswersAndPurgesWithoutATrace) {
     EXPECT_EQ(images["list"].size(), 4u);
     ApiClient metrics(daemon.host(), daemon.metrics_port());
     EXPECT_EQ(metrics.Raw("GET", "/metrics").status, 200u);
-    const CommandResult accounts = RunCommand("/usr/bin/gridctl --data-dir /var/lib/gridd account list");
+    const CommandResult accounts =
+        RunCommand("/usr/bin/gridctl --data-dir /var/lib/gridd account list");
     EXPECT_EQ(accounts.exit_code, 0) << accounts.output;
     EXPECT_NE(accounts.output.find("default"), std::string::npos) << accounts.output;
     EXPECT_EQ(RunCommand("stat -c %U /var/lib/gridd/gridd.db").output, "gridd\n");

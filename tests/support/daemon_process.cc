@@ -111,9 +111,9 @@ void DaemonProcess::Start() {
       config_.empty() ? SourceDir() / "config" / "gridd.toml" : config_;
 
   std::vector<std::string> args = wrapper_;
-  args.insert(args.end(), {binary.string(), "--config", config.string(), "--data-dir",
-                           data_dir_.string(), "--listen", "127.0.0.1:0", "--metrics-listen",
-                           "127.0.0.1:0"});
+  args.insert(args.end(),
+              {binary.string(), "--config", config.string(), "--data-dir", data_dir_.string(),
+               "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());

@@ -70,8 +70,8 @@ struct Config {
   // [log]
   std::string log_level = "info";
   bool access_log = true;
-  std::string log_format = "text";   // "text" or "json"
-  std::string log_output = "auto";   // "auto", "console" or "journald"
+  std::string log_format = "text";  // "text" or "json"
+  std::string log_output = "auto";  // "auto", "console" or "journald"
   // [metrics]
   bool metrics_enabled = true;
   std::string metrics_host = "127.0.0.1";

@@ -14,8 +14,8 @@
 namespace gridd::store::stats {
 
 struct QueueStats {
-  int64_t queued = 0;                          // jobs waiting to be claimed (retries included)
-  int64_t processing = 0;                      // jobs a worker holds
+  int64_t queued = 0;                               // jobs waiting to be claimed (retries included)
+  int64_t processing = 0;                           // jobs a worker holds
   std::optional<int64_t> oldest_queued_created_ms;  // creation time of the oldest queued job
 };
 QueueStats Queue(Connection& c);

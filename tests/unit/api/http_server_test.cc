@@ -484,10 +484,10 @@ TEST(HttpServerTest, AccessLogNamesTheRequestAndOmitsQueryString) {
 
   std::string line = log.str();
   ASSERT_EQ(request_id.size(), 16u) << "a fresh request id is 16 hex digits";
-  for (const std::string& field : std::vector<std::string>{
-           "client=127.0.0.1", "api_key_id=7", "method=/grid/server/list", "http_method=GET",
-        "path=/api/grid/server/list", "status=200", "bytes=2", "duration_ms=",
-        "request_id=" + request_id}) {
+  for (const std::string& field :
+       std::vector<std::string>{"client=127.0.0.1", "api_key_id=7", "method=/grid/server/list",
+                                "http_method=GET", "path=/api/grid/server/list", "status=200",
+                                "bytes=2", "duration_ms=", "request_id=" + request_id}) {
     EXPECT_NE(line.find(" " + field), std::string::npos) << field << " missing in: " << line;
   }
   EXPECT_EQ(line.find("sig"), std::string::npos) << line;

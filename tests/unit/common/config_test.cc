@@ -227,8 +227,7 @@ TEST(LoadConfigTest, BadNumbersNameTheKeyAndTheProblem) {
 TEST(LoadConfigTest, BadLogAndMetricsSettingsNameTheKey) {
   EXPECT_NE(LoadError("[log]\nlevel = \"loud\"\n").find("log.level: must be trace"),
             std::string::npos);
-  EXPECT_NE(LoadError("[log]\nformat = \"xml\"\n").find("log.format: must be"),
-            std::string::npos);
+  EXPECT_NE(LoadError("[log]\nformat = \"xml\"\n").find("log.format: must be"), std::string::npos);
   EXPECT_NE(LoadError("[log]\noutput = \"syslog\"\n").find("log.output: must be"),
             std::string::npos);
   EXPECT_NE(LoadError("[metrics]\nlisten = \"9464\"\n").find("metrics.listen: "),

@@ -472,7 +472,6 @@ TEST_F(JobRunnerTest, WorkerThreadsRunEveryJob) {
   }
 }
 
-
 TEST_F(JobRunnerTest, SetWorkersGrowsAndShrinksARunningPool) {
   options_.workers = 1;
   options_.idle_poll_ms = 60'000;
