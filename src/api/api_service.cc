@@ -436,6 +436,7 @@ void ApiService::AddRoutes() {
     if (auto start = call.params.Get("startdate")) filter.start_ms = domain::ParseDateTime("startdate", *start, now);
     if (auto end = call.params.Get("enddate")) filter.end_ms = domain::ParseDateTime("enddate", *end, now);
     filter.object_types = OptionParams(call.params, "job.objecttype", "job.objecttype");
+    filter.commands = OptionParams(call.params, "job.command", "job.command");
     filter.states = OptionParams(call.params, "job.state", "job.state");
     filter.owner = call.params.Get("owner");
     filter.object = call.params.Get("object");

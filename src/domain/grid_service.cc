@@ -480,6 +480,7 @@ std::vector<Job> GridService::ListJobs(const Caller& caller, const JobFilter& fi
     for (auto& job : store::jobs::List(c, caller.account_id)) {
       if (job.created_ms < start || job.created_ms > end) continue;
       if (!filter.object_types.empty() && !Contains(filter.object_types, job.object_type)) continue;
+      if (!filter.commands.empty() && !Contains(filter.commands, job.command)) continue;
       if (!filter.states.empty() && !Contains(filter.states, job.state)) continue;
       if (filter.owner && job.owner != *filter.owner) continue;
       if (filter.object && job.object_name != *filter.object &&

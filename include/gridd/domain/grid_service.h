@@ -105,6 +105,7 @@ struct JobFilter {
   std::optional<int64_t> start_ms;
   std::optional<int64_t> end_ms;
   std::vector<int64_t> object_types;
+  std::vector<int64_t> commands;
   std::vector<int64_t> states;
   std::optional<std::string> owner;
   std::optional<std::string> object;
