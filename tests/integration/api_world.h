@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,6 +26,7 @@
 #include "integration/grid_client_util.h"
 #include "support/command.h"
 #include "support/daemon_process.h"
+#include "support/test_paths.h"
 
 namespace gridd::testing {
 
@@ -194,6 +197,29 @@ class ApiWorld {
   int64_t balancer_id_ = 0;
   int sequence_ = 0;
 };
+
+// Parses a response body in `mode` "xml" or "csv" with Python's own parsers
+// (tests/support/parse_gogrid.py); on failure sets `problem` to the parser's complaint.
+inline nlohmann::json ParseWithPython(const std::string& mode, const std::string& body,
+                                      std::string& problem) {
+  static const std::filesystem::path dir = ScratchDir("gridd-parse");
+  static int counter = 0;
+  const auto path = dir / ("body-" + std::to_string(++counter));
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << body;
+  }
+  const auto result = RunCommand("/usr/bin/python3 " +
+                                 ShellQuote((SourceDir() / "tests/support/parse_gogrid.py").string()) +
+                                 " " + mode + " " + ShellQuote(path.string()));
+  problem.clear();
+  if (result.exit_code != 0) {
+    problem = result.output.empty() ? "parser exited " + std::to_string(result.exit_code)
+                                    : result.output;
+    return nullptr;
+  }
+  return nlohmann::json::parse(result.output);
+}
 
 // Empty when `before` and `after` are equal, else where they first differ (short, for messages).
 inline std::string SnapshotChange(const std::string& before, const std::string& after) {
