@@ -69,6 +69,21 @@ std::vector<int64_t> OptionParams(const Params& params, const char* name, const 
   return out;
 }
 
+// The values of `name`, an alias of `id` (job=, password=), checked here so that the message
+// names the parameter the client sent.
+std::vector<std::string> IdAliasValues(const Params& params, const char* name) {
+  auto values = params.GetAll(name);
+  for (const auto& value : values) {
+    int64_t id = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), id);
+    if (value.empty() || ec != std::errc() || ptr != value.data() + value.size() || id < 1) {
+      ThrowIllegalArgument(std::string("Parameter '") + name + "' must be a positive integer, got '" +
+                           value + "'");
+    }
+  }
+  return values;
+}
+
 // Selectors: `id`, `name` and the object-named one; only one kind per call.
 std::vector<Selector> Selectors(const Params& params, const char* any_name) {
   std::vector<Selector> out;
@@ -76,6 +91,9 @@ std::vector<Selector> Selectors(const Params& params, const char* any_name) {
   auto collect = [&](const char* name, Selector::Kind kind) {
     auto values = params.GetAll(name);
     if (!values.empty()) ++kinds;
+    for (const auto& value : values) {
+      if (value.empty()) ThrowIllegalArgument(std::string("Parameter '") + name + "' must not be empty");
+    }
     for (auto& value : values) out.push_back(Selector{kind, std::move(value)});
   };
   collect("id", Selector::Kind::kId);
@@ -450,7 +468,7 @@ void ApiService::AddRoutes() {
   });
   AddRoute("/grid/job/get", kGridWriters, 1.0, [this](const Call& call) {
     auto ids = call.params.GetAll("id");
-    for (auto& job : call.params.GetAll("job")) ids.push_back(std::move(job));
+    for (auto& job : IdAliasValues(call.params, "job")) ids.push_back(std::move(job));
     const auto context = Context();
     std::vector<Json> items;
     for (const auto& job : grid_.GetJobs(call.caller, ids)) items.push_back(JobJson(job, context));
@@ -524,7 +542,7 @@ void ApiService::AddRoutes() {
   };
   auto password_get = [this](const Call& call) {
     auto ids = call.params.GetAll("id");
-    for (auto& id : call.params.GetAll("password")) ids.push_back(std::move(id));
+    for (auto& id : IdAliasValues(call.params, "password")) ids.push_back(std::move(id));
     const auto context = Context();
     std::vector<Json> items;
     for (const auto& view : grid_.GetPasswords(call.caller, ids)) items.push_back(PasswordJson(view, context));

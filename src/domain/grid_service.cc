@@ -1,5 +1,7 @@
 #include "gridd/domain/grid_service.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -253,7 +255,7 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
 
     auto ip = store::ips::FindByAddress(c, caller.account_id, ip_ref);
     if (!ip) {
-      ThrowIllegalArgument("IP " + ip_ref + " is not one of this account's addresses");
+      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is not one of this account's addresses");
     }
     if (!ip->is_public) ThrowIllegalArgument("IP " + ip_ref + " is not a public address");
     if (ip->state != ip_state::kUnassigned) {
@@ -415,6 +417,10 @@ std::vector<Ip> GridService::GetIps(const Caller& caller, const std::vector<std:
       if (auto ip = store::ips::Get(c, caller.account_id, *id)) out.push_back(*ip);
     }
     for (const auto& address : addresses) {
+      in_addr parsed{};
+      if (inet_pton(AF_INET, address.c_str(), &parsed) != 1) {
+        ThrowIllegalArgument("Parameter 'ip' must be an IPv4 address, got '" + address + "'");
+      }
       if (auto ip = store::ips::FindByAddress(c, caller.account_id, address)) out.push_back(*ip);
     }
     return out;
@@ -503,7 +509,7 @@ std::vector<Job> GridService::GetJobs(const Caller& caller, const std::vector<st
     std::vector<Job> out;
     for (const auto& text : ids) {
       auto id = ParsePositiveId(text);
-      if (!id) ThrowIllegalArgument("Job id must be a positive integer, got '" + text + "'");
+      if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
       if (auto job = store::jobs::Get(c, caller.account_id, *id)) out.push_back(std::move(*job));
     }
     return out;
@@ -540,7 +546,7 @@ std::vector<PasswordView> GridService::GetPasswords(const Caller& caller,
     std::vector<PasswordView> out;
     for (const auto& text : ids) {
       auto id = ParsePositiveId(text);
-      if (!id) ThrowIllegalArgument("Password id must be a positive integer, got '" + text + "'");
+      if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
       auto password = store::passwords::Get(c, caller.account_id, *id, box_);
       if (!password) continue;
       PasswordView view{*password, std::nullopt};
