@@ -257,9 +257,9 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
     if (!ip) {
       ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is not one of this account's addresses");
     }
-    if (!ip->is_public) ThrowIllegalArgument("IP " + ip_ref + " is not a public address");
+    if (!ip->is_public) ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is not a public address");
     if (ip->state != ip_state::kUnassigned) {
-      ThrowIllegalArgument("IP " + ip_ref + " is already assigned");
+      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is already assigned");
     }
 
     const int64_t now = clock_.NowMs();
@@ -279,7 +279,7 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
     // Concurrent adds serialize on the write lock, and Assign only takes an Unassigned IP, so
     // one address can never go to two servers.
     if (!store::ips::Assign(c, ip->id, server.id)) {
-      ThrowIllegalArgument("IP " + ip_ref + " is already assigned");
+      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is already assigned");
     }
     ip->state = ip_state::kAssigned;
     ip->server_id = server.id;

@@ -41,6 +41,7 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
   const std::string lb = std::to_string(world.balancer_id());
   const std::string free_ip = world.FreeServerIp();
   const std::string vip = world.FreeVip();
+  const std::string private_ip = CallOk(world.super(), "grid/ip/list", {{"ip.type", "Private"}})["list"][0]["ip"];
   const Params server_add = {{"name", "fresh"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"},
                              {"ip", free_ip}};
   const Params lb_add = {{"name", "lb-fresh"},       {"virtualip.ip", vip},
@@ -90,6 +91,8 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
       {"grid/server/add", "ram", {{"name", "fresh"}, {"image", "debian-12-amd64"}, {"ram", "huge"}, {"ip", free_ip}}},
       {"grid/server/add", "ip", With(server_add, {{"ip", "203.0.113.9"}})},
       {"grid/server/add", "ip", With(server_add, {{"ip", "not-an-ip"}})},
+      {"grid/server/add", "ip", With(server_add, {{"ip", "192.0.2.2"}})},
+      {"grid/server/add", "ip", With(server_add, {{"ip", private_ip}})},
       {"grid/server/add", "description", With(server_add, {{"description", long_text}})},
       {"grid/server/add", "server.type", With(server_add, {{"server.type", "Mail Server"}})},
       {"grid/server/add", "isSandbox", With(server_add, {{"isSandbox", "yes"}})},

@@ -209,16 +209,16 @@ TEST_F(GridServiceTest, AnotherAccountsIpLooksExactlyLikeAnUnknownOne) {
 
 TEST_F(GridServiceTest, AddServerNeedsAPublicAddress) {
   EXPECT_EQ(Rejected([&] { Add(alice_, "web1", "198.51.100.2"); }),
-            "IP 198.51.100.2 is not a public address");
+            "Parameter 'ip': IP 198.51.100.2 is not a public address");
 }
 
 TEST_F(GridServiceTest, AnAssignedIpCannotBeUsedTwice) {
   Add(alice_, "web1", "192.0.2.2");
   EXPECT_EQ(Rejected([&] { Add(alice_, "web2", "192.0.2.2"); }),
-            "IP 192.0.2.2 is already assigned");
+            "Parameter 'ip': IP 192.0.2.2 is already assigned");
   FinishPendingJobs();
   EXPECT_EQ(Rejected([&] { Add(alice_, "web2", "192.0.2.2"); }),
-            "IP 192.0.2.2 is already assigned");
+            "Parameter 'ip': IP 192.0.2.2 is already assigned");
 }
 
 TEST_F(GridServiceTest, ServersMayShareANameButChangesByThatNameAreRefused) {
