@@ -21,7 +21,7 @@ GRIDD_RUNTIME_PACKAGES=(
 # What the test suite runs besides the built binaries: the end-to-end tests drive the daemon
 # with Debian's libcloud GoGrid drivers under /usr/bin/python3.
 GRIDD_TEST_PACKAGES=(
-  python3 python3-libcloud
+  python3 python3-libcloud curl
 )
 
 _gridd_apt_updated=0
