@@ -505,6 +505,8 @@ Image GridService::SaveImage(const Caller& caller, const ImageSaveRequest& reque
 
   // GoGrid names saved images GSI-<uuid>; the volume carries the same uuid.
   std::string uuid = RandomHex(16);
+  uuid[12] = '4';  // a random (version 4, RFC 4122) uuid
+  uuid[16] = "89ab"[std::stoi(uuid.substr(16, 1), nullptr, 16) & 3];
   for (size_t at : {8, 13, 18, 23}) uuid.insert(at, "-");
   const std::string name = "GSI-" + uuid;
 
