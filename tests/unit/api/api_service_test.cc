@@ -853,5 +853,149 @@ TEST(InMemorySeedTest, ApplySeedsFinishesOnAnInMemoryDatabase) {
   delete stack;
 }
 
+// ------------------------------------------------------------------- versions (spec §7, §8)
+
+// A signed GET at API version `v`.
+#define GET_AT(v, path, ...) GetRaw(path, Auth(super_) + "&v=" v "&" + Query(Pairs __VA_ARGS__))
+
+TEST_F(ApiServiceTest, DatacenterParametersCountFromVersion15) {
+  // Before 1.5 a datacenter is a parameter the version does not know: ignored, like any other.
+  for (const char* path : {"/api/grid/server/list", "/api/grid/ip/list", "/api/grid/image/list",
+                           "/api/grid/job/list", "/api/support/password/list"}) {
+    SCOPED_TRACE(path);
+    Reply old = GET_AT("1.4", path, {{"datacenter", "Atlantis"}});
+    EXPECT_EQ(old.status, 200u) << old.raw;
+    Reply current = GET_AT("1.5", path, {{"datacenter", "Atlantis"}});
+    EXPECT_EQ(current.status, 400u) << current.raw;
+    EXPECT_NE(current.Message().find("datacenter"), std::string::npos) << current.raw;
+  }
+  // The datacenter lookups came with them.
+  Reply old_lookup = GET_AT("1.4", "/api/common/lookup/list", {{"lookup", "ip.datacenter"}});
+  EXPECT_EQ(old_lookup.status, 400u);
+  EXPECT_NE(old_lookup.Message().find("1.5"), std::string::npos) << old_lookup.raw;
+  EXPECT_EQ(GET_AT("1.4", "/api/common/lookup/list", {{"lookup", "server.ram"}}).status, 200u);
+  EXPECT_EQ(GET_AT("1.5", "/api/common/lookup/list", {{"lookup", "datacenter"}}).status, 200u);
+}
+
+TEST_F(ApiServiceTest, IpFiltersCountFromVersion11) {
+  AddServer("web1", FreePublicIp());
+  Reply old = GET_AT("1.0", "/api/grid/ip/list", {{"ip.state", "Assigned"}});
+  EXPECT_EQ(old.body["list"].size(), static_cast<size_t>(IpCount(true) + IpCount(false)));
+  Reply current = GET_AT("1.1", "/api/grid/ip/list", {{"ip.state", "Assigned"}});
+  EXPECT_EQ(current.body["list"].size(), 1u) << current.raw;
+}
+
+TEST_F(ApiServiceTest, ImageFiltersCountFromVersion12) {
+  const size_t all = Get("/api/grid/image/list").body["list"].size();
+  ASSERT_GT(all, 0u);
+  for (const Pairs& filter : {Pairs{{"isPublic", "false"}}, Pairs{{"state", "Trash"}},
+                              Pairs{{"image.state", "Trash"}}}) {
+    Reply old = GetRaw("/api/grid/image/list", Auth(super_) + "&v=1.1&" + Query(filter));
+    EXPECT_EQ(old.body["list"].size(), all) << filter[0].first;
+    Reply current = GetRaw("/api/grid/image/list", Auth(super_) + "&v=1.2&" + Query(filter));
+    EXPECT_TRUE(current.body["list"].empty()) << filter[0].first << ": " << current.raw;
+  }
+}
+
+TEST_F(ApiServiceTest, MethodsAnswerFromTheVersionThatIntroducedThem) {
+  const std::vector<std::pair<std::string, std::string>> introduced = {
+      {"/api/grid/image/save", "1.2"},     {"/api/grid/image/get", "1.3"},
+      {"/api/grid/image/edit", "1.3"},     {"/api/grid/image/delete", "1.3"},
+      {"/api/grid/image/restore", "1.3"},  {"/api/grid/loadbalancer/edit", "1.4"},
+      {"/api/grid/server/edit", "1.6"},
+  };
+  const char* versions[] = {"1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7", "1.8", "1.9"};
+  for (const auto& [path, since] : introduced) {
+    for (const char* v : versions) {
+      Reply reply = GetRaw(path, Auth(super_) + "&v=" + v);
+      const bool known = std::string(v) >= since;
+      if (known) {
+        EXPECT_EQ(reply.Message().find("needs API version"), std::string::npos)
+            << path << " v=" << v << ": " << reply.raw;
+      } else {
+        EXPECT_EQ(reply.status, 400u) << path << " v=" << v;
+        EXPECT_NE(reply.Message().find("needs API version " + since), std::string::npos)
+            << path << " v=" << v << ": " << reply.raw;
+      }
+    }
+  }
+  for (const char* v : versions) {
+    EXPECT_EQ(GetRaw("/api/myaccount/billing/get", Auth(super_) + "&v=" + v).status, 200u) << v;
+  }
+}
+
+TEST_F(ApiServiceTest, SavingStatesAreNamedAsTheCallersVersionKnowsThem) {
+  const std::string ip = FreePublicIp();
+  AddServer("web1", ip);
+  FinishPendingJobs(domain::server_state::kOn);
+  const std::string id = std::to_string(Get("/api/grid/server/get", {{"name", "web1"}}).First()["id"].get<int64_t>());
+  Reply saved = Get("/api/grid/image/save", {{"server", id}, {"friendlyName", "golden"}});
+  ASSERT_EQ(saved.status, 200u) << saved.raw;
+  EXPECT_EQ(saved.First()["state"]["name"], "Saving");
+  auto state_at = [&](const char* v) {
+    Reply reply = GetRaw("/api/grid/server/get", Auth(super_) + "&v=" + v + "&id=" + id);
+    return reply.First()["state"]["name"].get<std::string>();
+  };
+  EXPECT_EQ(state_at("1.7"), "Saving");
+  EXPECT_EQ(state_at("1.8"), "On/Saving");
+  EXPECT_EQ(state_at("1.9"), "On/Saving");
+  db_.Write([&](store::Connection& c) {
+    store::servers::SetState(c, std::stoll(id), domain::server_state::kOffSaving, clock_.NowMs());
+  });
+  EXPECT_EQ(state_at("1.8"), "Saving");
+  EXPECT_EQ(state_at("1.9"), "Off/Saving");
+  // The password list nests the same server, under the same rule.
+  Reply passwords = GetRaw("/api/support/password/list", Auth(super_) + "&v=1.8");
+  EXPECT_EQ(passwords.First()["server"]["state"]["name"], "Saving") << passwords.raw;
+}
+
+TEST_F(ApiServiceTest, BillingSummaryGainsTimestampsIn11AndProjectionsIn13) {
+  Reply v10 = GetRaw("/api/myaccount/billing/get", Auth(super_) + "&v=1.0");
+  ASSERT_EQ(v10.status, 200u) << v10.raw;
+  const json& old = v10.First();
+  EXPECT_EQ(old["object"], "billingsummary");
+  for (const char* key : {"startDate", "endDate", "memoryAllotment", "memoryInUse",
+                          "memoryAccrued", "memoryOverage", "memoryOverageCharge",
+                          "transferAllotment", "transferAccrued", "transferOverage",
+                          "transferOverageCharge"}) {
+    EXPECT_TRUE(old.contains(key)) << key;
+  }
+  EXPECT_FALSE(old.contains("startTimestamp"));
+  EXPECT_FALSE(old.contains("memoryProjectedUsage"));
+  const json v11 = GetRaw("/api/myaccount/billing/get", Auth(super_) + "&v=1.1").First();
+  EXPECT_TRUE(v11["startTimestamp"].is_number_integer());
+  EXPECT_LT(v11["startTimestamp"].get<int64_t>(), kStartMs);
+  EXPECT_GT(v11["endTimestamp"].get<int64_t>(), kStartMs);
+  EXPECT_FALSE(v11.contains("memoryProjectedUsage"));
+  const json v13 = GetRaw("/api/myaccount/billing/get", Auth(super_) + "&v=1.3").First();
+  for (const char* key : {"memoryProjectedUsage", "memoryProjectedOverageCharge",
+                          "memoryProjectedTotalCharge", "transferProjectedUsage",
+                          "transferProjectedOverageCharge", "transferProjectedTotalCharge"}) {
+    EXPECT_TRUE(v13.contains(key)) << key;
+  }
+  // kStartMs is in November 2023; periods start on the 1st by default.
+  EXPECT_EQ(v13["startDate"], "Wed Nov 01 00:00:00 UTC 2023");
+  EXPECT_EQ(v13["endDate"], "Fri Dec 01 00:00:00 UTC 2023");
+}
+
+TEST_F(ApiServiceTest, BillingCountsTheAccountsServersAndComesInCsv) {
+  AddServer("web1", FreePublicIp());  // 512 MB
+  FinishPendingJobs(domain::server_state::kOn);
+  clock_.AdvanceMs(10 * 3'600'000);
+  const json bill = Get("/api/myaccount/billing/get").First();
+  EXPECT_EQ(bill["memoryAccrued"], 5);
+  EXPECT_EQ(bill["memoryInUse"], 0.5);
+  EXPECT_EQ(bill["transferAccrued"], 0) << "no load balancer, nothing measured";
+  HttpResponse csv = api_.Handle(HttpRequest{
+      "GET", "/api/myaccount/billing/get?" + Auth(super_) + "&v=1.0&format=csv", "", "",
+      "127.0.0.1"});
+  EXPECT_EQ(csv.content_type, "text/csv; charset=UTF-8");
+  EXPECT_NE(csv.body.find("# startDate,endDate,memoryAllotment,memoryInUse,memoryAccrued,"
+                          "memoryOverage,memoryOverageCharge,transferAllotment,transferAccrued,"
+                          "transferOverage,transferOverageCharge"),
+            std::string::npos)
+      << csv.body;
+}
+
 }  // namespace
 }  // namespace gridd::api
