@@ -170,15 +170,6 @@ std::vector<domain::RealIpInput> RealIps(const Params& params) {
 
 // Parameters and features carry the version that introduced them (spec §7, §8). A parameter
 // the caller's version does not know yet is ignored, as unknown parameters are (spec §1.2).
-// The datacenter lookups (by name or catalogue id) came with multiple datacenters in 1.5.
-bool LookupNeedsDatacenters(const std::string& lookup) {
-  std::string name = lookup;
-  if (auto id = domain::FindOption(domain::LookupCatalogue(), lookup)) name = id->name;
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return name == "datacenter" || (name.size() > 11 && name.ends_with(".datacenter"));
-}
-
 bool Knows(const ApiService::Call& call, double since) { return call.version + 1e-9 >= since; }
 
 std::vector<std::string> SinceVersion(const ApiService::Call& call, const char* name, double since) {
@@ -600,10 +591,8 @@ void ApiService::AddRoutes() {
   AddRoute("/common/lookup/list", kAllRoles, 1.0, [this](const Call& call) {
     auto lookup = call.params.Get("lookup");
     if (!lookup || lookup->empty()) ThrowIllegalArgument("Missing required parameter: lookup");
+    // Lookups answer at every version: salt sends v=1.0 and asks for ip.datacenter.
     auto options = grid_.Lookup(*lookup);
-    if (!Knows(call, 1.5) && LookupNeedsDatacenters(*lookup)) {
-      ThrowIllegalArgument("Lookup '" + *lookup + "' needs API version 1.5 or later");
-    }
     if (auto sort = call.params.Get("sort")) {
       if (*sort != "id" && *sort != "name" && *sort != "description") {
         ThrowIllegalArgument("Parameter 'sort' must be id, name or description");
