@@ -995,5 +995,66 @@ TEST_F(ApiServiceTest, BillingCountsTheAccountsServersAndComesInCsv) {
       << csv.body;
 }
 
+// -------------------------------------------------------------------------- images (§8.9-8.14)
+
+TEST_F(ApiServiceTest, ImageListFiltersAsTheSpecNamesThem) {
+  const size_t all = Get("/api/grid/image/list").body["list"].size();
+  ASSERT_EQ(all, TestConfig().images.size());
+  // type / image.type by name or id, any case; every shipped image is a Web Server.
+  for (const Pairs& filter : {Pairs{{"type", "web server"}}, Pairs{{"image.type", "1"}}}) {
+    EXPECT_EQ(Get("/api/grid/image/list", filter).body["list"].size(), all) << filter[0].first;
+  }
+  EXPECT_TRUE(Get("/api/grid/image/list", {{"image.type", "Database Server"}}).body["list"].empty());
+  EXPECT_EQ(Get("/api/grid/image/list", {{"isPublic", "true"}}).body["list"].size(), all);
+  EXPECT_EQ(Get("/api/grid/image/list", {{"state", "Available"}}).body["list"].size(), all);
+  // Images are usable in every datacenter; the filter must still name one.
+  EXPECT_EQ(Get("/api/grid/image/list", {{"datacenter", "1"}}).body["list"].size(), all);
+  EXPECT_EQ(Get("/api/grid/image/list", {{"datacenter", "US-West-1"}}).body["list"].size(), all);
+  for (const Pairs& bad : {Pairs{{"datacenter", "Mars-1"}}, Pairs{{"image.state", "Lost"}},
+                           Pairs{{"type", "Mainframe"}}, Pairs{{"isPublic", "yes"}}}) {
+    Reply reply = Get("/api/grid/image/list", bad);
+    EXPECT_EQ(reply.status, 400u) << bad[0].first;
+    EXPECT_NE(reply.Message().find(bad[0].first), std::string::npos) << reply.raw;
+  }
+}
+
+TEST_F(ApiServiceTest, ImageGetBySelectorsAndSavedImagesInEveryFormat) {
+  Reply both = Get("/api/grid/image/get", {{"id", "1"}, {"id", "2"}});
+  EXPECT_EQ(both.body["list"].size(), 2u);
+  EXPECT_EQ(Get("/api/grid/image/get", {{"name", "debian-12-amd64"}}).First()["id"], 1);
+  EXPECT_EQ(Get("/api/grid/image/get", {{"image", "Debian 12 (64-bit)"}}).First()["id"], 1);
+  EXPECT_EQ(Get("/api/grid/image/get", {{"id", "1"}, {"image", "2"}}).status, 400u);
+  EXPECT_NE(Get("/api/grid/image/get", {{"id", "999"}}).Message().find("No object found"),
+            std::string::npos);
+
+  AddServer("web1", FreePublicIp());
+  FinishPendingJobs(domain::server_state::kOn);
+  Reply saved = Get("/api/grid/image/save",
+                    {{"server", "web1"}, {"friendlyName", "a, \"b\" & <c>"}, {"description", "x\ny"}});
+  ASSERT_EQ(saved.status, 200u) << saved.raw;
+  EXPECT_EQ(saved.body["method"], "/grid/image/save");
+  const std::string id = std::to_string(saved.First()["id"].get<int64_t>());
+  for (const char* format : {"xml", "csv"}) {
+    HttpResponse response = api_.Handle(HttpRequest{
+        "GET", "/api/grid/image/get?" + Auth(super_) + "&v=1.9&format=" + format + "&id=" + id, "",
+        "", "127.0.0.1"});
+    EXPECT_EQ(response.status, 200u) << response.body;
+    if (std::string(format) == "xml") {
+      EXPECT_NE(response.body.find("<object name=\"serverimage\">"), std::string::npos);
+      EXPECT_NE(response.body.find("a, &quot;b&quot; &amp; &lt;c&gt;"), std::string::npos)
+          << response.body;
+    } else {
+      EXPECT_NE(response.body.find("\"a, \"\"b\"\" & <c>\""), std::string::npos) << response.body;
+    }
+  }
+  // Save's parameters: both are required, and the server must be the caller's.
+  Reply no_name = Get("/api/grid/image/save", {{"server", "web1"}});
+  EXPECT_NE(no_name.Message().find("friendlyName"), std::string::npos) << no_name.raw;
+  Reply no_server = Get("/api/grid/image/save", {{"friendlyName", "x"}});
+  EXPECT_NE(no_server.Message().find("server"), std::string::npos) << no_server.raw;
+  Reply edit_bad = Get("/api/grid/image/edit", {{"id", id}, {"isPublic", "sometimes"}});
+  EXPECT_NE(edit_bad.Message().find("isPublic"), std::string::npos) << edit_bad.raw;
+}
+
 }  // namespace
 }  // namespace gridd::api
