@@ -125,9 +125,9 @@ class ServerJobHandler final : public JobHandler {
         hv_.RemoveDhcpReservation(ReservationFor(*facts));
         const int64_t server_id = facts->server.id;
         const int64_t ip_id = facts->ip.id;
-        return [server_id, ip_id](store::Connection& c) {
+        return [server_id, ip_id, this](store::Connection& c) {
           store::passwords::DeleteForServer(c, server_id);
-          store::servers::Delete(c, server_id);
+          store::servers::Delete(c, server_id, clock_.NowMs());
           store::ips::Release(c, ip_id);
         };
       }
@@ -161,6 +161,62 @@ class ServerJobHandler final : public JobHandler {
   ServerJobOptions options_;
 };
 
+// SaveServerImage: copies the server's disk into the image's own volume. The image becomes
+// Available and the server returns to the state it had before the save, both in the
+// transaction that marks the job Succeeded; a failure removes the image and any partial copy.
+class ImageSaveHandler final : public JobHandler {
+ public:
+  ImageSaveHandler(store::Database& db, virt::Hypervisor& hv, const Clock& clock)
+      : db_(db), hv_(hv), clock_(clock) {}
+
+  FinalWrite Run(const Job& job) override {
+    auto image = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, job.object_id); });
+    if (!image || image->state != domain::image_state::kSaving) return nullptr;  // done already
+    const int64_t server_id = job.payload.value("server_id", int64_t{0});
+    auto facts = LoadFacts(db_, server_id);
+    if (!facts) throw std::runtime_error("server " + std::to_string(server_id) + " no longer exists");
+    hv_.CopyVolume(image->storage_pool, DiskVolume(server_id), image->volume, "qcow2");
+    const int64_t image_id = image->id;
+    const int64_t previous_state = job.payload.value("previous_state", server_state::kOn);
+    return [this, image_id, server_id, previous_state](store::Connection& c) {
+      auto saved = store::images::GetAny(c, image_id);
+      if (saved) {
+        saved->state = domain::image_state::kAvailable;
+        saved->updated_ms = clock_.NowMs();
+        store::images::Update(c, *saved);
+      }
+      RestoreServerState(c, server_id, previous_state);
+    };
+  }
+
+  void OnFailure(const Job& job, store::Connection& c) override {
+    if (auto image = store::images::GetAny(c, job.object_id)) {
+      try {
+        hv_.DeleteDisk(image->storage_pool, image->volume);
+      } catch (const std::exception& error) {
+        spdlog::warn("jobs: cannot remove the copy for image {}: {}", image->name, error.what());
+      }
+      store::images::Delete(c, image->id);
+    }
+    RestoreServerState(c, job.payload.value("server_id", int64_t{0}),
+                       job.payload.value("previous_state", server_state::kOn));
+  }
+
+ private:
+  void RestoreServerState(store::Connection& c, int64_t server_id, int64_t previous_state) {
+    auto server = store::servers::GetAny(c, server_id);
+    if (!server) return;
+    if (server->state == server_state::kOnSaving || server->state == server_state::kOffSaving ||
+        server->state == server_state::kSaving) {
+      store::servers::SetState(c, server_id, previous_state, clock_.NowMs());
+    }
+  }
+
+  store::Database& db_;
+  virt::Hypervisor& hv_;
+  const Clock& clock_;
+};
+
 }  // namespace
 
 std::string DomainName(int64_t server_id) { return "gridd-" + std::to_string(server_id); }
@@ -175,6 +231,8 @@ void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor
     runner.Register(command,
                     std::make_shared<ServerJobHandler>(command, db, hypervisor, clock, options));
   }
+  runner.Register(job_command::kSaveServerImage,
+                  std::make_shared<ImageSaveHandler>(db, hypervisor, clock));
 }
 
 int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor) {

@@ -41,6 +41,7 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
   const std::string lb = std::to_string(world.balancer_id());
   const std::string free_ip = world.FreeServerIp();
   const std::string vip = world.FreeVip();
+  const std::string image = world.SavedImage("Available");
   const std::string private_ip = CallOk(world.super(), "grid/ip/list", {{"ip.type", "Private"}})["list"][0]["ip"];
   const Params server_add = {{"name", "fresh"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"},
                              {"ip", free_ip}};
@@ -122,6 +123,23 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
       {"grid/image/get", "id", {{"id", "abc"}}},
       {"grid/image/get", "name", {{"name", ""}}},
       {"grid/image/get", "image", {{"image", ""}}},
+      {"grid/image/save", "friendlyName", {{"server", web}, {"friendlyName", std::string(101, 'f')}}},
+      // The alias is reported under the name the spec gives the parameter.
+      {"grid/image/save", "friendlyName", {{"server", web}, {"name", std::string(101, 'f')}}},
+      {"grid/image/save", "server", {{"server", ""}, {"friendlyName", "img"}}},
+      {"grid/image/save", "description", {{"server", web}, {"friendlyName", "img"}, {"description", long_text}}},
+      {"grid/image/edit", "id", {{"id", "abc"}, {"description", "x"}}},
+      {"grid/image/edit", "name", {{"name", ""}, {"description", "x"}}},
+      {"grid/image/edit", "image", {{"image", ""}, {"description", "x"}}},
+      {"grid/image/edit", "friendlyName", {{"id", image}, {"friendlyName", ""}}},
+      {"grid/image/edit", "description", {{"id", image}, {"description", long_text}}},
+      {"grid/image/edit", "isPublic", {{"id", image}, {"isPublic", "sometimes"}}},
+      {"grid/image/delete", "id", {{"id", "0"}}},
+      {"grid/image/delete", "name", {{"name", ""}}},
+      {"grid/image/delete", "image", {{"image", ""}}},
+      {"grid/image/restore", "id", {{"id", "x1"}}},
+      {"grid/image/restore", "name", {{"name", ""}}},
+      {"grid/image/restore", "image", {{"image", ""}}},
       {"grid/loadbalancer/get", "id", {{"id", "abc"}}},
       {"grid/loadbalancer/get", "name", {{"name", ""}}},
       {"grid/loadbalancer/get", "loadbalancer", {{"loadbalancer", ""}}},
@@ -204,6 +222,7 @@ TEST_F(ApiBadInputTest, MissingRequiredParametersAreNamed) {
       {"grid/server/power", {{"id", std::to_string(world.web_id())}, {"power", "stop"}}},
       {"grid/loadbalancer/add", lb_add},
       {"common/lookup/list", {{"lookup", "server.ram"}}},
+      {"grid/image/save", {{"server", std::to_string(world.web_id())}, {"friendlyName", "img"}}},
   };
   const std::string before = world.Snapshot();
   for (const auto& method : methods) {
@@ -225,7 +244,8 @@ TEST_F(ApiBadInputTest, MissingRequiredParametersAreNamed) {
   for (const std::string method : {"grid/server/get", "grid/server/delete", "grid/server/edit",
                                    "grid/image/get", "grid/loadbalancer/get", "grid/loadbalancer/delete",
                                    "grid/loadbalancer/edit", "grid/job/get", "support/password/get",
-                                   "grid/ip/get"}) {
+                                   "grid/ip/get", "grid/image/edit", "grid/image/delete",
+                                   "grid/image/restore"}) {
     SCOPED_TRACE(method);
     auto reply = world.super().Call(method, {{"description", "x"}}, "POST");
     EXPECT_EQ(reply.status, 400u) << reply.body;

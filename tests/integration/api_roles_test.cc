@@ -72,6 +72,13 @@ TEST_F(ApiRolesTest, EveryMethodAnswersEachRoleAsTheMatrixSays) {
   }
 }
 
+TEST_F(ApiRolesTest, TheCatalogueHasEveryMethodOfTheSpec) {
+  std::set<std::string> catalogue;
+  for (const auto& method : EveryMethod()) catalogue.insert(method.method);
+  for (const auto& [method, roles] : SpecRoles()) EXPECT_TRUE(catalogue.count(method)) << method;
+  EXPECT_EQ(catalogue.size(), 25u);
+}
+
 TEST_F(ApiRolesTest, TheRoleIsCheckedBeforeTheParameters) {
   // A read-only key asking to delete a server that does not exist learns nothing about it.
   auto reply = world_->As("Read Only User").Call("grid/server/delete", {{"id", "abc"}}, "POST");

@@ -164,6 +164,25 @@ class ApiWorld {
     return std::to_string(body["list"][0]["id"].get<int64_t>());
   }
 
+  // The account's own saved image (web-1's disk, saved once: the test driver's storage pool
+  // holds only a few copies), first put in `state` ("Available" or "Trash"); returns its id.
+  std::string SavedImage(const std::string& state) {
+    WaitForJobs();
+    if (saved_image_.empty()) {
+      auto body = CallOk(*super_, "grid/image/save",
+                         {{"server", std::to_string(web_id_)}, {"friendlyName", "saved"}}, "POST");
+      saved_image_ = std::to_string(body["list"][0]["id"].get<int64_t>());
+      WaitForJobs();
+    }
+    auto image = CallOk(*super_, "grid/image/get", {{"id", saved_image_}})["list"][0];
+    if (image["state"]["name"] != state) {
+      CallOk(*super_, state == "Trash" ? "grid/image/delete" : "grid/image/restore",
+             {{"id", saved_image_}}, "POST");
+      WaitForJobs();
+    }
+    return saved_image_;
+  }
+
   std::string LatestJobId() {
     auto body = CallOk(*super_, "grid/job/list", {{"num_items", "1"}});
     return std::to_string(body["list"][0]["id"].get<int64_t>());
@@ -196,6 +215,7 @@ class ApiWorld {
   int64_t hostile_id_ = 0;
   int64_t balancer_id_ = 0;
   int sequence_ = 0;
+  std::string saved_image_;
 };
 
 // Parses a response body in `mode` "xml" or "csv" with Python's own parsers
@@ -272,6 +292,23 @@ inline std::vector<MethodCase> EveryMethod() {
       {"grid/image/list", "serverimage", [](ApiWorld&) { return Params{}; }},
       {"grid/image/get", "serverimage",
        [](ApiWorld&) { return Params{{"image", "debian-12-amd64"}}; }},
+      {"grid/image/save", "serverimage",
+       [id](ApiWorld& w) {
+         w.WaitForJobs();
+         return Params{{"server", id(w.web_id())}, {"friendlyName", w.Unique("saved")}};
+       },
+       true},
+      {"grid/image/edit", "serverimage",
+       [](ApiWorld& w) {
+         return Params{{"id", w.SavedImage("Available")}, {"description", w.Unique("edited")}};
+       },
+       true},
+      {"grid/image/delete", "serverimage",
+       [](ApiWorld& w) { return Params{{"id", w.SavedImage("Available")}}; }, true},
+      {"grid/image/restore", "serverimage",
+       [](ApiWorld& w) { return Params{{"id", w.SavedImage("Trash")}}; },
+       true},
+      {"myaccount/billing/get", "billingsummary", [](ApiWorld&) { return Params{}; }},
       {"grid/loadbalancer/list", "loadbalancer", [](ApiWorld&) { return Params{}; }},
       {"grid/loadbalancer/get", "loadbalancer",
        [id](ApiWorld& w) { return Params{{"id", id(w.balancer_id())}}; }},

@@ -16,7 +16,8 @@ struct ServerJobOptions {
   int shutdown_timeout_seconds = 60;
 };
 
-// Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer.
+// Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer and
+// SaveServerImage.
 void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
                         const Clock& clock, ServerJobOptions options);
 
