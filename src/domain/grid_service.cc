@@ -539,8 +539,10 @@ Image GridService::SaveImage(const Caller& caller, const ImageSaveRequest& reque
     image.created_ms = image.updated_ms = now;
     image.id = store::images::InsertPrivate(c, image);
 
+    // A running server is shut down for the copy and started again (see the job), so it is
+    // Saving rather than On/Saving; a server that is off stays off.
     const int64_t previous_state = server.state;
-    server.state = server.state == server_state::kOn ? server_state::kOnSaving
+    server.state = server.state == server_state::kOn ? server_state::kSaving
                                                      : server_state::kOffSaving;
     server.updated_ms = now;
     store::servers::Update(c, server);

@@ -48,7 +48,7 @@ class ImageServiceTest : public GridFixture {
   int64_t Images() { return Count("SELECT count(*) FROM images"); }
 };
 
-TEST_F(ImageServiceTest, SaveMarksImageSavingAndServerOnSavingAndQueuesTheCopy) {
+TEST_F(ImageServiceTest, SaveMarksImageAndServerSavingAndQueuesTheCopy) {
   const ServerView server = RunningServer();
   ImageSaveRequest request = SaveRequest(server.server.id, "golden");
   request.description = "tuned nginx";
@@ -67,7 +67,7 @@ TEST_F(ImageServiceTest, SaveMarksImageSavingAndServerOnSavingAndQueuesTheCopy) 
   EXPECT_EQ(image.name.rfind("GSI-", 0), 0u);
   EXPECT_EQ(image.location, std::to_string(alice_.account_id) + "/" + image.name + ".img");
   EXPECT_NE(image.volume, server.image.volume);
-  EXPECT_EQ(GetServer(alice_, server.server.id).state, server_state::kOnSaving);
+  EXPECT_EQ(GetServer(alice_, server.server.id).state, server_state::kSaving);
 
   auto jobs = grid_.ListJobs(alice_, {});
   ASSERT_FALSE(jobs.empty());

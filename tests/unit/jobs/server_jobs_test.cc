@@ -354,7 +354,7 @@ TEST_F(ServerJobsTest, SaveImageCopiesTheDiskAndBuildsServersFromTheCopy) {
   const int64_t source = AddServer("web01");
   ASSERT_EQ(RunJobs(), 1);
   const domain::Image image = SaveImage(grid_, caller_, source);
-  EXPECT_EQ(ServerRow(source)->state, server_state::kOnSaving);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kSaving);
   ASSERT_EQ(RunJobs(), 1);
 
   auto saved = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); });
@@ -401,6 +401,17 @@ TEST_F(ServerJobsTest, AFailedSaveRemovesTheImageAndRestoresTheServer) {
                    .has_value());
   EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
   EXPECT_EQ(ServerRow(source)->state, server_state::kOff);
+}
+
+TEST_F(ServerJobsTest, AFailedSaveOfARunningServerStartsItAgain) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
+  ASSERT_EQ(RunJobs(), 1);
+  EXPECT_EQ(hypervisor_->State(DomainName(source)), PowerState::kRunning);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOn);
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
 }
 
 TEST_F(ServerJobsTest, SaveImageRunTwiceConverges) {
