@@ -537,6 +537,7 @@ Image GridService::SaveImage(const Caller& caller, const ImageSaveRequest& reque
     image.storage_pool = view.image.storage_pool;
     image.volume = "gridd-image-" + uuid + ".qcow2";
     image.created_ms = image.updated_ms = now;
+    image.parent_image_id = view.image.id;
     image.id = store::images::InsertPrivate(c, image);
 
     // A running server is shut down for the copy and started again (see the job), so it is

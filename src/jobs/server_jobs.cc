@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 
 #include "gridd/domain/lookups.h"
 #include "gridd/store/repositories.h"
@@ -263,7 +264,27 @@ void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor
                   std::make_shared<ImageSaveHandler>(db, hypervisor, clock, options));
 }
 
+// Saved images' volumes are gone too: each is copied again from its parent's volume (parents
+// first, as ids grow), which is all a hypervisor without memory can offer.
+void RestoreVolatileImages(store::Database& db, virt::Hypervisor& hypervisor) {
+  auto images = db.Read([&](store::Connection& c) { return store::images::ListAll(c); });
+  std::map<int64_t, const domain::Image*> by_id;
+  for (const auto& image : images) by_id[image.id] = &image;
+  for (const auto& image : images) {
+    if (!image.parent_image_id || image.state == domain::image_state::kSaving) continue;
+    auto parent = by_id.find(*image.parent_image_id);
+    if (parent == by_id.end()) continue;
+    try {
+      if (hypervisor.VolumeExists(image.storage_pool, image.volume)) continue;
+      hypervisor.CopyVolume(image.storage_pool, parent->second->volume, image.volume, "qcow2");
+    } catch (const std::exception& error) {
+      spdlog::error("restore: image {} ({}): {}", image.id, image.name, error.what());
+    }
+  }
+}
+
 int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor) {
+  RestoreVolatileImages(db, hypervisor);
   auto servers = db.Read([&](store::Connection& c) { return store::servers::ListAll(c); });
   int restored = 0;
   for (const auto& server : servers) {

@@ -307,7 +307,7 @@ namespace {
 constexpr const char* kSelect =
     "SELECT m.id, m.owner_account_id, coalesce(a.name, 'GoGrid'), m.name, m.friendly_name, "
     "m.description, m.os_id, m.architecture, m.type, m.state, m.price, m.location, m.is_active, "
-    "m.is_public, m.storage_pool, m.volume, m.created_ms, m.updated_ms "
+    "m.is_public, m.storage_pool, m.volume, m.created_ms, m.updated_ms, m.parent_image_id "
     "FROM images m LEFT JOIN accounts a ON a.id = m.owner_account_id ";
 Image Row(const Statement& s) {
   Image image;
@@ -329,6 +329,7 @@ Image Row(const Statement& s) {
   image.volume = s.Text(15);
   image.created_ms = s.Int(16);
   image.updated_ms = s.Int(17);
+  image.parent_image_id = s.OptionalInt(18);
   return image;
 }
 // Public images are everyone's; a published customer image in the Trash is only its owner's.
@@ -411,8 +412,8 @@ int64_t InsertPrivate(Connection& c, const Image& image) {
   c.Prepare(
        "INSERT INTO images (owner_account_id, name, friendly_name, description, os_id, "
        "architecture, type, state, price, location, is_active, is_public, storage_pool, volume, "
-       "created_ms, updated_ms) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)")
+       "created_ms, updated_ms, parent_image_id) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")
       .Bind(1, image.owner_account_id)
       .Bind(2, image.name)
       .Bind(3, image.friendly_name)
@@ -429,6 +430,7 @@ int64_t InsertPrivate(Connection& c, const Image& image) {
       .Bind(14, image.volume)
       .Bind(15, image.created_ms)
       .Bind(16, image.updated_ms)
+      .Bind(17, image.parent_image_id)
       .Run();
   return c.LastInsertId();
 }

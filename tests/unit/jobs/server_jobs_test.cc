@@ -414,6 +414,30 @@ TEST_F(ServerJobsTest, AFailedSaveOfARunningServerStartsItAgain) {
   EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
 }
 
+TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsSavedImagesAndTheirServers) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  ASSERT_EQ(RunJobs(), 1);
+  domain::IpFilter free_ips;
+  free_ips.state = domain::ip_state::kUnassigned;
+  free_ips.type = domain::ip_type::kPublic;
+  domain::ServerAddRequest request;
+  request.name = "web02";
+  request.image = std::to_string(image.id);
+  request.ram = "512MB";
+  request.ip = grid_.ListIps(caller_, free_ips).front().address;
+  const int64_t copy = grid_.AddServer(caller_, request).server.id;
+  ASSERT_EQ(RunJobs(), 1);
+
+  auto fresh = virt::ConnectLibvirt(NodeUri());
+  ASSERT_FALSE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 2);
+  EXPECT_TRUE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(fresh->State(DomainName(copy)), PowerState::kRunning);
+  EXPECT_EQ(fresh->State(DomainName(source)), PowerState::kRunning);
+}
+
 TEST_F(ServerJobsTest, SaveImageRunTwiceConverges) {
   const int64_t source = AddServer("web01");
   ASSERT_EQ(RunJobs(), 1);
