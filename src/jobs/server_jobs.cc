@@ -174,11 +174,13 @@ class ImageSaveHandler final : public JobHandler {
       : db_(db), hv_(hv), clock_(clock), options_(options) {}
 
   FinalWrite Run(const Job& job) override {
-    auto image = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, job.object_id); });
+    auto image =
+        db_.Read([&](store::Connection& c) { return store::images::GetAny(c, job.object_id); });
     if (!image || image->state != domain::image_state::kSaving) return nullptr;  // done already
     const int64_t server_id = job.payload.value("server_id", int64_t{0});
     auto facts = LoadFacts(db_, server_id);
-    if (!facts) throw std::runtime_error("server " + std::to_string(server_id) + " no longer exists");
+    if (!facts)
+      throw std::runtime_error("server " + std::to_string(server_id) + " no longer exists");
     const int64_t previous_state = job.payload.value("previous_state", server_state::kOn);
     const bool was_on = previous_state == server_state::kOn;
     const std::string name = DomainName(server_id);
@@ -227,7 +229,8 @@ class ImageSaveHandler final : public JobHandler {
     try {
       hv_.Start(name);
     } catch (const std::exception& error) {
-      spdlog::error("jobs: cannot start {} again after a failed image copy: {}", name, error.what());
+      spdlog::error("jobs: cannot start {} again after a failed image copy: {}", name,
+                    error.what());
     }
   }
 

@@ -333,8 +333,7 @@ Image Row(const Statement& s) {
   return image;
 }
 // Public images are everyone's; a published customer image in the Trash is only its owner's.
-constexpr const char* kVisible =
-    "(m.owner_account_id = ?1 OR (m.is_public = 1 AND m.state != 4)) ";
+constexpr const char* kVisible = "(m.owner_account_id = ?1 OR (m.is_public = 1 AND m.state != 4)) ";
 }  // namespace
 
 int64_t UpsertPublic(Connection& c, const Image& image, int64_t now_ms) {
@@ -589,10 +588,10 @@ void TrackServer(Connection& c, int64_t server_id, int64_t now_ms) {
     if (s.Step()) {
       account_id = s.Int(0);
       const int64_t state = s.Int(2);
-      now = ServerInterval{server_id, s.Int(1),
-                           state != domain::server_state::kOff &&
-                               state != domain::server_state::kOffSaving,
-                           now_ms, std::nullopt};
+      now = ServerInterval{
+          server_id, s.Int(1),
+          state != domain::server_state::kOff && state != domain::server_state::kOffSaving, now_ms,
+          std::nullopt};
     }
   }
   auto open = c.Prepare(
@@ -603,7 +602,10 @@ void TrackServer(Connection& c, int64_t server_id, int64_t now_ms) {
     const int64_t open_id = open.Int(0);
     if (now && open.Int(1) == now->ram && (open.Int(2) != 0) == now->powered_on) return;
     const int64_t end = std::max(now_ms, open.Int(3));
-    c.Prepare("UPDATE server_usage SET end_ms = ? WHERE id = ?").Bind(1, end).Bind(2, open_id).Run();
+    c.Prepare("UPDATE server_usage SET end_ms = ? WHERE id = ?")
+        .Bind(1, end)
+        .Bind(2, open_id)
+        .Run();
   }
   if (!now) return;
   c.Prepare(
@@ -636,7 +638,8 @@ void RecordBalancerCounters(Connection& c, int64_t account_id, int64_t load_bala
   const auto out = static_cast<int64_t>(bytes_out);
   int64_t grown_in = in;
   int64_t grown_out = out;
-  auto last = c.Prepare("SELECT bytes_in, bytes_out FROM transfer_counters WHERE load_balancer_id = ?");
+  auto last =
+      c.Prepare("SELECT bytes_in, bytes_out FROM transfer_counters WHERE load_balancer_id = ?");
   last.Bind(1, load_balancer_id);
   if (last.Step()) {
     // HAProxy's counters restart at 0 with each new worker: a smaller reading is a fresh count.

@@ -390,9 +390,8 @@ TEST_F(ServerJobsTest, AFailedSaveRemovesTheImageAndRestoresTheServer) {
   hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
   ASSERT_EQ(RunJobs(), 1);
 
-  const domain::Job job = db_.Read([&](store::Connection& c) {
-    return store::jobs::List(c, caller_.account_id).front();
-  });
+  const domain::Job job = db_.Read(
+      [&](store::Connection& c) { return store::jobs::List(c, caller_.account_id).front(); });
   EXPECT_EQ(job.command, domain::job_command::kSaveServerImage);
   EXPECT_EQ(job.state, job_state::kFailed);
   EXPECT_NE(job.error.value_or("").find(DiskVolume(source)), std::string::npos)
@@ -444,9 +443,8 @@ TEST_F(ServerJobsTest, SaveImageRunTwiceConverges) {
   const domain::Image image = SaveImage(grid_, caller_, source);
   ASSERT_EQ(RunJobs(), 1);
   // As after a crash before the commit: the copy exists, the job runs again.
-  domain::Job again = db_.Read([&](store::Connection& c) {
-    return store::jobs::List(c, caller_.account_id).front();
-  });
+  domain::Job again = db_.Read(
+      [&](store::Connection& c) { return store::jobs::List(c, caller_.account_id).front(); });
   again.id = 0;
   again.history.clear();
   db_.Write([&](store::Connection& c) {
