@@ -190,7 +190,8 @@ std::vector<domain::RealIpInput> RealIps(const Params& params) {
 // the caller's version does not know yet is ignored, as unknown parameters are (spec §1.2).
 bool Knows(const ApiService::Call& call, double since) { return call.version + 1e-9 >= since; }
 
-std::vector<std::string> SinceVersion(const ApiService::Call& call, const char* name, double since) {
+std::vector<std::string> SinceVersion(const ApiService::Call& call, const char* name,
+                                      double since) {
   return Knows(call, since) ? call.params.GetAll(name) : std::vector<std::string>{};
 }
 
@@ -198,8 +199,10 @@ std::vector<std::string> SinceVersion(const ApiService::Call& call, const char* 
 // with 1.9; older clients know both as Saving.
 domain::ServerView AsSeenBy(domain::ServerView view, const ApiService::Call& call) {
   namespace state = domain::server_state;
-  if (view.server.state == state::kOnSaving && !Knows(call, 1.8)) view.server.state = state::kSaving;
-  if (view.server.state == state::kOffSaving && !Knows(call, 1.9)) view.server.state = state::kSaving;
+  if (view.server.state == state::kOnSaving && !Knows(call, 1.8))
+    view.server.state = state::kSaving;
+  if (view.server.state == state::kOffSaving && !Knows(call, 1.9))
+    view.server.state = state::kSaving;
   return view;
 }
 
@@ -487,10 +490,12 @@ void ApiService::AddRoutes() {
     return Single({ImageJson(grid_.EditImage(call.caller, request), Context())});
   });
   AddRoute("/grid/image/delete", kGridWriters, 1.3, [this](const Call& call) {
-    return Single({ImageJson(grid_.DeleteImage(call.caller, Selectors(call.params, "image")), Context())});
+    return Single(
+        {ImageJson(grid_.DeleteImage(call.caller, Selectors(call.params, "image")), Context())});
   });
   AddRoute("/grid/image/restore", kGridWriters, 1.3, [this](const Call& call) {
-    return Single({ImageJson(grid_.RestoreImage(call.caller, Selectors(call.params, "image")), Context())});
+    return Single(
+        {ImageJson(grid_.RestoreImage(call.caller, Selectors(call.params, "image")), Context())});
   });
 
   // ---------------------------------------------------------------------------------- jobs

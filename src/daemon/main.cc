@@ -162,8 +162,8 @@ int Run(int argc, char** argv) {
   grid_options.billing.transfer_allotment_gb = config.billing_transfer_allotment_gb;
   grid_options.billing.transfer_gb_price = config.billing_transfer_gb_price;
   grid_options.billing.bill_powered_off_servers = config.billing_powered_off_servers;
-  gridd::domain::GridService grid(db, catalog, clock, box, [&runner] { runner.Notify(); },
-                                  grid_options);
+  gridd::domain::GridService grid(
+      db, catalog, clock, box, [&runner] { runner.Notify(); }, grid_options);
   if (engine) {
     gridd::domain::GridServiceOptions balancer_options;
     balancer_options.vip_networks = config.lb_vip_networks;

@@ -543,11 +543,14 @@ Image GridService::SaveImage(const Caller& caller, const ImageSaveRequest& reque
     image.storage_pool = view.image.storage_pool;
     image.volume = "gridd-image-" + uuid + ".qcow2";
     image.created_ms = image.updated_ms = now;
+    image.parent_image_id = view.image.id;
     image.id = store::images::InsertPrivate(c, image);
 
+    // A running server is shut down for the copy and started again (see the job), so it is
+    // Saving rather than On/Saving; a server that is off stays off.
     const int64_t previous_state = server.state;
-    server.state = server.state == server_state::kOn ? server_state::kOnSaving
-                                                     : server_state::kOffSaving;
+    server.state =
+        server.state == server_state::kOn ? server_state::kSaving : server_state::kOffSaving;
     server.updated_ms = now;
     store::servers::Update(c, server);
 
@@ -859,34 +862,38 @@ BillingSummary GridService::Billing(const Caller& caller) {
 
   // Whole units are billed: a partial GB-hour or GB is not charged (yet).
   auto whole = [](double value) { return static_cast<int64_t>(std::floor(value + 1e-9)); };
-  auto overage = [](int64_t used, int64_t allotment) { return std::max<int64_t>(0, used - allotment); };
+  auto overage = [](int64_t used, int64_t allotment) {
+    return std::max<int64_t>(0, used - allotment);
+  };
   auto money = [](double value) { return std::round(value * 100.0) / 100.0; };
 
   out.memory_allotment = prices.memory_allotment_gb_hours;
   out.memory_in_use = gb_in_use;
   out.memory_accrued = whole(gb_hours);
   out.memory_overage = overage(out.memory_accrued, out.memory_allotment);
-  out.memory_overage_charge = money(static_cast<double>(out.memory_overage) * prices.memory_gb_hour_price);
+  out.memory_overage_charge =
+      money(static_cast<double>(out.memory_overage) * prices.memory_gb_hour_price);
 
   const double gb_out = static_cast<double>(transfer.bytes_out) / kGiB;
   out.transfer_allotment = prices.transfer_allotment_gb;
   out.transfer_accrued = whole(gb_out);
   out.transfer_overage = overage(out.transfer_accrued, out.transfer_allotment);
-  out.transfer_overage_charge = money(static_cast<double>(out.transfer_overage) * prices.transfer_gb_price);
+  out.transfer_overage_charge =
+      money(static_cast<double>(out.transfer_overage) * prices.transfer_gb_price);
 
   const double remaining_hours = static_cast<double>(std::max<int64_t>(0, end - now)) / kHourMs;
   out.memory_projected_usage = whole(gb_hours + gb_in_use * remaining_hours);
-  out.memory_projected_overage_charge = money(
-      static_cast<double>(overage(out.memory_projected_usage, out.memory_allotment)) *
-      prices.memory_gb_hour_price);
+  out.memory_projected_overage_charge =
+      money(static_cast<double>(overage(out.memory_projected_usage, out.memory_allotment)) *
+            prices.memory_gb_hour_price);
   out.memory_projected_total_charge =
       money(prices.memory_allotment_price + out.memory_projected_overage_charge);
 
   const double elapsed = static_cast<double>(std::max<int64_t>(1, now - start));
   out.transfer_projected_usage = whole(gb_out * static_cast<double>(end - start) / elapsed);
-  out.transfer_projected_overage_charge = money(
-      static_cast<double>(overage(out.transfer_projected_usage, out.transfer_allotment)) *
-      prices.transfer_gb_price);
+  out.transfer_projected_overage_charge =
+      money(static_cast<double>(overage(out.transfer_projected_usage, out.transfer_allotment)) *
+            prices.transfer_gb_price);
   out.transfer_projected_total_charge = out.transfer_projected_overage_charge;
   return out;
 }

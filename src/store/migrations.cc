@@ -173,7 +173,8 @@ CREATE TABLE load_balancer_members (
 CREATE INDEX load_balancer_members_by_lb ON load_balancer_members(lb_id, position);
 )sql",
       // 3: metering for myaccount.billing.get: each server's RAM and power over time (one row
-      // per interval, the open one has no end), and load-balancer traffic as HAProxy counts it.
+      // per interval, the open one has no end), and load-balancer traffic as HAProxy counts it;
+      // the parent of saved images.
       R"sql(
 CREATE TABLE server_usage (
   id          INTEGER PRIMARY KEY,
@@ -203,6 +204,9 @@ CREATE TABLE transfer_counters (
   bytes_in          INTEGER NOT NULL,
   bytes_out         INTEGER NOT NULL
 );
+-- The image a saved image was made from (its server's image), so a hypervisor that forgets
+-- its volumes can rebuild the chain.
+ALTER TABLE images ADD COLUMN parent_image_id INTEGER REFERENCES images(id);
 )sql",
   };
   return migrations;

@@ -307,7 +307,7 @@ namespace {
 constexpr const char* kSelect =
     "SELECT m.id, m.owner_account_id, coalesce(a.name, 'GoGrid'), m.name, m.friendly_name, "
     "m.description, m.os_id, m.architecture, m.type, m.state, m.price, m.location, m.is_active, "
-    "m.is_public, m.storage_pool, m.volume, m.created_ms, m.updated_ms "
+    "m.is_public, m.storage_pool, m.volume, m.created_ms, m.updated_ms, m.parent_image_id "
     "FROM images m LEFT JOIN accounts a ON a.id = m.owner_account_id ";
 Image Row(const Statement& s) {
   Image image;
@@ -329,11 +329,11 @@ Image Row(const Statement& s) {
   image.volume = s.Text(15);
   image.created_ms = s.Int(16);
   image.updated_ms = s.Int(17);
+  image.parent_image_id = s.OptionalInt(18);
   return image;
 }
 // Public images are everyone's; a published customer image in the Trash is only its owner's.
-constexpr const char* kVisible =
-    "(m.owner_account_id = ?1 OR (m.is_public = 1 AND m.state != 4)) ";
+constexpr const char* kVisible = "(m.owner_account_id = ?1 OR (m.is_public = 1 AND m.state != 4)) ";
 }  // namespace
 
 int64_t UpsertPublic(Connection& c, const Image& image, int64_t now_ms) {
@@ -411,8 +411,8 @@ int64_t InsertPrivate(Connection& c, const Image& image) {
   c.Prepare(
        "INSERT INTO images (owner_account_id, name, friendly_name, description, os_id, "
        "architecture, type, state, price, location, is_active, is_public, storage_pool, volume, "
-       "created_ms, updated_ms) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)")
+       "created_ms, updated_ms, parent_image_id) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")
       .Bind(1, image.owner_account_id)
       .Bind(2, image.name)
       .Bind(3, image.friendly_name)
@@ -429,6 +429,7 @@ int64_t InsertPrivate(Connection& c, const Image& image) {
       .Bind(14, image.volume)
       .Bind(15, image.created_ms)
       .Bind(16, image.updated_ms)
+      .Bind(17, image.parent_image_id)
       .Run();
   return c.LastInsertId();
 }
@@ -587,10 +588,10 @@ void TrackServer(Connection& c, int64_t server_id, int64_t now_ms) {
     if (s.Step()) {
       account_id = s.Int(0);
       const int64_t state = s.Int(2);
-      now = ServerInterval{server_id, s.Int(1),
-                           state != domain::server_state::kOff &&
-                               state != domain::server_state::kOffSaving,
-                           now_ms, std::nullopt};
+      now = ServerInterval{
+          server_id, s.Int(1),
+          state != domain::server_state::kOff && state != domain::server_state::kOffSaving, now_ms,
+          std::nullopt};
     }
   }
   auto open = c.Prepare(
@@ -601,7 +602,10 @@ void TrackServer(Connection& c, int64_t server_id, int64_t now_ms) {
     const int64_t open_id = open.Int(0);
     if (now && open.Int(1) == now->ram && (open.Int(2) != 0) == now->powered_on) return;
     const int64_t end = std::max(now_ms, open.Int(3));
-    c.Prepare("UPDATE server_usage SET end_ms = ? WHERE id = ?").Bind(1, end).Bind(2, open_id).Run();
+    c.Prepare("UPDATE server_usage SET end_ms = ? WHERE id = ?")
+        .Bind(1, end)
+        .Bind(2, open_id)
+        .Run();
   }
   if (!now) return;
   c.Prepare(
@@ -634,7 +638,8 @@ void RecordBalancerCounters(Connection& c, int64_t account_id, int64_t load_bala
   const auto out = static_cast<int64_t>(bytes_out);
   int64_t grown_in = in;
   int64_t grown_out = out;
-  auto last = c.Prepare("SELECT bytes_in, bytes_out FROM transfer_counters WHERE load_balancer_id = ?");
+  auto last =
+      c.Prepare("SELECT bytes_in, bytes_out FROM transfer_counters WHERE load_balancer_id = ?");
   last.Bind(1, load_balancer_id);
   if (last.Step()) {
     // HAProxy's counters restart at 0 with each new worker: a smaller reading is a fresh count.

@@ -67,10 +67,10 @@ struct Config {
   // [billing] (myaccount.billing.get)
   int billing_period_start_day = 1;  // day of the month a billing period starts, 1-28 (UTC)
   int64_t billing_memory_allotment_gb_hours = 0;
-  double billing_memory_allotment_price = 0;  // US$ per period for the allotment
+  double billing_memory_allotment_price = 0;   // US$ per period for the allotment
   double billing_memory_gb_hour_price = 0.19;  // US$ per GB-hour over the allotment
   int64_t billing_transfer_allotment_gb = 0;
-  double billing_transfer_gb_price = 0;  // US$ per outbound GB over the allotment
+  double billing_transfer_gb_price = 0;     // US$ per outbound GB over the allotment
   bool billing_powered_off_servers = true;  // deployed RAM is billed whether on or off
   // [accounts]
   int ip_block_size = 16;

@@ -201,8 +201,8 @@ class GridService {
 
   std::vector<Image> ListImages(const Caller& caller, const ImageFilter& filter);
   std::vector<Image> GetImages(const Caller& caller, const std::vector<Selector>& selectors);
-  // Saves a private image from a server's disk: the image is Saving and the server On/Saving
-  // (or Off/Saving) until the SaveServerImage job has copied the disk.
+  // Saves a private image from a server's disk: the image is Saving and the server Saving
+  // (Off/Saving when it was off) until the SaveServerImage job has copied the disk.
   Image SaveImage(const Caller& caller, const ImageSaveRequest& request);
   // Changes an owned image's friendly name, description or public flag.
   Image EditImage(const Caller& caller, const ImageEditRequest& request);

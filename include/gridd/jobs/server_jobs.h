@@ -25,8 +25,9 @@ void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor
 std::string DomainName(int64_t server_id);
 std::string DiskVolume(int64_t server_id);
 
-// For hypervisors with volatile state: defines every server's domain again and starts those
-// the database says are on. Returns the number of servers rebuilt.
+// For hypervisors with volatile state: copies saved images' volumes again from their parent
+// images, defines every server's domain again and starts those the database says are on.
+// Returns the number of servers rebuilt.
 int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor);
 
 }  // namespace gridd::jobs

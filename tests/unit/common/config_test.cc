@@ -232,11 +232,11 @@ TEST(LoadConfigTest, BillingKeysAreReadAndDefaultToGoGridsRamPrice) {
   EXPECT_EQ(defaults.billing_period_start_day, 1);
   EXPECT_DOUBLE_EQ(defaults.billing_memory_gb_hour_price, 0.19);
   EXPECT_TRUE(defaults.billing_powered_off_servers);
-  const Config config = LoadConfig(WriteConfig(
-      "[billing]\nperiod_start_day = 15\nmemory_allotment_gb_hours = 720\n"
-      "memory_allotment_price = 49.5\nmemory_gb_hour_price = 0.08\n"
-      "transfer_allotment_gb = 100\ntransfer_gb_price = 0.29\n"
-      "bill_powered_off_servers = false\n"));
+  const Config config =
+      LoadConfig(WriteConfig("[billing]\nperiod_start_day = 15\nmemory_allotment_gb_hours = 720\n"
+                             "memory_allotment_price = 49.5\nmemory_gb_hour_price = 0.08\n"
+                             "transfer_allotment_gb = 100\ntransfer_gb_price = 0.29\n"
+                             "bill_powered_off_servers = false\n"));
   EXPECT_EQ(config.billing_period_start_day, 15);
   EXPECT_EQ(config.billing_memory_allotment_gb_hours, 720);
   EXPECT_DOUBLE_EQ(config.billing_memory_allotment_price, 49.5);

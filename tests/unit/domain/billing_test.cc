@@ -34,7 +34,9 @@ TEST(BillingPeriodTest, RunsFromTheStartDayToTheSameDayOfTheNextMonth) {
 
 class BillingTest : public GridFixture {
  protected:
-  BillingTest() : billing_(db_, catalog_, clock_, box_, [] {}, Options()) {}
+  BillingTest()
+      : billing_(
+            db_, catalog_, clock_, box_, [] {}, Options()) {}
 
   static GridServiceOptions Options() {
     GridServiceOptions options;
@@ -127,7 +129,8 @@ TEST_F(BillingTest, DeletedServersStopAccruingAndPoweredOffTimeFollowsTheConfigu
   // ... and not when the operator bills powered-on time only.
   GridServiceOptions on_only = Options();
   on_only.billing.bill_powered_off_servers = false;
-  GridService powered(db_, catalog_, clock_, box_, [] {}, on_only);
+  GridService powered(
+      db_, catalog_, clock_, box_, [] {}, on_only);
   BillingSummary on_bill = powered.Billing(alice_);
   EXPECT_EQ(on_bill.memory_accrued, 1 * 2 + 2 * 2);
   EXPECT_EQ(on_bill.memory_in_use, 0);

@@ -48,7 +48,7 @@ class ImageServiceTest : public GridFixture {
   int64_t Images() { return Count("SELECT count(*) FROM images"); }
 };
 
-TEST_F(ImageServiceTest, SaveMarksImageSavingAndServerOnSavingAndQueuesTheCopy) {
+TEST_F(ImageServiceTest, SaveMarksImageAndServerSavingAndQueuesTheCopy) {
   const ServerView server = RunningServer();
   ImageSaveRequest request = SaveRequest(server.server.id, "golden");
   request.description = "tuned nginx";
@@ -67,7 +67,7 @@ TEST_F(ImageServiceTest, SaveMarksImageSavingAndServerOnSavingAndQueuesTheCopy) 
   EXPECT_EQ(image.name.rfind("GSI-", 0), 0u);
   EXPECT_EQ(image.location, std::to_string(alice_.account_id) + "/" + image.name + ".img");
   EXPECT_NE(image.volume, server.image.volume);
-  EXPECT_EQ(GetServer(alice_, server.server.id).state, server_state::kOnSaving);
+  EXPECT_EQ(GetServer(alice_, server.server.id).state, server_state::kSaving);
 
   auto jobs = grid_.ListJobs(alice_, {});
   ASSERT_FALSE(jobs.empty());
@@ -96,8 +96,9 @@ TEST_F(ImageServiceTest, ServerChangesWaitWhileAnImageIsSaved) {
   const ServerView server = RunningServer();
   grid_.SaveImage(alice_, SaveRequest(server.server.id));
   FinishPendingJobs();  // the job row is done, but the server still says it is saving
-  EXPECT_NE(Rejected([&] { grid_.PowerServer(alice_, {ById(server.server.id)}, "stop"); })
-                .find("an image is being saved"),
+  EXPECT_NE(Rejected([&] {
+              grid_.PowerServer(alice_, {ById(server.server.id)}, "stop");
+            }).find("an image is being saved"),
             std::string::npos);
   Rejected([&] { grid_.DeleteServer(alice_, {ById(server.server.id)}); });
   Rejected([&] { grid_.SaveImage(alice_, SaveRequest(server.server.id, "second")); });
@@ -114,11 +115,13 @@ TEST_F(ImageServiceTest, SaveRefusesBadInputAndChangesNothing) {
   no_server.server.reset();
   EXPECT_NE(Rejected([&] { grid_.SaveImage(alice_, no_server); }).find("server"),
             std::string::npos);
-  EXPECT_NE(Rejected([&] { grid_.SaveImage(alice_, SaveRequest(server.server.id, std::string(101, 'x'))); })
-                .find("friendlyName"),
+  EXPECT_NE(Rejected([&] {
+              grid_.SaveImage(alice_, SaveRequest(server.server.id, std::string(101, 'x')));
+            }).find("friendlyName"),
             std::string::npos);
-  EXPECT_NE(Rejected([&] { grid_.SaveImage(alice_, SaveRequest(server.server.id, "a\x01")); })
-                .find("friendlyName"),
+  EXPECT_NE(Rejected([&] {
+              grid_.SaveImage(alice_, SaveRequest(server.server.id, "a\x01"));
+            }).find("friendlyName"),
             std::string::npos);
   ImageSaveRequest long_description = SaveRequest(server.server.id);
   long_description.description = std::string(501, 'd');
@@ -127,9 +130,9 @@ TEST_F(ImageServiceTest, SaveRefusesBadInputAndChangesNothing) {
   // Bob cannot save alice's server; a server being created cannot be saved yet.
   Rejected([&] { grid_.SaveImage(bob_, SaveRequest(server.server.id)); });
   SetServerState(server.server.id, server_state::kStarting);
-  EXPECT_NE(Rejected([&] { grid_.SaveImage(alice_, SaveRequest(server.server.id)); })
-                .find("On or Off"),
-            std::string::npos);
+  EXPECT_NE(
+      Rejected([&] { grid_.SaveImage(alice_, SaveRequest(server.server.id)); }).find("On or Off"),
+      std::string::npos);
   EXPECT_EQ(Images(), images);
 }
 
@@ -181,8 +184,7 @@ TEST_F(ImageServiceTest, EditRefusesBadInput) {
             std::string::npos);
   ImageEditRequest long_description = nothing;
   long_description.description = std::string(501, 'x');
-  EXPECT_NE(IllegalArgument([&] { grid_.EditImage(alice_, long_description); })
-                .find("description"),
+  EXPECT_NE(IllegalArgument([&] { grid_.EditImage(alice_, long_description); }).find("description"),
             std::string::npos);
   ImageEditRequest no_selector;
   no_selector.description = "x";
@@ -208,8 +210,9 @@ TEST_F(ImageServiceTest, BaseImagesAndImagesBeingSavedCannotBeChanged) {
 
   const ServerView server = RunningServer();
   const Image saving = grid_.SaveImage(alice_, SaveRequest(server.server.id));
-  EXPECT_NE(IllegalArgument([&] { grid_.DeleteImage(alice_, {ById(saving.id)}); })
-                .find("still being saved"),
+  EXPECT_NE(IllegalArgument([&] {
+              grid_.DeleteImage(alice_, {ById(saving.id)});
+            }).find("still being saved"),
             std::string::npos);
   EXPECT_EQ(Stored(saving.id).state, image_state::kSaving);
 }
@@ -225,21 +228,24 @@ TEST_F(ImageServiceTest, TrashKeepsTheImageFromNewServersUntilRestored) {
   from_trash.image = image.name;
   EXPECT_NE(Rejected([&] { grid_.AddServer(alice_, from_trash); }).find("not available"),
             std::string::npos);
-  EXPECT_NE(IllegalArgument([&] { grid_.DeleteImage(alice_, {ById(image.id)}); })
-                .find("already in the Trash"),
+  EXPECT_NE(IllegalArgument([&] {
+              grid_.DeleteImage(alice_, {ById(image.id)});
+            }).find("already in the Trash"),
             std::string::npos);
   ImageEditRequest edit;
   edit.selectors = {ById(image.id)};
   edit.is_public = true;
   IllegalArgument([&] { grid_.EditImage(alice_, edit); });
-  auto trash = grid_.ListImages(alice_, ImageFilter{std::nullopt, std::nullopt, image_state::kTrash, {}});
+  auto trash =
+      grid_.ListImages(alice_, ImageFilter{std::nullopt, std::nullopt, image_state::kTrash, {}});
   ASSERT_EQ(trash.size(), 1u);
 
   const Image restored = grid_.RestoreImage(alice_, {ByEither(std::to_string(image.id))});
   EXPECT_EQ(restored.state, image_state::kAvailable);
   EXPECT_TRUE(restored.is_active);
-  EXPECT_NE(IllegalArgument([&] { grid_.RestoreImage(alice_, {ById(image.id)}); })
-                .find("not in the Trash"),
+  EXPECT_NE(IllegalArgument([&] {
+              grid_.RestoreImage(alice_, {ById(image.id)});
+            }).find("not in the Trash"),
             std::string::npos);
   const ServerView built = grid_.AddServer(alice_, from_trash);
   EXPECT_EQ(built.image.id, image.id);

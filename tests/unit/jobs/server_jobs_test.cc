@@ -354,7 +354,7 @@ TEST_F(ServerJobsTest, SaveImageCopiesTheDiskAndBuildsServersFromTheCopy) {
   const int64_t source = AddServer("web01");
   ASSERT_EQ(RunJobs(), 1);
   const domain::Image image = SaveImage(grid_, caller_, source);
-  EXPECT_EQ(ServerRow(source)->state, server_state::kOnSaving);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kSaving);
   ASSERT_EQ(RunJobs(), 1);
 
   auto saved = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); });
@@ -390,9 +390,8 @@ TEST_F(ServerJobsTest, AFailedSaveRemovesTheImageAndRestoresTheServer) {
   hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
   ASSERT_EQ(RunJobs(), 1);
 
-  const domain::Job job = db_.Read([&](store::Connection& c) {
-    return store::jobs::List(c, caller_.account_id).front();
-  });
+  const domain::Job job = db_.Read(
+      [&](store::Connection& c) { return store::jobs::List(c, caller_.account_id).front(); });
   EXPECT_EQ(job.command, domain::job_command::kSaveServerImage);
   EXPECT_EQ(job.state, job_state::kFailed);
   EXPECT_NE(job.error.value_or("").find(DiskVolume(source)), std::string::npos)
@@ -403,15 +402,49 @@ TEST_F(ServerJobsTest, AFailedSaveRemovesTheImageAndRestoresTheServer) {
   EXPECT_EQ(ServerRow(source)->state, server_state::kOff);
 }
 
+TEST_F(ServerJobsTest, AFailedSaveOfARunningServerStartsItAgain) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
+  ASSERT_EQ(RunJobs(), 1);
+  EXPECT_EQ(hypervisor_->State(DomainName(source)), PowerState::kRunning);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOn);
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+}
+
+TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsSavedImagesAndTheirServers) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  ASSERT_EQ(RunJobs(), 1);
+  domain::IpFilter free_ips;
+  free_ips.state = domain::ip_state::kUnassigned;
+  free_ips.type = domain::ip_type::kPublic;
+  domain::ServerAddRequest request;
+  request.name = "web02";
+  request.image = std::to_string(image.id);
+  request.ram = "512MB";
+  request.ip = grid_.ListIps(caller_, free_ips).front().address;
+  const int64_t copy = grid_.AddServer(caller_, request).server.id;
+  ASSERT_EQ(RunJobs(), 1);
+
+  auto fresh = virt::ConnectLibvirt(NodeUri());
+  ASSERT_FALSE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 2);
+  EXPECT_TRUE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(fresh->State(DomainName(copy)), PowerState::kRunning);
+  EXPECT_EQ(fresh->State(DomainName(source)), PowerState::kRunning);
+}
+
 TEST_F(ServerJobsTest, SaveImageRunTwiceConverges) {
   const int64_t source = AddServer("web01");
   ASSERT_EQ(RunJobs(), 1);
   const domain::Image image = SaveImage(grid_, caller_, source);
   ASSERT_EQ(RunJobs(), 1);
   // As after a crash before the commit: the copy exists, the job runs again.
-  domain::Job again = db_.Read([&](store::Connection& c) {
-    return store::jobs::List(c, caller_.account_id).front();
-  });
+  domain::Job again = db_.Read(
+      [&](store::Connection& c) { return store::jobs::List(c, caller_.account_id).front(); });
   again.id = 0;
   again.history.clear();
   db_.Write([&](store::Connection& c) {

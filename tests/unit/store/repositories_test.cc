@@ -425,7 +425,8 @@ TEST_F(RepositoriesTest, EveryServerChangeKeepsOneOpenUsageIntervalInStep) {
   db_.Write([&](Connection& c) { ip_pools::AllocateBlock(c, pool, alice_, 2); });
   const int64_t id = MakeServer(alice_, OwnedIp(alice_, "10.1.0.2").id, "web1");  // Starting
   auto intervals = [&] {
-    return db_.Read([&](Connection& c) { return usage::ServerIntervals(c, alice_, 0, kNow + 100); });
+    return db_.Read(
+        [&](Connection& c) { return usage::ServerIntervals(c, alice_, 0, kNow + 100); });
   };
   ASSERT_EQ(intervals().size(), 1u);
   EXPECT_EQ(intervals()[0].start_ms, kNow);
@@ -454,9 +455,9 @@ TEST_F(RepositoriesTest, EveryServerChangeKeepsOneOpenUsageIntervalInStep) {
 
   // A change that rolls back leaves no usage record behind.
   EXPECT_THROW(db_.Write([&](Connection& c) {
-                 servers::SetState(c, id, domain::server_state::kOn, kNow + 5);
-                 throw std::runtime_error("rolled back");
-               }),
+    servers::SetState(c, id, domain::server_state::kOn, kNow + 5);
+    throw std::runtime_error("rolled back");
+  }),
                std::runtime_error);
   EXPECT_EQ(intervals().size(), 3u);
 
@@ -464,12 +465,14 @@ TEST_F(RepositoriesTest, EveryServerChangeKeepsOneOpenUsageIntervalInStep) {
   after = intervals();
   ASSERT_EQ(after.size(), 3u);
   EXPECT_EQ(after[2].end_ms, kNow + 9);
-  EXPECT_TRUE(db_.Read([&](Connection& c) { return usage::ServerIntervals(c, bob_, 0, kNow + 100); })
-                  .empty());
+  EXPECT_TRUE(
+      db_.Read([&](Connection& c) { return usage::ServerIntervals(c, bob_, 0, kNow + 100); })
+          .empty());
   // Only intervals overlapping the asked window come back.
-  EXPECT_EQ(db_.Read([&](Connection& c) { return usage::ServerIntervals(c, alice_, kNow + 3, kNow + 4); })
-                .size(),
-            1u);
+  EXPECT_EQ(
+      db_.Read([&](Connection& c) { return usage::ServerIntervals(c, alice_, kNow + 3, kNow + 4); })
+          .size(),
+      1u);
 }
 
 TEST_F(RepositoriesTest, BalancerCountersAddTheirGrowthAndSurviveResets) {
@@ -480,17 +483,21 @@ TEST_F(RepositoriesTest, BalancerCountersAddTheirGrowthAndSurviveResets) {
     usage::RecordBalancerCounters(c, alice_, 5, 4, 200, kNow + 3);  // new HAProxy worker
     usage::RecordBalancerCounters(c, bob_, 6, 1, 7, kNow + 3);
   });
-  auto transfer = db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow, kNow + 10); });
+  auto transfer =
+      db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow, kNow + 10); });
   EXPECT_EQ(transfer.bytes_in, 10 + 20 + 4);
   EXPECT_EQ(transfer.bytes_out, 1000 + 500 + 200);
-  auto early = db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow, kNow + 2); });
+  auto early =
+      db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow, kNow + 2); });
   EXPECT_EQ(early.bytes_out, 1000);
-  EXPECT_EQ(db_.Read([&](Connection& c) { return usage::TransferBetween(c, bob_, 0, kNow + 10); }).bytes_out, 7);
+  EXPECT_EQ(db_.Read([&](Connection& c) { return usage::TransferBetween(c, bob_, 0, kNow + 10); })
+                .bytes_out,
+            7);
   EXPECT_EQ(db_.Read([](Connection& c) {
-              auto q = c.Prepare("SELECT count(*) FROM transfer_usage");
-              q.Step();
-              return q.Int(0);
-            }),
+    auto q = c.Prepare("SELECT count(*) FROM transfer_usage");
+    q.Step();
+    return q.Int(0);
+  }),
             4);
 }
 

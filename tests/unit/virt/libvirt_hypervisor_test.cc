@@ -193,7 +193,7 @@ TEST_F(LibvirtHypervisorTest, CopyVolumeMakesAStandaloneCopyInTheStatedFormat) {
   const std::string xml = VolumeXml("gridd-image-a.qcow2");
   ASSERT_FALSE(xml.empty());
   EXPECT_EQ(xml.find("<backingStore>"), std::string::npos) << "a copy needs no backing file\n"
-                                                          << xml;
+                                                           << xml;
   EXPECT_NE(xml.find("<format type='qcow2'/>"), std::string::npos) << xml;
   EXPECT_NE(xml.find("<capacity unit='bytes'>10737418240</capacity>"), std::string::npos) << xml;
   // The source is untouched, and a server's disk can be an overlay on the copy.
