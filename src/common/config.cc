@@ -179,6 +179,25 @@ Config LoadConfig(const std::filesystem::path& path) {
     }
   }
 
+  Read(root, path, "billing", "period_start_day", config.billing_period_start_day);
+  if (config.billing_period_start_day < 1 || config.billing_period_start_day > 28) {
+    Fail(path, "billing.period_start_day", "must be 1-28 (every month has that day)");
+  }
+  Read(root, path, "billing", "memory_allotment_gb_hours",
+       config.billing_memory_allotment_gb_hours);
+  Read(root, path, "billing", "memory_allotment_price", config.billing_memory_allotment_price);
+  Read(root, path, "billing", "memory_gb_hour_price", config.billing_memory_gb_hour_price);
+  Read(root, path, "billing", "transfer_allotment_gb", config.billing_transfer_allotment_gb);
+  Read(root, path, "billing", "transfer_gb_price", config.billing_transfer_gb_price);
+  Read(root, path, "billing", "bill_powered_off_servers", config.billing_powered_off_servers);
+  for (const auto& [key, price] :
+       {std::pair{"memory_allotment_price", config.billing_memory_allotment_price},
+        std::pair{"memory_gb_hour_price", config.billing_memory_gb_hour_price},
+        std::pair{"transfer_gb_price", config.billing_transfer_gb_price}}) {
+    if (!(price >= 0) || price > 1e9)
+      Fail(path, std::string("billing.") + key, "must be a price >= 0");
+  }
+
   Read(root, path, "accounts", "ip_block_size", config.ip_block_size);
   Read(root, path, "accounts", "initial_account", config.initial_account);
   if (config.ip_block_size < 1) Fail(path, "accounts.ip_block_size", "must be at least 1");

@@ -165,7 +165,16 @@ int Run(int argc, char** argv) {
                  haproxy.run_dir.string());
   }
 
-  gridd::domain::GridService grid(db, catalog, clock, box, [&runner] { runner.Notify(); });
+  gridd::domain::GridServiceOptions grid_options;
+  grid_options.billing.period_start_day = config.billing_period_start_day;
+  grid_options.billing.memory_allotment_gb_hours = config.billing_memory_allotment_gb_hours;
+  grid_options.billing.memory_allotment_price = config.billing_memory_allotment_price;
+  grid_options.billing.memory_gb_hour_price = config.billing_memory_gb_hour_price;
+  grid_options.billing.transfer_allotment_gb = config.billing_transfer_allotment_gb;
+  grid_options.billing.transfer_gb_price = config.billing_transfer_gb_price;
+  grid_options.billing.bill_powered_off_servers = config.billing_powered_off_servers;
+  gridd::domain::GridService grid(
+      db, catalog, clock, box, [&runner] { runner.Notify(); }, grid_options);
   if (engine) {
     gridd::domain::GridServiceOptions balancer_options;
     balancer_options.vip_networks = config.lb_vip_networks;

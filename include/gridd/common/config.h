@@ -64,6 +64,14 @@ struct Config {
   int lb_status_interval_ms = 1000;
   // IPv4 networks ("127.0.0.0/8") virtual IPs must lie in; empty allows any.
   std::vector<std::string> lb_vip_networks;
+  // [billing] (myaccount.billing.get)
+  int billing_period_start_day = 1;  // day of the month a billing period starts, 1-28 (UTC)
+  int64_t billing_memory_allotment_gb_hours = 0;
+  double billing_memory_allotment_price = 0;   // US$ per period for the allotment
+  double billing_memory_gb_hour_price = 0.19;  // US$ per GB-hour over the allotment
+  int64_t billing_transfer_allotment_gb = 0;
+  double billing_transfer_gb_price = 0;     // US$ per outbound GB over the allotment
+  bool billing_powered_off_servers = true;  // deployed RAM is billed whether on or off
   // [accounts]
   int ip_block_size = 16;
   std::string initial_account = "default";

@@ -216,6 +216,14 @@ TEST(LoadConfigTest, BadNumbersNameTheKeyAndTheProblem) {
       {"[loadbalancer]\nstatus_interval_ms = 0\n",
        "loadbalancer.status_interval_ms: must be at least 100"},
       {"[loadbalancer]\nenabled = 1\n", "loadbalancer.enabled: expected true or false"},
+      {"[billing]\nperiod_start_day = 0\n", "billing.period_start_day: must be 1-28"},
+      {"[billing]\nperiod_start_day = 29\n", "billing.period_start_day: must be 1-28"},
+      {"[billing]\nmemory_gb_hour_price = -0.1\n", "billing.memory_gb_hour_price: must be a price"},
+      {"[billing]\ntransfer_gb_price = \"free\"\n", "billing.transfer_gb_price: expected a number"},
+      {"[billing]\nmemory_allotment_gb_hours = -1\n",
+       "billing.memory_allotment_gb_hours: out of range"},
+      {"[billing]\nbill_powered_off_servers = \"no\"\n",
+       "billing.bill_powered_off_servers: expected true or false"},
   };
   for (const Case& c : cases) {
     const std::string message = LoadError(c.toml);
@@ -238,6 +246,25 @@ TEST(LoadConfigTest, BadLogAndMetricsSettingsNameTheKey) {
   EXPECT_FALSE(config.metrics_enabled);
   EXPECT_EQ(config.metrics_host, "::1");
   EXPECT_EQ(config.metrics_port, 0);
+}
+
+TEST(LoadConfigTest, BillingKeysAreReadAndDefaultToGoGridsRamPrice) {
+  const Config defaults = LoadConfig(WriteConfig(""));
+  EXPECT_EQ(defaults.billing_period_start_day, 1);
+  EXPECT_DOUBLE_EQ(defaults.billing_memory_gb_hour_price, 0.19);
+  EXPECT_TRUE(defaults.billing_powered_off_servers);
+  const Config config =
+      LoadConfig(WriteConfig("[billing]\nperiod_start_day = 15\nmemory_allotment_gb_hours = 720\n"
+                             "memory_allotment_price = 49.5\nmemory_gb_hour_price = 0.08\n"
+                             "transfer_allotment_gb = 100\ntransfer_gb_price = 0.29\n"
+                             "bill_powered_off_servers = false\n"));
+  EXPECT_EQ(config.billing_period_start_day, 15);
+  EXPECT_EQ(config.billing_memory_allotment_gb_hours, 720);
+  EXPECT_DOUBLE_EQ(config.billing_memory_allotment_price, 49.5);
+  EXPECT_DOUBLE_EQ(config.billing_memory_gb_hour_price, 0.08);
+  EXPECT_EQ(config.billing_transfer_allotment_gb, 100);
+  EXPECT_DOUBLE_EQ(config.billing_transfer_gb_price, 0.29);
+  EXPECT_FALSE(config.billing_powered_off_servers);
 }
 
 TEST(LoadConfigTest, WrongTypesNameTheKey) {

@@ -342,5 +342,122 @@ TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsAFreshHypervisor) {
   EXPECT_EQ(fresh->ListGriddDomains().size(), 2u);
 }
 
+// ------------------------------------------------------------------------------ image save
+domain::Image SaveImage(domain::GridService& grid, const domain::Caller& caller, int64_t server) {
+  domain::ImageSaveRequest request;
+  request.server = std::to_string(server);
+  request.friendly_name = "golden";
+  return grid.SaveImage(caller, request);
+}
+
+TEST_F(ServerJobsTest, SaveImageCopiesTheDiskAndBuildsServersFromTheCopy) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kSaving);
+  ASSERT_EQ(RunJobs(), 1);
+
+  auto saved = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); });
+  ASSERT_TRUE(saved.has_value());
+  EXPECT_EQ(saved->state, domain::image_state::kAvailable);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOn);
+  EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(hypervisor_->State(DomainName(source)), PowerState::kRunning);
+
+  // A server from the saved image: its disk is an overlay on the image's own volume.
+  domain::IpFilter free_ips;
+  free_ips.state = domain::ip_state::kUnassigned;
+  free_ips.type = domain::ip_type::kPublic;
+  domain::ServerAddRequest request;
+  request.name = "web02";
+  request.image = image.name;
+  request.ram = "512MB";
+  request.ip = grid_.ListIps(caller_, free_ips).front().address;
+  const int64_t copy = grid_.AddServer(caller_, request).server.id;
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(copy);
+  EXPECT_EQ(hypervisor_->State(DomainName(copy)), PowerState::kRunning);
+}
+
+TEST_F(ServerJobsTest, AFailedSaveRemovesTheImageAndRestoresTheServer) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  grid_.PowerServer(caller_, ById(source), "stop");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOffSaving);
+  // The server's disk vanishes behind gridd's back: the copy cannot be made.
+  hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
+  ASSERT_EQ(RunJobs(), 1);
+
+  const domain::Job job = db_.Read(
+      [&](store::Connection& c) { return store::jobs::List(c, caller_.account_id).front(); });
+  EXPECT_EQ(job.command, domain::job_command::kSaveServerImage);
+  EXPECT_EQ(job.state, job_state::kFailed);
+  EXPECT_NE(job.error.value_or("").find(DiskVolume(source)), std::string::npos)
+      << job.error.value_or("(no error)");
+  EXPECT_FALSE(db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); })
+                   .has_value());
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOff);
+}
+
+TEST_F(ServerJobsTest, AFailedSaveOfARunningServerStartsItAgain) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
+  ASSERT_EQ(RunJobs(), 1);
+  EXPECT_EQ(hypervisor_->State(DomainName(source)), PowerState::kRunning);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOn);
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+}
+
+TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsSavedImagesAndTheirServers) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  ASSERT_EQ(RunJobs(), 1);
+  domain::IpFilter free_ips;
+  free_ips.state = domain::ip_state::kUnassigned;
+  free_ips.type = domain::ip_type::kPublic;
+  domain::ServerAddRequest request;
+  request.name = "web02";
+  request.image = std::to_string(image.id);
+  request.ram = "512MB";
+  request.ip = grid_.ListIps(caller_, free_ips).front().address;
+  const int64_t copy = grid_.AddServer(caller_, request).server.id;
+  ASSERT_EQ(RunJobs(), 1);
+
+  auto fresh = virt::ConnectLibvirt(NodeUri());
+  ASSERT_FALSE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 2);
+  EXPECT_TRUE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(fresh->State(DomainName(copy)), PowerState::kRunning);
+  EXPECT_EQ(fresh->State(DomainName(source)), PowerState::kRunning);
+}
+
+TEST_F(ServerJobsTest, SaveImageRunTwiceConverges) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  ASSERT_EQ(RunJobs(), 1);
+  // As after a crash before the commit: the copy exists, the job runs again.
+  domain::Job again = db_.Read(
+      [&](store::Connection& c) { return store::jobs::List(c, caller_.account_id).front(); });
+  again.id = 0;
+  again.history.clear();
+  db_.Write([&](store::Connection& c) {
+    auto row = store::images::GetAny(c, image.id);
+    row->state = domain::image_state::kSaving;
+    store::images::Update(c, *row);
+    store::jobs::Insert(c, again, clock_.NowMs());
+  });
+  ASSERT_EQ(RunJobs(), 1);
+  auto saved = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); });
+  EXPECT_EQ(saved->state, domain::image_state::kAvailable);
+  EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+}
+
 }  // namespace
 }  // namespace gridd::jobs
