@@ -80,6 +80,11 @@ TEST(LoadConfigTest, ParsesEveryKeyOfTheShippedConfiguration) {
   EXPECT_EQ(config.initial_account, "default");
   EXPECT_EQ(config.log_level, "info");
   EXPECT_TRUE(config.access_log);
+  EXPECT_EQ(config.log_format, "text");
+  EXPECT_EQ(config.log_output, "auto");
+  EXPECT_TRUE(config.metrics_enabled);
+  EXPECT_EQ(config.metrics_host, "127.0.0.1");
+  EXPECT_EQ(config.metrics_port, 9464);
 
   ASSERT_EQ(config.datacenters.size(), 1u);
   EXPECT_EQ(config.datacenters[0].id, 1);
@@ -244,6 +249,22 @@ TEST(LoadConfigTest, BillingKeysAreReadAndDefaultToGoGridsRamPrice) {
   EXPECT_EQ(config.billing_transfer_allotment_gb, 100);
   EXPECT_DOUBLE_EQ(config.billing_transfer_gb_price, 0.29);
   EXPECT_FALSE(config.billing_powered_off_servers);
+}
+
+TEST(LoadConfigTest, BadLogAndMetricsSettingsNameTheKey) {
+  EXPECT_NE(LoadError("[log]\nlevel = \"loud\"\n").find("log.level: must be trace"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[log]\nformat = \"xml\"\n").find("log.format: must be"), std::string::npos);
+  EXPECT_NE(LoadError("[log]\noutput = \"syslog\"\n").find("log.output: must be"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[metrics]\nlisten = \"9464\"\n").find("metrics.listen: "),
+            std::string::npos);
+  const Config config = LoadConfig(
+      WriteConfig("[log]\nformat = \"json\"\n[metrics]\nenabled = false\nlisten = \"[::1]:0\"\n"));
+  EXPECT_EQ(config.log_format, "json");
+  EXPECT_FALSE(config.metrics_enabled);
+  EXPECT_EQ(config.metrics_host, "::1");
+  EXPECT_EQ(config.metrics_port, 0);
 }
 
 TEST(LoadConfigTest, WrongTypesNameTheKey) {
