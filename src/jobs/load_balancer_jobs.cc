@@ -160,7 +160,8 @@ void LoadBalancerMonitor::Poll() {
       // Traffic is metered for billing whatever the balancer's state: bytes served are billed.
       if (auto it = statuses.find(balancer.id); it != statuses.end()) {
         store::usage::RecordBalancerCounters(c, balancer.account_id, balancer.id,
-                                             it->second.bytes_in, it->second.bytes_out, now);
+                                             balancer.created_ms, it->second.bytes_in,
+                                             it->second.bytes_out, now);
       }
       if (balancer.deleting ||
           store::jobs::HasPending(c, domain::job_object_type::kLoadBalancer, balancer.id)) {

@@ -201,6 +201,7 @@ CREATE TABLE transfer_usage (
 CREATE INDEX transfer_usage_by_account ON transfer_usage(account_id, at_ms);
 CREATE TABLE transfer_counters (
   load_balancer_id  INTEGER PRIMARY KEY,
+  created_ms        INTEGER NOT NULL,
   bytes_in          INTEGER NOT NULL,
   bytes_out         INTEGER NOT NULL
 );

@@ -633,14 +633,16 @@ std::vector<ServerInterval> ServerIntervals(Connection& c, int64_t account_id, i
 }
 
 void RecordBalancerCounters(Connection& c, int64_t account_id, int64_t load_balancer_id,
-                            uint64_t bytes_in, uint64_t bytes_out, int64_t now_ms) {
+                            int64_t created_ms, uint64_t bytes_in, uint64_t bytes_out,
+                            int64_t now_ms) {
   const auto in = static_cast<int64_t>(bytes_in);
   const auto out = static_cast<int64_t>(bytes_out);
   int64_t grown_in = in;
   int64_t grown_out = out;
-  auto last =
-      c.Prepare("SELECT bytes_in, bytes_out FROM transfer_counters WHERE load_balancer_id = ?");
-  last.Bind(1, load_balancer_id);
+  auto last = c.Prepare(
+      "SELECT bytes_in, bytes_out FROM transfer_counters WHERE load_balancer_id = ? AND "
+      "created_ms = ?");
+  last.Bind(1, load_balancer_id).Bind(2, created_ms);
   if (last.Step()) {
     // HAProxy's counters restart at 0 with each new worker: a smaller reading is a fresh count.
     if (in >= last.Int(0) && out >= last.Int(1)) {
@@ -649,12 +651,14 @@ void RecordBalancerCounters(Connection& c, int64_t account_id, int64_t load_bala
     }
   }
   c.Prepare(
-       "INSERT INTO transfer_counters (load_balancer_id, bytes_in, bytes_out) VALUES (?, ?, ?) "
-       "ON CONFLICT(load_balancer_id) DO UPDATE SET bytes_in = excluded.bytes_in, "
+       "INSERT INTO transfer_counters (load_balancer_id, created_ms, bytes_in, bytes_out) "
+       "VALUES (?, ?, ?, ?) ON CONFLICT(load_balancer_id) DO UPDATE SET "
+       "created_ms = excluded.created_ms, bytes_in = excluded.bytes_in, "
        "bytes_out = excluded.bytes_out")
       .Bind(1, load_balancer_id)
-      .Bind(2, in)
-      .Bind(3, out)
+      .Bind(2, created_ms)
+      .Bind(3, in)
+      .Bind(4, out)
       .Run();
   if (grown_in == 0 && grown_out == 0) return;
   c.Prepare(

@@ -136,9 +136,11 @@ struct Transfer {
   int64_t bytes_out = 0;
 };
 // Records load-balancer traffic from HAProxy's cumulative counters: the growth since the last
-// reading (all of it after a reload reset the counters) is added at now_ms.
+// reading (all of it after a reload reset the counters) is added at now_ms. `created_ms` tells
+// a balancer from a later one that reuses its id.
 void RecordBalancerCounters(Connection& c, int64_t account_id, int64_t load_balancer_id,
-                            uint64_t bytes_in, uint64_t bytes_out, int64_t now_ms);
+                            int64_t created_ms, uint64_t bytes_in, uint64_t bytes_out,
+                            int64_t now_ms);
 Transfer TransferBetween(Connection& c, int64_t account_id, int64_t from_ms, int64_t to_ms);
 }  // namespace usage
 

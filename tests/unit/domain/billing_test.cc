@@ -142,9 +142,10 @@ TEST_F(BillingTest, DeletedServersStopAccruingAndPoweredOffTimeFollowsTheConfigu
 TEST_F(BillingTest, TransferComesFromTheBalancersCountersAcrossReloads) {
   db_.Write([&](store::Connection& c) {
     // HAProxy's counters grow, then restart at 0 with a new worker after a reload.
-    store::usage::RecordBalancerCounters(c, alice_.account_id, 7, 100, 2 * kGiB, clock_.NowMs());
-    store::usage::RecordBalancerCounters(c, alice_.account_id, 7, 200, 3 * kGiB, clock_.NowMs());
-    store::usage::RecordBalancerCounters(c, alice_.account_id, 7, 10, kGiB / 2, clock_.NowMs());
+    const int64_t now = clock_.NowMs();
+    store::usage::RecordBalancerCounters(c, alice_.account_id, 7, kMarch14, 100, 2 * kGiB, now);
+    store::usage::RecordBalancerCounters(c, alice_.account_id, 7, kMarch14, 200, 3 * kGiB, now);
+    store::usage::RecordBalancerCounters(c, alice_.account_id, 7, kMarch14, 10, kGiB / 2, now);
   });
   BillingSummary bill = billing_.Billing(alice_);
   EXPECT_EQ(bill.transfer_accrued, 3) << "3.5 GB out, whole GB billed";

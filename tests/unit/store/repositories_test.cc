@@ -477,11 +477,11 @@ TEST_F(RepositoriesTest, EveryServerChangeKeepsOneOpenUsageIntervalInStep) {
 
 TEST_F(RepositoriesTest, BalancerCountersAddTheirGrowthAndSurviveResets) {
   db_.Write([&](Connection& c) {
-    usage::RecordBalancerCounters(c, alice_, 5, 10, 1000, kNow);
-    usage::RecordBalancerCounters(c, alice_, 5, 10, 1000, kNow + 1);  // idle: nothing added
-    usage::RecordBalancerCounters(c, alice_, 5, 30, 1500, kNow + 2);
-    usage::RecordBalancerCounters(c, alice_, 5, 4, 200, kNow + 3);  // new HAProxy worker
-    usage::RecordBalancerCounters(c, bob_, 6, 1, 7, kNow + 3);
+    usage::RecordBalancerCounters(c, alice_, 5, kNow, 10, 1000, kNow);
+    usage::RecordBalancerCounters(c, alice_, 5, kNow, 10, 1000, kNow + 1);  // idle: nothing
+    usage::RecordBalancerCounters(c, alice_, 5, kNow, 30, 1500, kNow + 2);
+    usage::RecordBalancerCounters(c, alice_, 5, kNow, 4, 200, kNow + 3);  // new HAProxy worker
+    usage::RecordBalancerCounters(c, bob_, 6, kNow, 1, 7, kNow + 3);
   });
   auto transfer =
       db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow, kNow + 10); });
@@ -499,6 +499,14 @@ TEST_F(RepositoriesTest, BalancerCountersAddTheirGrowthAndSurviveResets) {
     return q.Int(0);
   }),
             4);
+
+  // A later balancer that reuses id 6 (bob's was deleted) starts from its own first reading.
+  db_.Write([&](Connection& c) {
+    usage::RecordBalancerCounters(c, alice_, 6, kNow + 5, 3, 50, kNow + 6);
+  });
+  EXPECT_EQ(db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow + 6, kNow + 7); })
+                .bytes_out,
+            50);
 }
 
 // ---------------------------------------------------------------------------------------- jobs
