@@ -23,6 +23,7 @@
 #include "gridd/common/crypto.h"
 #include "gridd/domain/account_service.h"
 #include "gridd/domain/grid_service.h"
+#include "gridd/domain/idempotent_requests.h"
 #include "gridd/domain/load_balancer_service.h"
 #include "gridd/jobs/job_runner.h"
 #include "gridd/jobs/load_balancer_jobs.h"
@@ -161,9 +162,11 @@ int Run(int argc, char** argv) {
     balancers = std::make_unique<gridd::domain::LoadBalancerService>(
         db, clock, [&runner] { runner.Notify(); }, balancer_options);
   }
+  gridd::domain::IdempotentRequests idempotent(db, clock);
   gridd::api::ApiService api(grid, accounts, balancers.get(), clock,
                              {config.signature_window_past_seconds,
-                              config.signature_window_future_seconds});
+                              config.signature_window_future_seconds},
+                             &idempotent);
 
   runner.Start();
   if (monitor) monitor->Start();
