@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "gridd/domain/lookups.h"
@@ -35,6 +36,21 @@ domain::Job RepairJob(const domain::Server& server, int64_t object_type, int64_t
   job.detail["finding"] = finding;
   job.payload["finding"] = finding;
   return job;
+}
+
+struct NewestJob {
+  int64_t id = 0;
+  int64_t command = 0;
+  int64_t state = 0;
+};
+
+std::optional<NewestJob> NewestJobOf(store::Connection& c, int64_t object_type, int64_t object_id) {
+  auto query = c.Prepare(
+      "SELECT id, command, state FROM jobs WHERE object_type = ? AND object_id = ? "
+      "ORDER BY id DESC LIMIT 1");
+  query.Bind(1, object_type).Bind(2, object_id);
+  if (!query.Step()) return std::nullopt;
+  return NewestJob{query.Int(0), query.Int(1), query.Int(2)};
 }
 
 }  // namespace
@@ -95,10 +111,19 @@ ReconcileReport Reconciler::RunOnce() {
       continue;
     }
     // Decided again inside the write: a request or job may have changed the server since.
+    std::optional<int64_t> failed_repair;
     auto job_id = db_.Write([&](store::Connection& c) -> std::optional<int64_t> {
       auto server = store::servers::GetAny(c, observed.id);
       if (!server || server->deleting || server->state != observed.state ||
           store::jobs::HasPending(c, job_object_type::kVirtualServer, server->id)) {
+        return std::nullopt;
+      }
+      // A repair that failed is not queued again every pass: the operator reads its message
+      // (the next request on the server, or gridctl reconcile after a fix, tries again).
+      auto newest = NewestJobOf(c, job_object_type::kVirtualServer, server->id);
+      if (newest && newest->command == job_command::kReconcileVirtualServer &&
+          newest->state == domain::job_state::kFailed) {
+        failed_repair = newest->id;
         return std::nullopt;
       }
       auto ip = store::ips::Get(c, server->account_id, server->ip_id);
@@ -108,6 +133,11 @@ ReconcileReport Reconciler::RunOnce() {
       job.payload["start"] = kind == "missing-domain" && server->state == server_state::kOn;
       return store::jobs::Insert(c, job, clock_.NowMs());
     });
+    if (failed_repair) {
+      report.findings.push_back({kind, "server " + std::to_string(observed.id), finding,
+                                 "left alone: repair job " + std::to_string(*failed_repair) +
+                                     " failed"});
+    }
     if (!job_id) continue;
     queued = true;
     report.findings.push_back({kind, "server " + std::to_string(observed.id), finding,
@@ -158,6 +188,10 @@ ReconcileReport Reconciler::RunOnce() {
             store::jobs::HasPending(c, job_object_type::kLoadBalancer, spec.id)) {
           return std::nullopt;
         }
+        // A balancer whose last change failed (e.g. HAProxy refused it) is not carried on
+        // purpose; that job's message says why.
+        auto newest = NewestJobOf(c, job_object_type::kLoadBalancer, spec.id);
+        if (newest && newest->state == domain::job_state::kFailed) return std::nullopt;
         domain::Job job;
         job.account_id = balancer->account_id;
         job.object_type = job_object_type::kLoadBalancer;

@@ -436,6 +436,27 @@ TEST_F(ReconcilerTest, AnOrphanDomainIsReportedAndRemovedOnlyWhenEnabled) {
   EXPECT_EQ(DomainsFor(*hypervisor_, id), 0);
 }
 
+TEST_F(ReconcilerTest, AFailedRepairIsReportedNotQueuedAgainEveryPass) {
+  const int64_t id = AddServer("web-1");
+  RunJobs();
+  OnDomain(id, [](virDomainPtr d) { return virDomainDestroy(d) | virDomainUndefine(d); });
+  // The server's disk is gone and its image points nowhere, so re-creating cannot work.
+  hypervisor_->DeleteDisk("gridd", DiskVolume(id));
+  db_.Write([&](store::Connection& c) {
+    c.Prepare("UPDATE images SET volume = 'gone.qcow2' WHERE name = ?").Bind(1, kImage).Run();
+  });
+  auto reconciler = MakeReconciler();
+  ASSERT_EQ(reconciler.RunOnce().findings.size(), 1u);
+  RunJobs();
+  const domain::Job failed = LastJob(id);
+  EXPECT_EQ(failed.state, job_state::kFailed);
+  EXPECT_FALSE(failed.error.value_or("").empty());
+  const auto report = reconciler.RunOnce();
+  ASSERT_EQ(report.findings.size(), 1u);
+  EXPECT_EQ(report.findings[0].action, "left alone: repair job " + std::to_string(failed.id) + " failed");
+  EXPECT_EQ(RunJobs(), 0);
+}
+
 TEST_F(ReconcilerTest, ServersWithAJobPendingAreLeftToThatJob) {
   const int64_t id = AddServer("web-1");  // create job queued, no domain yet
   EXPECT_TRUE(MakeReconciler().RunOnce().findings.empty());
