@@ -197,7 +197,7 @@ int Run(int argc, char** argv) {
                                      [&runner] { runner.Notify(); },
                                      {config.reconcile_remove_orphans});
   try {
-    const auto report = reconciler.RunOnce();
+    const auto report = reconciler.RunOnce(true);
     spdlog::info("reconcile: {} domain(s), {} server(s), {} finding(s)", report.domains,
                  report.servers, report.findings.size());
   } catch (const std::exception& error) {

@@ -27,7 +27,8 @@ std::optional<nlohmann::json> RunRecoveryCommand(RecoveryContext& context,
     }
     return out;
   }
-  if (command == "reconcile") return context.reconciler.RunOnce().ToJson();
+  // The operator asks after fixing a cause: repairs that failed before are tried again.
+  if (command == "reconcile") return context.reconciler.RunOnce(true).ToJson();
   if (command == "backup") {
     auto it = args.find("file");
     if (it == args.end() || !it->is_string() || it->get<std::string>().empty()) {

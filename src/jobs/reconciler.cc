@@ -80,7 +80,7 @@ Reconciler::Reconciler(store::Database& db, virt::Hypervisor& hypervisor,
 
 Reconciler::~Reconciler() { Stop(); }
 
-ReconcileReport Reconciler::RunOnce() {
+ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
   std::lock_guard<std::mutex> run_lock(run_mutex_);
   ReconcileReport report;
   const auto domains = hypervisor_.ListGriddDomains();
@@ -118,10 +118,10 @@ ReconcileReport Reconciler::RunOnce() {
           store::jobs::HasPending(c, job_object_type::kVirtualServer, server->id)) {
         return std::nullopt;
       }
-      // A repair that failed is not queued again every pass: the operator reads its message
-      // (the next request on the server, or gridctl reconcile after a fix, tries again).
+      // A repair that failed is not queued again every pass: the operator reads its message,
+      // fixes the cause and runs gridctl reconcile (or the customer's next request repairs it).
       auto newest = NewestJobOf(c, job_object_type::kVirtualServer, server->id);
-      if (newest && newest->command == job_command::kReconcileVirtualServer &&
+      if (!retry_failed_repairs && newest && newest->command == job_command::kReconcileVirtualServer &&
           newest->state == domain::job_state::kFailed) {
         failed_repair = newest->id;
         return std::nullopt;
@@ -191,7 +191,9 @@ ReconcileReport Reconciler::RunOnce() {
         // A balancer whose last change failed (e.g. HAProxy refused it) is not carried on
         // purpose; that job's message says why.
         auto newest = NewestJobOf(c, job_object_type::kLoadBalancer, spec.id);
-        if (newest && newest->state == domain::job_state::kFailed) return std::nullopt;
+        if (!retry_failed_repairs && newest && newest->state == domain::job_state::kFailed) {
+          return std::nullopt;
+        }
         domain::Job job;
         job.account_id = balancer->account_id;
         job.object_type = job_object_type::kLoadBalancer;

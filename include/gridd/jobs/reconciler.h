@@ -53,8 +53,10 @@ class Reconciler {
              const Clock& clock, std::function<void()> on_job_queued, ReconcilerOptions options);
   ~Reconciler();
 
-  // One pass on the calling thread; queues the repair jobs and returns what it found.
-  ReconcileReport RunOnce();
+  // One pass on the calling thread; queues the repair jobs and returns what it found. An
+  // object whose last repair failed is only reported, unless `retry_failed_repairs` (gridd's
+  // start and `gridctl reconcile`, once the operator has fixed the cause).
+  ReconcileReport RunOnce(bool retry_failed_repairs = false);
   // The last pass's report (empty before the first).
   ReconcileReport LastReport();
 

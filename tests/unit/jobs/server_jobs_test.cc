@@ -455,6 +455,24 @@ TEST_F(ReconcilerTest, AFailedRepairIsReportedNotQueuedAgainEveryPass) {
   ASSERT_EQ(report.findings.size(), 1u);
   EXPECT_EQ(report.findings[0].action, "left alone: repair job " + std::to_string(failed.id) + " failed");
   EXPECT_EQ(RunJobs(), 0);
+
+  // The operator fixes the cause and asks again (gridctl reconcile): the repair is retried.
+  db_.Write([&](store::Connection& c) {
+    c.Prepare("UPDATE images SET volume = ? WHERE name = ?")
+        .Bind(1, TestConfig().images[0].volume)
+        .Bind(2, kImage)
+        .Run();
+  });
+  ASSERT_EQ(reconciler.RunOnce(true).findings.size(), 1u);
+  EXPECT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  // The failed repair recorded the server Off (what the hypervisor showed); it is re-created
+  // as such, and the customer's start works.
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
+  grid_.PowerServer(caller_, ById(id), std::string("start"));
+  RunJobs();
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
 }
 
 TEST_F(ReconcilerTest, ServersWithAJobPendingAreLeftToThatJob) {
