@@ -281,6 +281,14 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
       format = ParseFormat(*text).value_or(Format::kJson);
     }
   }
+  // The access log and the request metrics name the method and the key that called it; a path
+  // that names no method counts as "unknown", so clients cannot create label values.
+  std::string api_key_id;
+  auto answer = [&](HttpResponse response) {
+    response.operation = route_it != routes_.end() ? method : "unknown";
+    response.api_key_id = api_key_id;
+    return response;
+  };
   try {
     if (request.method != "GET" && request.method != "POST") {
       ThrowIllegalArgument("HTTP method " + request.method + " is not supported; use GET or POST");
@@ -305,6 +313,7 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
       throw ApiError(ErrorClass::kAuthenticationFailed,
                      "Authentication Failed: unknown api_key or invalid or expired signature");
     }
+    api_key_id = std::to_string(key->id);
     if ((route.roles & MaskFor(key->role)) == 0) {
       throw ApiError(ErrorClass::kUnauthorized, std::string("Unauthorized: a ") +
                                                     domain::RoleName(key->role) +
@@ -324,7 +333,7 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
     const auto idempotency_key = params.Get("idempotency_key");
     if (!idempotency_key || !route.mutating) {
       Result result = route.handler(Call{caller, params, version});
-      return SuccessResponse(format, method, result);
+      return answer(SuccessResponse(format, method, result));
     }
     if (idempotent_ == nullptr) {
       ThrowIllegalArgument("Parameter 'idempotency_key' is not supported by this gridd");
@@ -348,15 +357,19 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
     response.status = stored.status;
     response.content_type = stored.content_type;
     response.body = std::move(stored.body);
-    return response;
+    return answer(std::move(response));
   } catch (const ApiError& error) {
-    return FailureResponse(format, static_cast<unsigned>(HttpStatusFor(error.error_class())),
-                           method, error.error_class(), error.what());
+    // The line carries the request id (the HTTP server's log context), so an operator can find
+    // the cause of an error a customer reports with the X-Request-Id of the answer.
+    spdlog::info("api: {} refused: {}: {}", method, ErrorCodeFor(error.error_class()),
+                 error.what());
+    return answer(FailureResponse(format, static_cast<unsigned>(HttpStatusFor(error.error_class())),
+                                  method, error.error_class(), error.what()));
   } catch (const std::exception& error) {
     spdlog::error("api: {} failed: {}", method, error.what());
-    return FailureResponse(
+    return answer(FailureResponse(
         format, 500, method, ErrorClass::kUnexpected,
-        std::string("An unexpected server error has occurred. Error Message : ") + error.what());
+        std::string("An unexpected server error has occurred. Error Message : ") + error.what()));
   }
 }
 

@@ -16,11 +16,14 @@
 #include <boost/beast/http.hpp>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
 #include "gridd/api/params.h"
+#include "gridd/common/log.h"
+#include "gridd/common/metrics.h"
 
 namespace gridd::api {
 namespace {
@@ -85,6 +88,21 @@ std::string PeerAddress(const tcp::socket& socket) {
   return address.to_string();
 }
 
+// A client's X-Request-Id is kept when it is short and plain (it ends up in log lines); any
+// other request gets 16 random hex digits.
+std::string RequestIdFor(std::string_view from_client) {
+  const bool usable =
+      !from_client.empty() && from_client.size() <= 64 &&
+      std::all_of(from_client.begin(), from_client.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      });
+  if (usable) return std::string(from_client);
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(random()));
+  return text;
+}
+
 // The answer to send when the handler or the renderer fails: never empty, never throws.
 HttpResponse RenderError(const ServerState& state, unsigned status, const std::string& message) {
   HttpResponse response;
@@ -106,13 +124,16 @@ HttpResponse RenderError(const ServerState& state, unsigned status, const std::s
 }
 
 http::response<http::string_body> BuildResponse(HttpResponse&& response, unsigned version,
-                                                bool keep_alive) {
+                                                bool keep_alive, const std::string& request_id) {
   http::response<http::string_body> res;
   res.version(version);
   res.result(response.status);  // throws std::invalid_argument above 999
   res.set(http::field::server, "gridd");
   if (!response.content_type.empty()) res.set(http::field::content_type, response.content_type);
   for (auto& [name, value] : response.headers) res.insert(name, value);
+  if (!request_id.empty() && res.find("X-Request-Id") == res.end()) {
+    res.set("X-Request-Id", request_id);
+  }
   res.body() = std::move(response.body);
   res.keep_alive(keep_alive);
   res.prepare_payload();
@@ -251,8 +272,12 @@ class Session : public std::enable_shared_from_this<Session> {
     request.content_type = std::string(req[http::field::content_type]);
     request.body = std::move(req.body());
     request.remote_address = remote_address_;
+    request.request_id = RequestIdFor(req["X-Request-Id"]);
+    request_id_ = request.request_id;
     log_method_ = request.method;
     log_path_ = std::string(PathOf(request.target));
+    // Every line logged while the request is handled names it.
+    log::ScopedFields request_fields(log::Fields{{"request_id", request_id_}});
 
     HttpResponse response;
     try {
@@ -267,17 +292,19 @@ class Session : public std::enable_shared_from_this<Session> {
       response = RenderError(*state_, 500, "Internal server error");
     }
 
+    operation_ = response.operation.empty() ? "none" : response.operation;
+    api_key_id_ = response.api_key_id;
     bool keep_alive = req.keep_alive() && !state_->stopping;
     unsigned version = req.version();
     parser_.reset();
     std::optional<http::response<http::string_body>> res;
     try {
-      res.emplace(BuildResponse(std::move(response), version, keep_alive));
+      res.emplace(BuildResponse(std::move(response), version, keep_alive, request_id_));
     } catch (const std::exception& e) {
       spdlog::error("HTTP handler for {} {} gave an invalid response: {}", log_method_, log_path_,
                     e.what());
-      res.emplace(
-          BuildResponse(RenderError(*state_, 500, "Internal server error"), version, keep_alive));
+      res.emplace(BuildResponse(RenderError(*state_, 500, "Internal server error"), version,
+                                keep_alive, request_id_));
     }
     Write(std::move(*res), /*linger=*/false);
   }
@@ -291,13 +318,19 @@ class Session : public std::enable_shared_from_this<Session> {
       log_method_ = "-";
       log_path_ = "-";
     }
+    request_id_ = RequestIdFor(parser_ && parser_->is_header_done()
+                                   ? std::string_view(parser_->get()["X-Request-Id"])
+                                   : std::string_view());
+    operation_ = "none";
+    api_key_id_.clear();
     parser_.reset();
     http::response<http::string_body> res;
     try {
-      res = BuildResponse(RenderError(*state_, status, message), 11, /*keep_alive=*/false);
+      res = BuildResponse(RenderError(*state_, status, message), 11, /*keep_alive=*/false,
+                          request_id_);
     } catch (const std::exception&) {
       HttpResponse plain{status, "text/plain; charset=UTF-8", message, {}};
-      res = BuildResponse(std::move(plain), 11, false);
+      res = BuildResponse(std::move(plain), 11, false, request_id_);
     }
     Write(std::move(res), /*linger=*/true);
   }
@@ -322,15 +355,25 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void LogAccess(unsigned status, size_t body_bytes, beast::error_code ec) {
-    if (!state_->access_log) return;
-    double ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
-    if (ec) {
-      state_->access_log->info("{} {} {} {} {} {:.1f}ms (write failed: {})", remote_address_,
-                               log_method_, log_path_, status, body_bytes, ms, ec.message());
-    } else {
-      state_->access_log->info("{} {} {} {} {} {:.1f}ms", remote_address_, log_method_, log_path_,
-                               status, body_bytes, ms);
+    const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+    if (state_->options.record_metrics) {
+      metrics::ApiRequests().Increment({operation_, std::to_string(status)});
+      metrics::ApiRequestSeconds().Observe({operation_}, seconds);
     }
+    if (!state_->access_log) return;
+    char duration[32];
+    std::snprintf(duration, sizeof(duration), "%.3f", seconds * 1000);
+    log::Fields fields = {{"client", remote_address_},
+                          {"api_key_id", api_key_id_.empty() ? "-" : api_key_id_},
+                          {"method", operation_},
+                          {"http_method", log_method_},
+                          {"path", log_path_},
+                          {"status", std::to_string(status)},
+                          {"bytes", std::to_string(body_bytes)},
+                          {"duration_ms", duration},
+                          {"request_id", request_id_}};
+    if (ec) fields.emplace_back("write_error", ec.message());
+    log::Event(*state_->access_log, spdlog::level::info, "request", fields);
   }
 
   void Linger() {
@@ -375,6 +418,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point started_ = Clock::now();
   std::string log_method_;
   std::string log_path_;
+  std::string request_id_;
+  std::string operation_;  // GoGrid method for metrics and the access log
+  std::string api_key_id_;
   size_t lingered_bytes_ = 0;
 };
 

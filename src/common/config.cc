@@ -71,6 +71,14 @@ std::string ResolveLibvirtUri(const std::string& uri, const std::filesystem::pat
   return "test://" + std::filesystem::absolute(node).lexically_normal().string();
 }
 
+bool LogLevelValid(const std::string& level) {
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  for (const char* known : kLevels) {
+    if (level == known) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void ParseListen(const std::string& text, std::string& host, uint16_t& port) {
@@ -198,6 +206,29 @@ Config LoadConfig(const std::filesystem::path& path) {
 
   Read(root, path, "log", "level", config.log_level);
   Read(root, path, "log", "access_log", config.access_log);
+  if (!LogLevelValid(config.log_level)) {
+    Fail(path, "log.level", "must be trace, debug, info, warn, error, critical or off");
+  }
+  Read(root, path, "log", "format", config.log_format);
+  if (config.log_format != "text" && config.log_format != "json") {
+    Fail(path, "log.format", "must be \"text\" or \"json\"");
+  }
+  Read(root, path, "log", "output", config.log_output);
+  if (config.log_output != "auto" && config.log_output != "console" &&
+      config.log_output != "journald") {
+    Fail(path, "log.output", "must be \"auto\", \"console\" or \"journald\"");
+  }
+
+  Read(root, path, "metrics", "enabled", config.metrics_enabled);
+  std::string metrics_listen;
+  Read(root, path, "metrics", "listen", metrics_listen);
+  if (!metrics_listen.empty()) {
+    try {
+      ParseListen(metrics_listen, config.metrics_host, config.metrics_port);
+    } catch (const std::exception& error) {
+      Fail(path, "metrics.listen", error.what());
+    }
+  }
 
   if (auto* list = root["datacenter"].as_array()) {
     for (size_t i = 0; i < list->size(); ++i) {

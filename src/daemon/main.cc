@@ -1,8 +1,9 @@
 // gridd: the daemon. Wires the layers together (config → store → domain → jobs → virt → api),
 // serves until SIGTERM or SIGINT, then stops accepting, finishes the requests in flight and
-// leaves unfinished jobs to resume at the next start.
+// leaves unfinished jobs to resume at the next start. SIGHUP reloads the configuration.
 #include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,17 +13,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "daemon/admin_commands.h"
 #include "daemon/recovery_commands.h"
+#include "daemon/logging.h"
+#include "daemon/reload.h"
+#include "daemon/systemd.h"
 #include "gridd/admin/admin_server.h"
 #include "gridd/api/api_service.h"
 #include "gridd/api/http_server.h"
 #include "gridd/common/clock.h"
 #include "gridd/common/config.h"
 #include "gridd/common/crypto.h"
+#include "gridd/common/metrics.h"
 #include "gridd/domain/account_service.h"
 #include "gridd/domain/grid_service.h"
 #include "gridd/domain/idempotent_requests.h"
@@ -31,8 +34,9 @@
 #include "gridd/jobs/job_runner.h"
 #include "gridd/jobs/load_balancer_jobs.h"
 #include "gridd/jobs/reconciler.h"
-#include "gridd/lb/engine.h"
 #include "gridd/jobs/server_jobs.h"
+#include "gridd/jobs/state_metrics.h"
+#include "gridd/lb/engine.h"
 #include "gridd/store/database.h"
 #include "gridd/virt/hypervisor.h"
 
@@ -60,33 +64,40 @@ int Run(int argc, char** argv) {
   std::string listen;
   std::string data_dir;
   std::string libvirt_uri;
+  std::string metrics_listen;
   app.add_option("--config", config_path, "TOML configuration file")->capture_default_str();
   app.add_option("--listen", listen, "HOST:PORT for the API (port 0 picks a free port)");
   app.add_option("--data-dir", data_dir, "directory for the database, keys and admin socket");
   app.add_option("--libvirt-uri", libvirt_uri, "libvirt URI of the hypervisor");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "HOST:PORT for /metrics (port 0 picks a free port)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   }
 
-  auto logger = spdlog::stdout_color_mt("gridd");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-  spdlog::flush_on(spdlog::level::info);
-
-  gridd::Config config = gridd::LoadConfig(config_path);
-  if (!listen.empty()) gridd::ParseListen(listen, config.listen_host, config.listen_port);
-  if (!data_dir.empty()) config.data_dir = std::filesystem::absolute(data_dir);
-  if (!libvirt_uri.empty()) config.libvirt_uri = libvirt_uri;
+  // Flags override the file, at start and again at every reload.
+  auto load_config = [&] {
+    gridd::Config loaded = gridd::LoadConfig(config_path);
+    if (!listen.empty()) gridd::ParseListen(listen, loaded.listen_host, loaded.listen_port);
+    if (!data_dir.empty()) loaded.data_dir = std::filesystem::absolute(data_dir);
+    if (!libvirt_uri.empty()) loaded.libvirt_uri = libvirt_uri;
+    if (!metrics_listen.empty()) {
+      gridd::ParseListen(metrics_listen, loaded.metrics_host, loaded.metrics_port);
+    }
+    return loaded;
+  };
+  gridd::Config config = load_config();
   if (config.libvirt_uri.empty()) throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  gridd::daemon::SetupLogging(config);
 
-  // Block the stop signals before any thread starts, so only sigwait below receives them.
+  // Block the signals before any thread starts, so only sigwait below receives them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -230,12 +241,92 @@ int Run(int argc, char** argv) {
                                   });
   admin.Start();
   spdlog::info("admin socket {}", (config.data_dir / "admin.sock").string());
+
+  // Prometheus metrics on a listener of their own; the state gauges are read at each scrape.
+  gridd::metrics::CreateSharedFamilies();
+  gridd::metrics::Default()
+      .Gauge("gridd_build_info", "Always 1; the version of the running gridd.", {"version"})
+      .Set({GRIDD_VERSION}, 1);
+  std::unique_ptr<gridd::api::HttpServer> metrics_http;
+  if (config.metrics_enabled) {
+    gridd::api::HttpServerOptions metrics_options;
+    metrics_options.host = config.metrics_host;
+    metrics_options.port = config.metrics_port;
+    metrics_options.threads = 1;
+    metrics_options.access_log = false;
+    metrics_options.record_metrics = false;
+    metrics_http = std::make_unique<gridd::api::HttpServer>(
+        metrics_options,
+        [&db, &hypervisor, &clock](const gridd::api::HttpRequest& request) {
+          gridd::api::HttpResponse response;
+          response.content_type = "text/plain; charset=utf-8";
+          if (gridd::api::PathOf(request.target) != "/metrics") {
+            response.status = 404;
+            response.body = "gridd serves its metrics at /metrics\n";
+          } else if (request.method != "GET" && request.method != "HEAD") {
+            response.status = 405;
+            response.body = "use GET\n";
+          } else {
+            gridd::jobs::RefreshStateMetrics(db, *hypervisor, clock);
+            response.content_type = gridd::metrics::kContentType;
+            response.body = gridd::metrics::Default().Render();
+          }
+          return response;
+        },
+        [](unsigned status, const std::string& message) {
+          return gridd::api::HttpResponse{status, "text/plain; charset=utf-8", message + "\n", {}};
+        });
+    metrics_http->Start();
+    spdlog::info("metrics on http://{}:{}/metrics", UrlHost(config.metrics_host),
+                 metrics_http->port());
+  }
   spdlog::info("listening on http://{}:{}", UrlHost(config.listen_host), http.port());
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
-  spdlog::info("received {}; stopping", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  // What a reload changes without a restart. Rate limits join this list when they come.
+  const std::vector<gridd::daemon::LiveSetting> live_settings = {
+      {"log.level",
+       [](const gridd::Config& fresh, gridd::Config& running) {
+         spdlog::set_level(spdlog::level::from_str(fresh.log_level));
+         running.log_level = fresh.log_level;
+       }},
+      {"jobs.workers",
+       [&runner](const gridd::Config& fresh, gridd::Config& running) {
+         runner.SetWorkers(fresh.job_workers);
+         running.job_workers = fresh.job_workers;
+       }},
+  };
+  gridd::daemon::Watchdog watchdog([&db] {
+    return db.Read([](gridd::store::Connection& c) {
+      auto st = c.Prepare("SELECT 1");
+      return st.Step();
+    });
+  });
+  gridd::daemon::Notify("READY=1\nSTATUS=serving the API on port " + std::to_string(http.port()));
 
+  int signal_number = 0;
+  for (;;) {
+    sigwait(&stop_signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    gridd::daemon::Notify("RELOADING=1");
+    try {
+      gridd::Config fresh = load_config();
+      const auto report = gridd::daemon::ApplyReload(config, fresh, live_settings);
+      for (const auto& change : report.applied) spdlog::info("reload: applied {}", change);
+      for (const auto& change : report.restart_needed) {
+        spdlog::warn("reload: {} takes effect at the next restart", change);
+      }
+      if (report.applied.empty() && report.restart_needed.empty()) {
+        spdlog::info("reload: {} unchanged", config_path);
+      }
+    } catch (const std::exception& error) {
+      spdlog::error("reload: configuration not changed: {}", error.what());
+    }
+    gridd::daemon::Notify("READY=1");
+  }
+  spdlog::info("received {}; stopping", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  gridd::daemon::Notify("STOPPING=1");
+
+  if (metrics_http) metrics_http->Stop();
   http.Stop();
   admin.Stop();
   if (monitor) monitor->Stop();

@@ -4,13 +4,31 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
+#include "gridd/common/log.h"
+#include "gridd/common/metrics.h"
 #include "gridd/domain/lookups.h"
 #include "gridd/store/repositories.h"
 #include "gridd/virt/hypervisor.h"
 
 namespace gridd::jobs {
 namespace {
+
+// The command's GoGrid name ("CreateVirtualServer") for metrics; the id when it has none.
+std::string CommandName(int64_t command) {
+  for (const auto& option : *domain::FixedLookup("job.command")) {
+    if (option.id == command) return option.name;
+  }
+  return std::to_string(command);
+}
+
+void RecordFinished(const domain::Job& job, const char* state, int64_t now_ms) {
+  const std::string command = CommandName(job.command);
+  metrics::JobsFinished().Increment({command, state});
+  metrics::JobSeconds().Observe(
+      {command}, static_cast<double>(std::max<int64_t>(now_ms - job.created_ms, 0)) / 1000.0);
+}
 
 // One run of a handler, shared between the worker and the thread that runs it: the worker may
 // give up at the deadline and leave the thread to finish (or hang) alone.
@@ -56,7 +74,38 @@ void JobRunner::Start() {
   if (requeued > 0) spdlog::info("jobs: {} job(s) interrupted by the last stop taken up again", requeued);
   std::lock_guard<std::mutex> lock(mutex_);
   stopping_ = false;
-  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  workers_wanted_ = static_cast<size_t>(options_.workers);
+  for (size_t i = 0; i < workers_wanted_; ++i) StartWorkerLocked(i);
+}
+
+void JobRunner::StartWorkerLocked(size_t index) {
+  if (index < workers_.size()) {
+    // The thread of a worker that exited after an earlier reduction; it has returned.
+    if (!worker_exited_[index]) return;
+    workers_[index].join();
+    workers_[index] = std::thread([this, index] { WorkerLoop(index); });
+    worker_exited_[index] = false;
+    return;
+  }
+  workers_.emplace_back([this, index] { WorkerLoop(index); });
+  worker_exited_.push_back(false);
+}
+
+void JobRunner::SetWorkers(int workers) {
+  if (workers < 1) throw std::invalid_argument("jobs: at least one worker is needed");
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    options_.workers = workers;
+    if (workers_.empty() || stopping_) return;  // not running: Start uses options_.workers
+    workers_wanted_ = static_cast<size_t>(workers);
+    for (size_t i = 0; i < workers_wanted_; ++i) StartWorkerLocked(i);
+  }
+  wake_.notify_all();  // surplus workers notice and exit
+}
+
+int JobRunner::workers() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return options_.workers;
 }
 
 void JobRunner::Notify() {
@@ -73,6 +122,7 @@ bool JobRunner::Stop(int64_t grace_ms) {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
     workers.swap(workers_);
+    worker_exited_.clear();
   }
   wake_.notify_all();
   bool all_idle = true;
@@ -95,12 +145,16 @@ bool JobRunner::Stop(int64_t grace_ms) {
   return all_idle;
 }
 
-void JobRunner::WorkerLoop() {
+void JobRunner::WorkerLoop(size_t index) {
   while (true) {
     uint64_t seen = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return;
+      if (index >= workers_wanted_) {
+        if (index < worker_exited_.size()) worker_exited_[index] = true;
+        return;
+      }
       seen = notifications_;
     }
     bool ran = false;
@@ -120,7 +174,7 @@ void JobRunner::WorkerLoop() {
     }
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                   [&] { return stopping_ || notifications_ != seen; });
+                   [&] { return stopping_ || notifications_ != seen || index >= workers_wanted_; });
   }
 }
 
@@ -152,6 +206,10 @@ bool JobRunner::RunOnce() {
 }
 
 void JobRunner::Execute(const domain::Job& job) {
+  // Every line logged while the job runs (here, in its handler, in the hypervisor) names it.
+  log::ScopedFields job_fields(
+      log::Fields{{"job", std::to_string(job.id)}, {"command", CommandName(job.command)}});
+  spdlog::debug("jobs: job {} claimed, attempt {}", job.id, job.attempts);
   auto it = handlers_.find(job.command);
   std::string failure;
   bool retryable = false;
@@ -215,6 +273,7 @@ void JobRunner::Execute(const domain::Job& job) {
       if (final_write) final_write(c);
       store::jobs::Finish(c, job.id, domain::job_state::kSucceeded, std::nullopt, now);
     });
+    RecordFinished(job, "Succeeded", now);
     spdlog::info("jobs: job {} ({} #{}) succeeded", job.id, job.object_name, job.object_id);
     return;
   }
@@ -225,6 +284,7 @@ void JobRunner::Execute(const domain::Job& job) {
       store::jobs::Retry(c, job.id, now + delay,
                          "attempt " + std::to_string(job.attempts) + " failed: " + failure, now);
     });
+    metrics::JobRetries().Increment({CommandName(job.command)});
     spdlog::warn("jobs: job {} attempt {} failed, retrying in {} ms: {}", job.id, job.attempts,
                  delay, failure);
     return;
@@ -240,6 +300,7 @@ void JobRunner::Execute(const domain::Job& job) {
     }
     store::jobs::Finish(c, job.id, domain::job_state::kFailed, failure, now);
   });
+  RecordFinished(job, "Failed", now);
   spdlog::error("jobs: job {} failed: {}", job.id, failure);
 }
 

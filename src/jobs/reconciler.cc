@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 
+#include "gridd/common/metrics.h"
 #include "gridd/domain/lookups.h"
 #include "gridd/jobs/load_balancer_jobs.h"
 #include "gridd/jobs/server_jobs.h"
@@ -217,6 +218,15 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
   }
 
   if (queued && on_job_queued_) on_job_queued_();
+  for (const auto& finding : report.findings) {
+    // Label values from gridd's own vocabulary only (docs/architecture.md, metrics).
+    const char* kind = finding.kind == "missing-domain"   ? "domain_recreated"
+                       : finding.kind == "power-drift"    ? "state_corrected"
+                       : finding.kind == "orphan-domain"  ? (finding.action == "removed" ? "orphan_removed" : "orphan_reported")
+                                                          : "balancer_reapplied";
+    if (finding.action.rfind("left alone", 0) == 0) continue;  // counted when it was queued
+    metrics::ReconcilerRepairs().Increment({kind});
+  }
   report.finished_ms = clock_.NowMs();
   std::lock_guard<std::mutex> lock(mutex_);
   last_ = report;

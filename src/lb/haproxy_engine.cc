@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "gridd/common/metrics.h"
 #include "gridd/lb/engine.h"
 #include "lb/haproxy_cli.h"
 #include "lb/haproxy_config.h"
@@ -196,7 +197,12 @@ class HaproxyEngine final : public LoadBalancerEngine {
     if (config == installed_config_ && (alive || !started_)) return;
 
     if (!started_) PrepareRunDir();
-    Validate(config);
+    try {
+      Validate(config);
+    } catch (const EngineError&) {
+      metrics::LbEngineReloads().Increment({"failure"});  // HAProxy rejected the configuration
+      throw;
+    }
     // Before Start nothing is bound yet and Start has its own fallback for endpoints that
     // cannot be bound; afterwards a new endpoint that cannot be bound is refused here, before
     // a reload that would pause every balancer while HAProxy retries the bind.
@@ -215,8 +221,10 @@ class HaproxyEngine final : public LoadBalancerEngine {
       } else {
         LaunchLocked();
       }
+      metrics::LbEngineReloads().Increment({"success"});
       spdlog::info("haproxy: configuration with {} balancer(s) installed", balancers.size());
     } catch (const EngineError& error) {
+      metrics::LbEngineReloads().Increment({"failure"});
       // Put the previous configuration back so that it keeps serving, and so that the next
       // Apply of the rejected set tries again instead of believing it is installed.
       spdlog::error("haproxy: new configuration failed, restoring the previous one: {}",
@@ -468,6 +476,7 @@ class HaproxyEngine final : public LoadBalancerEngine {
       }
       if (Clock::now() < next_launch_) continue;
       try {
+        metrics::LbEngineRestarts().Increment({});
         LaunchLocked();
       } catch (const EngineError& error) {
         ++restart_failures_;

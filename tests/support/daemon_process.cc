@@ -25,6 +25,7 @@ namespace {
 constexpr auto kStartTimeout = std::chrono::seconds(20);
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
 constexpr std::string_view kListening = "listening on http://";
+constexpr std::string_view kMetrics = "metrics on http://";
 
 std::string ReadFile(const std::filesystem::path& path, std::streamoff offset = 0) {
   std::ifstream in(path, std::ios::binary);
@@ -42,11 +43,12 @@ std::string Tail(const std::string& text, size_t max_bytes = 4000) {
 
 // Finds "listening on http://HOST:PORT" followed by a non-digit (so a line still being written
 // is not misread). Returns false when not (yet) there.
-bool ParseListening(const std::string& log, std::string& host, uint16_t& port) {
-  size_t at = log.find(kListening);
+bool ParseListening(const std::string& log, std::string& host, uint16_t& port,
+                    std::string_view marker = kListening) {
+  size_t at = log.find(marker);
   if (at == std::string::npos) return false;
   std::string_view rest(log);
-  rest.remove_prefix(at + kListening.size());
+  rest.remove_prefix(at + marker.size());
   size_t colon;
   if (!rest.empty() && rest.front() == '[') {
     size_t close = rest.find(']');
@@ -101,15 +103,17 @@ DaemonProcess::~DaemonProcess() {
 
 void DaemonProcess::Start() {
   if (running()) throw std::logic_error("DaemonProcess::Start: gridd is already running");
-  std::filesystem::path binary = BinaryDir() / "gridd";
+  std::filesystem::path binary = binary_.empty() ? BinaryDir() / "gridd" : binary_;
   if (access(binary.c_str(), X_OK) != 0) {
     throw std::runtime_error("gridd binary not found at " + binary.string());
   }
+  const std::filesystem::path config =
+      config_.empty() ? SourceDir() / "config" / "gridd.toml" : config_;
 
-  std::vector<std::string> args = {
-      binary.string(), "--config",         (SourceDir() / "config" / "gridd.toml").string(),
-      "--data-dir",    data_dir_.string(), "--listen",
-      "127.0.0.1:0"};
+  std::vector<std::string> args = wrapper_;
+  args.insert(args.end(),
+              {binary.string(), "--config", config.string(), "--data-dir", data_dir_.string(),
+               "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
@@ -155,6 +159,7 @@ void DaemonProcess::Start() {
   if (null_fd >= 0) close(null_fd);
   pid_ = pid;
   port_ = 0;
+  metrics_port_ = 0;
 
   auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
   auto fail = [&](const std::string& why) {
@@ -171,9 +176,14 @@ void DaemonProcess::Start() {
     if (status != -2) fail("exited during startup with status " + std::to_string(status));
     std::string host;
     uint16_t port = 0;
-    if (ParseListening(ReadFile(log_path(), log_offset), host, port)) {
+    const std::string log = ReadFile(log_path(), log_offset);
+    if (ParseListening(log, host, port)) {
       host_ = host;
       port_ = port;
+      // gridd reports the metrics listener first, when it has one.
+      std::string metrics_host;
+      uint16_t metrics_port = 0;
+      if (ParseListening(log, metrics_host, metrics_port, kMetrics)) metrics_port_ = metrics_port;
       break;
     }
     if (std::chrono::steady_clock::now() > deadline) fail("did not report listening in time");

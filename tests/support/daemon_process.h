@@ -41,9 +41,20 @@ class DaemonProcess {
 
   // The arguments used by the next Start().
   void set_extra_args(std::vector<std::string> extra_args) { extra_args_ = std::move(extra_args); }
+  // The configuration file the next Start() passes (default: config/gridd.toml of the source
+  // tree).
+  void set_config(std::filesystem::path config) { config_ = std::move(config); }
+  // Runs another gridd binary (default: the built one), optionally through a wrapper such as
+  // {"setpriv", "--reuid=gridd", …, "--"} that execs it in the same process.
+  void set_program(std::filesystem::path binary, std::vector<std::string> wrapper = {}) {
+    binary_ = std::move(binary);
+    wrapper_ = std::move(wrapper);
+  }
 
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
+  // The /metrics listener's port (Start passes --metrics-listen 127.0.0.1:0); 0 when disabled.
+  uint16_t metrics_port() const { return metrics_port_; }
   const std::string& account() const { return account_; }
   const std::string& api_key() const { return api_key_; }
   const std::string& shared_secret() const { return shared_secret_; }
@@ -59,12 +70,16 @@ class DaemonProcess {
   int Reap(bool block);  // returns -2 while the process still runs
 
   std::vector<std::string> extra_args_;
+  std::filesystem::path config_;
+  std::filesystem::path binary_;
+  std::vector<std::string> wrapper_;
   std::filesystem::path data_dir_;
   bool owns_data_dir_ = false;  // a temporary directory, removed unless the test failed
   pid_t pid_ = -1;
   int last_status_ = -1;
   std::string host_ = "127.0.0.1";
   uint16_t port_ = 0;
+  uint16_t metrics_port_ = 0;
   std::string account_;
   std::string api_key_;
   std::string shared_secret_;

@@ -20,6 +20,9 @@ struct HttpRequest {
   std::string content_type;    // Content-Type header, empty when absent
   std::string body;
   std::string remote_address;  // peer IP, for logs and rate limits
+  // Names the request in logs and in the X-Request-Id answer header: the client's own
+  // X-Request-Id when it sent a short, plain one, a fresh random id otherwise.
+  std::string request_id = {};
 };
 
 struct HttpResponse {
@@ -27,6 +30,10 @@ struct HttpResponse {
   std::string content_type = "application/json; charset=UTF-8";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // For the access log and the request metrics: what was called ("/grid/server/list",
+  // "unknown" for a path that names no method) and the id of the API key that called it.
+  std::string operation = {};
+  std::string api_key_id = {};
 };
 
 using RequestHandler = std::function<HttpResponse(const HttpRequest&)>;
@@ -43,6 +50,8 @@ struct HttpServerOptions {
   uint32_t max_body_bytes = 1024 * 1024;
   std::chrono::seconds idle_timeout{30};
   bool access_log = true;
+  // Counts requests in gridd_api_requests_total and gridd_api_request_duration_seconds.
+  bool record_metrics = true;
 };
 
 class HttpServer {

@@ -77,6 +77,12 @@ struct Config {
   // [log]
   std::string log_level = "info";
   bool access_log = true;
+  std::string log_format = "text";  // "text" or "json"
+  std::string log_output = "auto";  // "auto", "console" or "journald"
+  // [metrics]
+  bool metrics_enabled = true;
+  std::string metrics_host = "127.0.0.1";
+  uint16_t metrics_port = 9464;
   // Seeds applied idempotently at every start.
   std::vector<DatacenterSeed> datacenters;
   std::vector<IpPoolSeed> ip_pools;

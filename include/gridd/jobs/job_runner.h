@@ -68,6 +68,11 @@ class JobRunner {
   void Start();
   // Wakes idle workers: a job was queued.
   void Notify();
+  // Changes the number of worker threads (a configuration reload). Before Start it only sets
+  // the number Start uses; afterwards new workers start at once, and a worker beyond the new
+  // number exits once its current job is done.
+  void SetWorkers(int workers);
+  int workers() const;
   // Stops claiming jobs and waits up to `grace_ms` for running handlers. Returns false when
   // some handler is still running; its job stays Processing and resumes at the next start.
   bool Stop(int64_t grace_ms);
@@ -82,15 +87,18 @@ class JobRunner {
   int hung_handlers() const { return hung_->load(); }
 
  private:
-  void WorkerLoop();
+  void WorkerLoop(size_t index);
+  void StartWorkerLocked(size_t index);
   void Execute(const domain::Job& job);
 
   store::Database& db_;
   const Clock& clock_;
   JobRunnerOptions options_;
   std::map<int64_t, std::shared_ptr<JobHandler>> handlers_;
-  std::vector<std::thread> workers_;
-  std::mutex mutex_;
+  std::vector<std::thread> workers_;  // by index; a worker at or beyond workers_wanted_ exits
+  std::vector<bool> worker_exited_;
+  size_t workers_wanted_ = 0;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
   uint64_t notifications_ = 0;

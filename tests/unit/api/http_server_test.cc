@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "gridd/api/params.h"
+#include "gridd/common/log.h"
 #include "support/api_client.h"
 
 namespace gridd::api {
@@ -453,30 +454,56 @@ TEST(HttpServerTest, ServesIpv6) {
   EXPECT_EQ(nlohmann::json::parse(response.body())["remote"], "::1");
 }
 
-TEST(HttpServerTest, AccessLogOmitsQueryString) {
+TEST(HttpServerTest, AccessLogNamesTheRequestAndOmitsQueryString) {
   std::ostringstream log;
   auto logger = std::make_shared<spdlog::logger>(
       "access", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
-  logger->set_pattern("%v");
+  logger->set_formatter(gridd::log::MakeFormatter(gridd::log::Format::kText));
   logger->set_level(spdlog::level::info);
   spdlog::drop("access");
   spdlog::register_logger(logger);
 
   HttpServerOptions options = TestOptions();
   options.access_log = true;
+  auto handler = [](const HttpRequest&) {
+    HttpResponse response{200, "text/plain", "ok", {}};
+    response.operation = "/grid/server/list";
+    response.api_key_id = "7";
+    return response;
+  };
+  std::string request_id;
   {
-    HttpServer server(options, Echo, RenderProtocolError);
+    HttpServer server(options, handler, RenderProtocolError);
     server.Start();
     TestConnection connection(server.port());
-    connection.Request("GET", "/api/grid/server/list?api_key=k&sig=secret");
+    Response response = connection.Request("GET", "/api/grid/server/list?api_key=k&sig=secret");
+    request_id = std::string(response["X-Request-Id"]);
     server.Stop();
   }
   spdlog::drop("access");
 
   std::string line = log.str();
-  EXPECT_NE(line.find("127.0.0.1 GET /api/grid/server/list 200 "), std::string::npos) << line;
-  EXPECT_NE(line.find("ms"), std::string::npos) << line;
+  ASSERT_EQ(request_id.size(), 16u) << "a fresh request id is 16 hex digits";
+  for (const std::string& field :
+       std::vector<std::string>{"client=127.0.0.1", "api_key_id=7", "method=/grid/server/list",
+                                "http_method=GET", "path=/api/grid/server/list", "status=200",
+                                "bytes=2", "duration_ms=", "request_id=" + request_id}) {
+    EXPECT_NE(line.find(" " + field), std::string::npos) << field << " missing in: " << line;
+  }
   EXPECT_EQ(line.find("sig"), std::string::npos) << line;
+}
+
+TEST(HttpServerTest, KeepsAPlainClientRequestIdAndReplacesOthers) {
+  HttpServer server(TestOptions(), Echo, RenderProtocolError);
+  server.Start();
+  TestConnection connection(server.port());
+  Response kept = connection.Request("GET", "/a", "X-Request-Id: trace-42.a_b\r\n");
+  EXPECT_EQ(kept["X-Request-Id"], "trace-42.a_b");
+  Response replaced = connection.Request("GET", "/b", "X-Request-Id: bad id\"\r\n");
+  EXPECT_EQ(replaced["X-Request-Id"].size(), 16u) << replaced["X-Request-Id"];
+  Response fresh1 = connection.Request("GET", "/c");
+  Response fresh2 = connection.Request("GET", "/c");
+  EXPECT_NE(fresh1["X-Request-Id"], fresh2["X-Request-Id"]);
 }
 
 // The test client used by the integration tests, checked against the server it will talk to.

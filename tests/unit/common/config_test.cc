@@ -88,6 +88,11 @@ TEST(LoadConfigTest, ParsesEveryKeyOfTheShippedConfiguration) {
   EXPECT_EQ(config.initial_account, "default");
   EXPECT_EQ(config.log_level, "info");
   EXPECT_TRUE(config.access_log);
+  EXPECT_EQ(config.log_format, "text");
+  EXPECT_EQ(config.log_output, "auto");
+  EXPECT_TRUE(config.metrics_enabled);
+  EXPECT_EQ(config.metrics_host, "127.0.0.1");
+  EXPECT_EQ(config.metrics_port, 9464);
 
   ASSERT_EQ(config.datacenters.size(), 1u);
   EXPECT_EQ(config.datacenters[0].id, 1);
@@ -234,6 +239,22 @@ TEST(LoadConfigTest, BadNumbersNameTheKeyAndTheProblem) {
     EXPECT_NE(message.find(c.expected), std::string::npos) << "for:\n"
                                                            << c.toml << "got: " << message;
   }
+}
+
+TEST(LoadConfigTest, BadLogAndMetricsSettingsNameTheKey) {
+  EXPECT_NE(LoadError("[log]\nlevel = \"loud\"\n").find("log.level: must be trace"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[log]\nformat = \"xml\"\n").find("log.format: must be"), std::string::npos);
+  EXPECT_NE(LoadError("[log]\noutput = \"syslog\"\n").find("log.output: must be"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[metrics]\nlisten = \"9464\"\n").find("metrics.listen: "),
+            std::string::npos);
+  const Config config = LoadConfig(
+      WriteConfig("[log]\nformat = \"json\"\n[metrics]\nenabled = false\nlisten = \"[::1]:0\"\n"));
+  EXPECT_EQ(config.log_format, "json");
+  EXPECT_FALSE(config.metrics_enabled);
+  EXPECT_EQ(config.metrics_host, "::1");
+  EXPECT_EQ(config.metrics_port, 0);
 }
 
 TEST(LoadConfigTest, WrongTypesNameTheKey) {

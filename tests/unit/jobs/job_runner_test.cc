@@ -472,6 +472,57 @@ TEST_F(JobRunnerTest, WorkerThreadsRunEveryJob) {
   }
 }
 
+TEST_F(JobRunnerTest, SetWorkersGrowsAndShrinksARunningPool) {
+  options_.workers = 1;
+  options_.idle_poll_ms = 60'000;
+  std::mutex mutex;
+  std::condition_variable changed;
+  int running = 0;
+  bool released = false;
+  handler_->run = [&](const domain::Job&) -> FinalWrite {
+    std::unique_lock<std::mutex> lock(mutex);
+    ++running;
+    changed.notify_all();
+    changed.wait(lock, [&] { return released; });
+    --running;
+    return nullptr;
+  };
+  EXPECT_THROW(Runner().SetWorkers(0), std::invalid_argument);
+  Runner().Start();
+  for (int i = 0; i < 3; ++i) InsertJob(200 + i);
+  Runner().Notify();
+  auto wait_for_running = [&](int count) {
+    std::unique_lock<std::mutex> lock(mutex);
+    return changed.wait_for(lock, std::chrono::seconds(20), [&] { return running == count; });
+  };
+  ASSERT_TRUE(wait_for_running(1));
+  // Three jobs on three objects, one worker: only more workers let the others start.
+  Runner().SetWorkers(3);
+  EXPECT_EQ(Runner().workers(), 3);
+  ASSERT_TRUE(wait_for_running(3)) << "the new workers did not take the queued jobs";
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    released = true;
+  }
+  changed.notify_all();
+
+  // Back to one worker: later jobs still run, and growing again reuses the exited slots.
+  Runner().SetWorkers(1);
+  for (int i = 0; i < 4; ++i) InsertJob(300 + i);
+  Runner().Notify();
+  Runner().SetWorkers(2);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int64_t unfinished = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    unfinished = db_.Read([](store::Connection& c) { return store::jobs::CountUnfinished(c); });
+    if (unfinished == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(unfinished, 0);
+  EXPECT_TRUE(Runner().Stop(5000));
+  EXPECT_EQ(handler_->runs().size(), 7u);
+}
+
 }  // namespace
 }  // namespace gridd::jobs
 
