@@ -7,14 +7,14 @@
 //                            [--without-keys]
 // The seed of round i is SEED + i; GRIDD_CRASH_SEED=SEED+i reproduces one round in the test.
 // --without-keys resends lost requests without idempotency_key, to show what the keys prevent.
+#include "support/crash_harness.h"
+
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
 #include <string>
-
-#include "support/crash_harness.h"
 
 int main(int argc, char** argv) {
   using gridd::testing::CrashHarnessOptions;
@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
   }
   const auto started = std::chrono::steady_clock::now();
   const auto limit = std::chrono::duration<double, std::ratio<60>>(minutes);
-  int total_kills = 0, during_writes = 0, requests = 0, acknowledged = 0, refused = 0, failed_jobs = 0;
+  int total_kills = 0, during_writes = 0, requests = 0, acknowledged = 0, refused = 0,
+      failed_jobs = 0;
   size_t violations = 0;
   int done = 0;
   std::map<std::string, int> refusals;
@@ -86,12 +87,15 @@ int main(int argc, char** argv) {
               << ", refused " << report.refused << ", failed jobs " << report.failed_jobs
               << ", servers " << report.servers << ", load balancers " << report.load_balancers
               << ", violations " << report.violations.size() << std::endl;
-    for (const auto& violation : report.violations) std::cout << "  VIOLATION " << violation << "\n";
+    for (const auto& violation : report.violations)
+      std::cout << "  VIOLATION " << violation << "\n";
   }
   const double elapsed_min =
-      std::chrono::duration<double, std::ratio<60>>(std::chrono::steady_clock::now() - started).count();
+      std::chrono::duration<double, std::ratio<60>>(std::chrono::steady_clock::now() - started)
+          .count();
   std::cout << "\nrefusals (400) by message:\n";
-  for (const auto& [message, count] : refusals) std::cout << "  " << count << "  " << message << "\n";
+  for (const auto& [message, count] : refusals)
+    std::cout << "  " << count << "  " << message << "\n";
   std::cout << "\ncrash harness" << (keys ? "" : " (without idempotency keys)") << ": " << done
             << " rounds in " << elapsed_min << " min, kills survived " << total_kills
             << " (during writes " << during_writes << "), requests issued " << requests

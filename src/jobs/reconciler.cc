@@ -57,8 +57,8 @@ std::optional<NewestJob> NewestJobOf(store::Connection& c, int64_t object_type, 
 }  // namespace
 
 nlohmann::ordered_json ReconcileReport::ToJson() const {
-  nlohmann::ordered_json out{{"finished_ms", finished_ms}, {"domains", domains},
-                             {"servers", servers}};
+  nlohmann::ordered_json out{
+      {"finished_ms", finished_ms}, {"domains", domains}, {"servers", servers}};
   out["findings"] = nlohmann::ordered_json::array();
   for (const auto& finding : findings) {
     out["findings"].push_back(nlohmann::ordered_json{{"kind", finding.kind},
@@ -122,7 +122,8 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
       // A repair that failed is not queued again every pass: the operator reads its message,
       // fixes the cause and runs gridctl reconcile (or the customer's next request repairs it).
       auto newest = NewestJobOf(c, job_object_type::kVirtualServer, server->id);
-      if (!retry_failed_repairs && newest && newest->command == job_command::kReconcileVirtualServer &&
+      if (!retry_failed_repairs && newest &&
+          newest->command == job_command::kReconcileVirtualServer &&
           newest->state == domain::job_state::kFailed) {
         failed_repair = newest->id;
         return std::nullopt;
@@ -135,9 +136,9 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
       return store::jobs::Insert(c, job, clock_.NowMs());
     });
     if (failed_repair) {
-      report.findings.push_back({kind, "server " + std::to_string(observed.id), finding,
-                                 "left alone: repair job " + std::to_string(*failed_repair) +
-                                     " failed"});
+      report.findings.push_back(
+          {kind, "server " + std::to_string(observed.id), finding,
+           "left alone: repair job " + std::to_string(*failed_repair) + " failed"});
     }
     if (!job_id) continue;
     queued = true;
@@ -159,11 +160,11 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
       return store::servers::GetAny(c, domain.server_id).has_value();
     });
     if (exists_now) continue;
-    ReconcileFinding finding{"orphan-domain", "domain " + domain.name,
-                             "carries gridd metadata for server " + std::to_string(domain.server_id) +
-                                 " (account " + std::to_string(domain.account_id) +
-                                 ") but gridd has no such server",
-                             "reported"};
+    ReconcileFinding finding{
+        "orphan-domain", "domain " + domain.name,
+        "carries gridd metadata for server " + std::to_string(domain.server_id) + " (account " +
+            std::to_string(domain.account_id) + ") but gridd has no such server",
+        "reported"};
     if (options_.remove_orphans) {
       try {
         hypervisor_.UndefineDomain(domain.name);
@@ -220,10 +221,11 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
   if (queued && on_job_queued_) on_job_queued_();
   for (const auto& finding : report.findings) {
     // Label values from gridd's own vocabulary only (docs/architecture.md, metrics).
-    const char* kind = finding.kind == "missing-domain"   ? "domain_recreated"
-                       : finding.kind == "power-drift"    ? "state_corrected"
-                       : finding.kind == "orphan-domain"  ? (finding.action == "removed" ? "orphan_removed" : "orphan_reported")
-                                                          : "balancer_reapplied";
+    const char* kind = finding.kind == "missing-domain" ? "domain_recreated"
+                       : finding.kind == "power-drift"  ? "state_corrected"
+                       : finding.kind == "orphan-domain"
+                           ? (finding.action == "removed" ? "orphan_removed" : "orphan_reported")
+                           : "balancer_reapplied";
     if (finding.action.rfind("left alone", 0) == 0) continue;  // counted when it was queued
     metrics::ReconcilerRepairs().Increment({kind});
   }

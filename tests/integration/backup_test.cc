@@ -44,7 +44,9 @@ TEST(BackupTest, AnOnlineBackupRestoresIntoAFreshDataDirWithEveryObject) {
       const int slot = next_ip++;
       const std::string name = "w" + std::to_string(worker) + "-" + std::to_string(i);
       auto reply = own.Call("grid/server/add",
-                            {{"name", name}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"},
+                            {{"name", name},
+                             {"image", "debian-12-amd64"},
+                             {"server.ram", "512MB"},
                              {"ip", ips.at(static_cast<size_t>(slot))}},
                             "POST");
       if (reply.status == 200) {

@@ -26,7 +26,8 @@ TEST(CrashTest, TwentyKillsUnderLoadLoseAndDuplicateNothing) {
             << ", violations " << report.violations.size() << std::endl;
   EXPECT_GE(report.kills, 20) << "seed " << options.seed;
   EXPECT_GT(report.acknowledged, 0);
-  for (const auto& violation : report.violations) ADD_FAILURE() << violation << " (seed " << options.seed << ")";
+  for (const auto& violation : report.violations)
+    ADD_FAILURE() << violation << " (seed " << options.seed << ")";
 }
 
 }  // namespace

@@ -14,10 +14,15 @@ class IdempotencyTest : public ::testing::Test {
   void SetUp() override { daemon_.Start(); }
 
   Params AddParams(const std::string& name, const std::string& ip, const std::string& key) {
-    return {{"name", name}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", ip},
+    return {{"name", name},
+            {"image", "debian-12-amd64"},
+            {"server.ram", "512MB"},
+            {"ip", ip},
             {"idempotency_key", key}};
   }
-  size_t ServerCount(ApiClient& client) { return CallOk(client, "grid/server/list")["list"].size(); }
+  size_t ServerCount(ApiClient& client) {
+    return CallOk(client, "grid/server/list")["list"].size();
+  }
   size_t JobCount(ApiClient& client) { return CallOk(client, "grid/job/list")["list"].size(); }
 
   DaemonProcess daemon_;
@@ -50,8 +55,9 @@ TEST_F(IdempotencyTest, RepeatedAddReturnsTheFirstAnswerAndCreatesOneServer) {
 
   // The key is the account's, for any method: a power with it is refused too.
   WaitForServerState(client, ips.at(0), "On");
-  auto power = client.Call("grid/server/power",
-                           {{"name", "web-1"}, {"power", "stop"}, {"idempotency_key", "add-web-1"}});
+  auto power =
+      client.Call("grid/server/power",
+                  {{"name", "web-1"}, {"power", "stop"}, {"idempotency_key", "add-web-1"}});
   EXPECT_EQ(power.status, 400u) << power.body;
   EXPECT_EQ(FindServerByIp(client, ips.at(0)).value()["state"]["name"], "On");
 }
@@ -96,7 +102,8 @@ TEST_F(IdempotencyTest, RepeatsAcrossASigkillOfGriddChangeNothing) {
   WaitForServerState(client, ip, "Off");
   const size_t jobs = JobCount(client);
 
-  auto added_again = client.Call("grid/server/add", AddParams("web-1", ip, "add-before-crash"), "POST");
+  auto added_again =
+      client.Call("grid/server/add", AddParams("web-1", ip, "add-before-crash"), "POST");
   EXPECT_EQ(added_again.status, 200u);
   EXPECT_EQ(added_again.body, added.body);
   auto stopped_again = client.Call("grid/server/power", stop);

@@ -72,7 +72,8 @@ class Harness {
     std::mt19937_64 rng(options_.seed);
     for (int kill = 0; kill < options_.kills; ++kill) {
       if (options_.time_limit.count() > 0 && Clock::now() - started > options_.time_limit) break;
-      std::uniform_int_distribution<int64_t> gap(options_.min_gap.count(), options_.max_gap.count());
+      std::uniform_int_distribution<int64_t> gap(options_.min_gap.count(),
+                                                 options_.max_gap.count());
       std::this_thread::sleep_for(milliseconds(gap(rng)));
       // Mostly cut the process while a write is in flight; wait (bounded) for one.
       const bool want_write = rng() % 4 != 0;
@@ -172,9 +173,9 @@ class Harness {
   // Sends a mutating request with its idempotency key; when gridd dies before answering,
   // sends it again to the restarted gridd. Returns the answer, or nothing once the clients
   // are told to stop or the request cannot be delivered.
-  std::optional<ApiClient::Reply> Send(std::unique_ptr<ApiClient>& client, uint64_t& client_generation,
-                                       const std::string& method, Params params,
-                                       const std::string& key) {
+  std::optional<ApiClient::Reply> Send(std::unique_ptr<ApiClient>& client,
+                                       uint64_t& client_generation, const std::string& method,
+                                       Params params, const std::string& key) {
     if (options_.idempotency_keys) params.emplace_back("idempotency_key", key);
     for (int attempt = 0; attempt < 100; ++attempt) {
       uint64_t generation = 0;
@@ -245,14 +246,18 @@ class Harness {
     const std::string prefix = "c" + std::to_string(index);
     while (!stop_clients_) {
       const int roll = static_cast<int>(rng() % 100);
-      const std::string key = prefix + "-" + std::to_string(options_.seed) + "-" + std::to_string(++serial);
+      const std::string key =
+          prefix + "-" + std::to_string(options_.seed) + "-" + std::to_string(++serial);
       if (roll < 25 && !model.free_ips.empty()) {
         const std::string name = prefix + "-s" + std::to_string(serial);
         const size_t slot = rng() % model.free_ips.size();
         const std::string ip = model.free_ips[slot];
         auto reply = Send(client, client_generation, "grid/server/add",
-                          {{"name", name}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"},
-                           {"ip", ip}, {"description", "d" + std::to_string(serial)}},
+                          {{"name", name},
+                           {"image", "debian-12-amd64"},
+                           {"server.ram", "512MB"},
+                           {"ip", ip},
+                           {"description", "d" + std::to_string(serial)}},
                           key);
         if (reply && reply->status == 200) {
           model.servers[name] = ServerModel{ip, "d" + std::to_string(serial), true};
@@ -273,7 +278,8 @@ class Harness {
         if (reply && reply->status == 200) it->second.description = description;
       } else if (roll < 72 && !model.servers.empty()) {
         auto it = pick(model.servers);
-        auto reply = Send(client, client_generation, "grid/server/delete", {{"name", it->first}}, key);
+        auto reply =
+            Send(client, client_generation, "grid/server/delete", {{"name", it->first}}, key);
         if (reply && reply->status == 200) {
           model.free_ips.push_back(it->second.ip);
           model.servers.erase(it);
@@ -282,7 +288,8 @@ class Harness {
         const std::string name = prefix + "-lb" + std::to_string(serial);
         const size_t slot = rng() % model.free_vips.size();
         BalancerModel balancer{model.free_vips[slot], port_base_ + index, Members(rng)};
-        Params params{{"name", name}, {"virtualip.ip", balancer.vip},
+        Params params{{"name", name},
+                      {"virtualip.ip", balancer.vip},
                       {"virtualip.port", std::to_string(balancer.port)}};
         AddMembers(params, balancer.members);
         auto reply = Send(client, client_generation, "grid/loadbalancer/add", params, key);
@@ -321,7 +328,8 @@ class Harness {
   static void AddMembers(Params& params, const std::vector<std::pair<std::string, int>>& members) {
     for (size_t i = 0; i < members.size(); ++i) {
       params.emplace_back("realiplist." + std::to_string(i) + ".ip", members[i].first);
-      params.emplace_back("realiplist." + std::to_string(i) + ".port", std::to_string(members[i].second));
+      params.emplace_back("realiplist." + std::to_string(i) + ".port",
+                          std::to_string(members[i].second));
     }
   }
 
@@ -391,7 +399,8 @@ class Harness {
         Violation("server " + name + " exists but no acknowledged request left it");
         continue;
       }
-      if (ip != it->second.ip) Violation("server " + name + " has IP " + ip + ", not " + it->second.ip);
+      if (ip != it->second.ip)
+        Violation("server " + name + " has IP " + ip + ", not " + it->second.ip);
       if (server["description"] != it->second.description) {
         Violation("server " + name + " has description " + server["description"].dump() +
                   ", acknowledged " + it->second.description);
@@ -421,7 +430,8 @@ class Harness {
       const std::string vip = balancer["virtualip"]["ip"]["ip"];
       if (!seen_balancers.insert(name).second) Violation("load balancer " + name + " exists twice");
       if (!owner_of_ip.emplace(vip, "load balancer " + name).second) {
-        Violation("IP " + vip + " assigned twice (" + owner_of_ip[vip] + ", load balancer " + name + ")");
+        Violation("IP " + vip + " assigned twice (" + owner_of_ip[vip] + ", load balancer " + name +
+                  ")");
       }
       auto it = expected_balancers.find(name);
       if (it == expected_balancers.end()) {
@@ -441,7 +451,8 @@ class Harness {
       }
     }
     for (const auto& [name, model] : expected_balancers) {
-      if (seen_balancers.count(name) == 0) Violation("acknowledged load balancer " + name + " is lost");
+      if (seen_balancers.count(name) == 0)
+        Violation("acknowledged load balancer " + name + " is lost");
     }
     report_.load_balancers = static_cast<int>(seen_balancers.size());
 
@@ -452,7 +463,8 @@ class Harness {
       const bool assigned = ip["state"]["name"] == "Assigned";
       const bool owned = owner_of_ip.count(address) != 0;
       if (assigned && !owned) Violation("IP " + address + " is assigned to nothing (leaked)");
-      if (!assigned && owned) Violation("IP " + address + " is in use by " + owner_of_ip[address] + " but unassigned");
+      if (!assigned && owned)
+        Violation("IP " + address + " is in use by " + owner_of_ip[address] + " but unassigned");
     }
 
     // The hypervisor: one gridd domain per server row, running exactly when the server is On.
@@ -534,7 +546,8 @@ uint64_t CrashSeedFromEnvironment() {
   if (const char* text = std::getenv("GRIDD_CRASH_SEED"); text != nullptr && *text != '\0') {
     return std::strtoull(text, nullptr, 10);
   }
-  return static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) % 1'000'000'007ULL;
+  return static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) %
+         1'000'000'007ULL;
 }
 
 CrashHarnessReport RunCrashHarness(const CrashHarnessOptions& options) {

@@ -41,7 +41,8 @@ class IdempotentRequests {
   // same method and parameters returns the stored answer and runs nothing; with others it is a
   // 400 naming idempotency_key. When `perform` throws, nothing is stored and nothing changed.
   StoredResponse Run(int64_t account_id, const std::string& key, const std::string& method,
-                     const std::string& params_hash, const std::function<StoredResponse()>& perform);
+                     const std::string& params_hash,
+                     const std::function<StoredResponse()>& perform);
 
  private:
   store::Database& db_;

@@ -32,7 +32,7 @@ struct ReconcilerOptions {
 };
 
 struct ReconcileFinding {
-  std::string kind;  // "missing-domain", "power-drift", "orphan-domain", "balancer-missing"
+  std::string kind;    // "missing-domain", "power-drift", "orphan-domain", "balancer-missing"
   std::string object;  // "server 7", "domain gridd-9", "load balancer 3"
   std::string detail;
   std::string action;  // "job 42 queued", "reported", "removed"
