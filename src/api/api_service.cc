@@ -277,10 +277,11 @@ HttpResponse FailureResponse(Format format, unsigned status, const std::string& 
 
 ApiService::ApiService(domain::GridService& grid, domain::AccountService& accounts,
                        domain::LoadBalancerService* balancers, const Clock& clock,
-                       ApiServiceOptions options)
+                       ApiServiceOptions options, domain::IdempotentRequests* idempotent)
     : grid_(grid),
       accounts_(accounts),
       balancers_(balancers),
+      idempotent_(idempotent),
       clock_(clock),
       verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds) {
   AddRoutes();
@@ -367,8 +368,34 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
       ThrowIllegalArgument(route.method + " needs API version " + needed + " or later");
     }
     domain::Caller caller{key->account_id, key->account_name, key->key, key->role};
-    Result result = route.handler(Call{caller, params, version});
-    return answer(SuccessResponse(format, method, result));
+    const auto idempotency_key = params.Get("idempotency_key");
+    if (!idempotency_key || !route.mutating) {
+      Result result = route.handler(Call{caller, params, version});
+      return answer(SuccessResponse(format, method, result));
+    }
+    if (idempotent_ == nullptr) {
+      ThrowIllegalArgument("Parameter 'idempotency_key' is not supported by this gridd");
+    }
+    domain::IdempotentRequests::ValidateKey(*idempotency_key);
+    std::vector<std::pair<std::string, std::string>> request_params;
+    for (const auto& [name, value] : params.pairs()) {
+      if (name != "api_key" && name != "sig" && name != "idempotency_key") {
+        request_params.emplace_back(name, value);
+      }
+    }
+    // The change and its answer commit together: a repeat finds either both or neither.
+    auto stored = idempotent_->Run(
+        caller.account_id, *idempotency_key, route.method,
+        domain::IdempotentRequests::ParamsHash(route.method, std::move(request_params)), [&] {
+          HttpResponse response =
+              SuccessResponse(format, method, route.handler(Call{caller, params, version}));
+          return domain::StoredResponse{response.status, response.content_type, response.body};
+        });
+    HttpResponse response;
+    response.status = stored.status;
+    response.content_type = stored.content_type;
+    response.body = std::move(stored.body);
+    return answer(std::move(response));
   } catch (const ApiError& error) {
     // The line carries the request id (the HTTP server's log context), so an operator can find
     // the cause of an error a customer reports with the X-Request-Id of the answer.
@@ -623,6 +650,11 @@ void ApiService::AddRoutes() {
   AddRoute("/support/grid/password/get", kGridWriters, 1.0, password_get);
   routes_.find("/api/grid/password/get")->second.method = "/support/password/get";
   routes_.find("/api/support/grid/password/get")->second.method = "/support/password/get";
+  for (const char* path : {"/api/grid/server/add", "/api/grid/server/edit", "/api/grid/server/power",
+                           "/api/grid/server/delete", "/api/grid/loadbalancer/add",
+                           "/api/grid/loadbalancer/edit", "/api/grid/loadbalancer/delete"}) {
+    routes_.find(path)->second.mutating = true;
+  }
 
   // ------------------------------------------------------------------------------- lookups
   AddRoute("/common/lookup/list", kAllRoles, 1.0, [this](const Call& call) {

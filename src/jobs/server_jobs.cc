@@ -65,9 +65,13 @@ virt::DhcpReservation ReservationFor(const ServerFacts& facts) {
 
 // Defines everything a server needs on the hypervisor; each step is a no-op when done.
 void Provision(virt::Hypervisor& hv, const ServerFacts& facts) {
+  const std::string name = DomainName(facts.server.id);
+  SetJobStep("the hypervisor to create disk " + DiskVolume(facts.server.id));
   hv.EnsureDisk(virt::DiskSpec{facts.image.storage_pool, facts.image.volume,
                                DiskVolume(facts.server.id)});
+  SetJobStep("the hypervisor to define domain " + name);
   hv.DefineDomain(SpecFor(facts));
+  SetJobStep("the hypervisor to reserve " + facts.ip.address + " for " + name);
   hv.EnsureDhcpReservation(ReservationFor(facts));
 }
 
@@ -94,20 +98,28 @@ class ServerJobHandler final : public JobHandler {
     auto facts = LoadFacts(db_, job.object_id);
     if (!facts) return nullptr;  // already gone: nothing left to do
     const std::string name = DomainName(facts->server.id);
+    SetJobStep("the hypervisor to report the state of " + name);
+    auto step = [&name](const char* action) {
+      SetJobStep(std::string("the hypervisor to ") + action + " " + name);
+    };
     switch (command_) {
       case job_command::kCreateVirtualServer:
         Provision(hv_, *facts);
+        step("start");
         hv_.Start(name);
         return SetState(facts->server.id, server_state::kOn, clock_);
       case job_command::kStartVirtualServer:
         if (hv_.State(name) == virt::PowerState::kMissing) Provision(hv_, *facts);
+        step("start");
         hv_.Start(name);
         return SetState(facts->server.id, server_state::kOn, clock_);
       case job_command::kStopVirtualServer:
+        step("shut down");
         hv_.Shutdown(name, options_.shutdown_timeout_seconds);
         return SetState(facts->server.id, server_state::kOff, clock_);
       case job_command::kRestartVirtualServer:
         if (hv_.State(name) == virt::PowerState::kMissing) Provision(hv_, *facts);
+        step("reboot");
         hv_.Reboot(name);
         return SetState(facts->server.id, server_state::kOn, clock_);
       case job_command::kUpdateVirtualServer: {
@@ -115,12 +127,23 @@ class ServerJobHandler final : public JobHandler {
         Provision(hv_, *facts);
         // New RAM applies at the next boot; restart a running guest so it takes effect now.
         if (was_running && job.payload.value("ram_changed", false)) {
+          step("restart, for the new RAM,");
           hv_.Shutdown(name, options_.shutdown_timeout_seconds);
           hv_.Start(name);
         }
         return SetState(facts->server.id, StateFromHypervisor(hv_.State(name)), clock_);
       }
+      case job_command::kReconcileVirtualServer: {
+        // Queued by the reconciler: re-create a vanished domain (started when the server is
+        // On), then record the power state the hypervisor really shows.
+        if (hv_.State(name) == virt::PowerState::kMissing) {
+          Provision(hv_, *facts);
+          if (job.payload.value("start", false)) hv_.Start(name);
+        }
+        return SetState(facts->server.id, StateFromHypervisor(hv_.State(name)), clock_);
+      }
       case job_command::kDeleteVirtualServer: {
+        step("undefine");
         hv_.UndefineDomain(name);
         hv_.DeleteDisk(facts->image.storage_pool, DiskVolume(facts->server.id));
         hv_.RemoveDhcpReservation(ReservationFor(*facts));
@@ -149,6 +172,20 @@ class ServerJobHandler final : public JobHandler {
       spdlog::warn("jobs: cannot read the state of server {}: {}", server->id, error.what());
     }
     server->state = state;
+    server->deleting = false;
+    server->updated_ms = clock_.NowMs();
+    store::servers::Update(c, *server);
+  }
+
+  void OnDeadline(const Job& job, store::Connection& c) override {
+    auto server = store::servers::GetAny(c, job.object_id);
+    if (!server) return;
+    // The hypervisor did not answer in time, so it is not asked again here: a server in a
+    // transient state is recorded Off, and the reconciler records what the hypervisor shows
+    // once it answers. The server takes requests again at once.
+    if (server->state != server_state::kOn && server->state != server_state::kOff) {
+      server->state = server_state::kOff;
+    }
     server->deleting = false;
     server->updated_ms = clock_.NowMs();
     store::servers::Update(c, *server);
@@ -259,7 +296,8 @@ void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor
   for (int64_t command :
        {job_command::kCreateVirtualServer, job_command::kStartVirtualServer,
         job_command::kStopVirtualServer, job_command::kRestartVirtualServer,
-        job_command::kUpdateVirtualServer, job_command::kDeleteVirtualServer}) {
+        job_command::kUpdateVirtualServer, job_command::kDeleteVirtualServer,
+        job_command::kReconcileVirtualServer}) {
     runner.Register(command,
                     std::make_shared<ServerJobHandler>(command, db, hypervisor, clock, options));
   }

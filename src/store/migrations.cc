@@ -209,6 +209,22 @@ CREATE TABLE transfer_counters (
 -- its volumes can rebuild the chain.
 ALTER TABLE images ADD COLUMN parent_image_id INTEGER REFERENCES images(id);
 )sql",
+      // 4: idempotent requests (the idempotency_key extension): the answer to a mutating
+      // request, written in the same transaction as its change and kept for 24 hours.
+      R"sql(
+CREATE TABLE idempotent_requests (
+  account_id       INTEGER NOT NULL REFERENCES accounts(id),
+  idempotency_key  TEXT NOT NULL,
+  method           TEXT NOT NULL,
+  params_hash      TEXT NOT NULL,
+  status           INTEGER NOT NULL,
+  content_type     TEXT NOT NULL,
+  body             BLOB NOT NULL,
+  created_ms       INTEGER NOT NULL,
+  PRIMARY KEY (account_id, idempotency_key)
+);
+CREATE INDEX idempotent_requests_by_age ON idempotent_requests(created_ms);
+)sql",
   };
   return migrations;
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gridd {
@@ -57,6 +58,12 @@ struct Config {
   int job_max_attempts = 5;
   int job_retry_base_ms = 1000;
   int job_retry_max_ms = 60000;
+  // Longest a job may run, by job command name ("StartVirtualServer"…); others get the default.
+  int job_deadline_seconds = 600;
+  std::vector<std::pair<std::string, int>> job_deadlines_by_command;
+  // [reconciler]
+  int reconcile_interval_seconds = 60;  // 0: only at start
+  bool reconcile_remove_orphans = false;
   // [loadbalancer]
   bool lb_enabled = false;
   std::string haproxy_binary = "/usr/sbin/haproxy";

@@ -870,7 +870,8 @@ TEST_F(ApiServiceTest, TheApiReferenceDocumentsEveryRouteAsRouted) {
   std::string current;
   bool in_methods = false;
   for (std::string line; std::getline(in, line);) {
-    if (line == "# Methods") in_methods = true;
+    // Method sections are the "## " headings of the "# Methods" part, up to the next part.
+    if (line.rfind("# ", 0) == 0) in_methods = line == "# Methods";
     if (!in_methods) continue;
     if (line.rfind("## ", 0) == 0) {
       current = "/" + line.substr(3);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -70,6 +71,13 @@ TEST(LoadConfigTest, ParsesEveryKeyOfTheShippedConfiguration) {
   EXPECT_EQ(config.job_max_attempts, 5);
   EXPECT_EQ(config.job_retry_base_ms, 1000);
   EXPECT_EQ(config.job_retry_max_ms, 60000);
+  EXPECT_EQ(config.job_deadline_seconds, 600);
+  ASSERT_EQ(config.job_deadlines_by_command.size(), 5u);
+  EXPECT_NE(std::find(config.job_deadlines_by_command.begin(), config.job_deadlines_by_command.end(),
+                      std::pair<std::string, int>{"StopVirtualServer", 300}),
+            config.job_deadlines_by_command.end());
+  EXPECT_EQ(config.reconcile_interval_seconds, 60);
+  EXPECT_FALSE(config.reconcile_remove_orphans);
 
   EXPECT_TRUE(config.lb_enabled);
   EXPECT_EQ(config.haproxy_binary, "/usr/sbin/haproxy");
@@ -224,6 +232,15 @@ TEST(LoadConfigTest, BadNumbersNameTheKeyAndTheProblem) {
        "billing.memory_allotment_gb_hours: out of range"},
       {"[billing]\nbill_powered_off_servers = \"no\"\n",
        "billing.bill_powered_off_servers: expected true or false"},
+      {"[jobs]\ndeadline_seconds = 0\n", "jobs.deadline_seconds: must be at least 1"},
+      {"[jobs.deadlines]\nStopVirtualServer = 0\n",
+       "jobs.deadlines.StopVirtualServer: must be a whole number of seconds between 1 and 86400"},
+      {"[jobs.deadlines]\nStopVirtualServer = 2.5\n",
+       "jobs.deadlines.StopVirtualServer: must be a whole number of seconds"},
+      {"[jobs]\ndeadlines = 5\n", "jobs.deadlines: expected a table of command = seconds"},
+      {"[reconciler]\ninterval_seconds = -1\n", "reconciler.interval_seconds: out of range"},
+      {"[reconciler]\nremove_orphans = \"yes\"\n",
+       "reconciler.remove_orphans: expected true or false"},
   };
   for (const Case& c : cases) {
     const std::string message = LoadError(c.toml);
