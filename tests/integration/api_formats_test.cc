@@ -63,22 +63,29 @@ void ExpectXmlMatches(const json& expected, const json& xml, const std::string& 
       if (key != "object") xml_keys.insert(key);
     }
     EXPECT_EQ(xml_keys, keys) << path;
-    if (expected.contains("object")) EXPECT_EQ(xml["object"], expected["object"]) << path;
+    if (expected.contains("object")) {
+      EXPECT_EQ(xml["object"], expected["object"]) << path;
+    }
     for (const auto& key : keys) {
-      if (xml.contains(key)) ExpectXmlMatches(expected[key], xml[key], path + "." + key, with_values);
+      if (xml.contains(key))
+        ExpectXmlMatches(expected[key], xml[key], path + "." + key, with_values);
     }
     return;
   }
   if (expected.is_array()) {
     ASSERT_TRUE(xml.is_array()) << path << ": " << xml;
-    if (with_values) ASSERT_EQ(xml.size(), expected.size()) << path;
+    if (with_values) {
+      ASSERT_EQ(xml.size(), expected.size()) << path;
+    }
     for (size_t i = 0; i < std::min(xml.size(), expected.size()); ++i) {
       ExpectXmlMatches(expected[i], xml[i], path + "[" + std::to_string(i) + "]", with_values);
     }
     return;
   }
   ASSERT_TRUE(xml.is_string()) << path << ": " << xml;
-  if (with_values) EXPECT_TRUE(SameScalar(expected, xml)) << path << ": " << xml << " vs " << expected;
+  if (with_values) {
+    EXPECT_TRUE(SameScalar(expected, xml)) << path << ": " << xml << " vs " << expected;
+  }
 }
 
 // One CSV field for a JSON value, as spec §5.2 recommends: an option by its name, an ip by
@@ -152,7 +159,8 @@ json CallParsed(ApiClient& client, const std::string& method, Params params,
   params.emplace_back("format", format);
   auto reply = client.Call(method, params, "POST");
   EXPECT_EQ(reply.status, status) << reply.body;
-  EXPECT_EQ(reply.content_type, (format == "xml" ? "text/xml" : "text/csv") + std::string("; charset=UTF-8"));
+  EXPECT_EQ(reply.content_type,
+            (format == "xml" ? "text/xml" : "text/csv") + std::string("; charset=UTF-8"));
   std::string problem;
   auto parsed = ParseWithPython(format, reply.body, problem);
   EXPECT_EQ(problem, "") << reply.body;
@@ -180,7 +188,9 @@ TEST_F(ApiFormatsTest, EveryMethodInXmlAndCsvSaysWhatItsJsonSays) {
         EXPECT_EQ(parsed["method"], json_body["method"]);
         EXPECT_EQ(parsed["status"], "success");
         for (const char* key : {"total", "start", "returned", "numpages"}) {
-          if (same_call) EXPECT_EQ(parsed["summary"][key], json_body["summary"][key]) << key;
+          if (same_call) {
+            EXPECT_EQ(parsed["summary"][key], json_body["summary"][key]) << key;
+          }
         }
         ExpectXmlMatches(json_body["list"], parsed["list"], "list", same_call);
       } else {
@@ -216,7 +226,8 @@ TEST_F(ApiFormatsTest, HostileTextSurvivesBothFormatsExactly) {
   // The password list nests the server: its name travels inside another object.
   const auto passwords = CallParsed(world.super(), "support/password/list", {}, "xml", 200);
   bool found = false;
-  for (const auto& password : passwords["list"]) found |= password["server"]["name"] == kHostileName;
+  for (const auto& password : passwords["list"])
+    found |= password["server"]["name"] == kHostileName;
   EXPECT_TRUE(found);
 }
 
@@ -235,7 +246,11 @@ TEST_F(ApiFormatsTest, EveryKindOfErrorInXmlAndCsv) {
   std::vector<ErrorCase> cases;
   for (const auto& method : EveryMethod()) {
     // Every method refuses an unknown version before anything else it checks.
-    cases.push_back({"bad version", &world.super(), method.method, {{"v", "0.9"}}, 400,
+    cases.push_back({"bad version",
+                     &world.super(),
+                     method.method,
+                     {{"v", "0.9"}},
+                     400,
                      "IllegalArgumentException"});
     cases.push_back({"bad signature", &forged, method.method, {}, 403, "AuthenticationFailed"});
     if (method.mutates) {
@@ -243,9 +258,17 @@ TEST_F(ApiFormatsTest, EveryKindOfErrorInXmlAndCsv) {
                        401, "Unauthorized"});
     }
   }
-  cases.push_back({"bad parameter", &world.super(), "grid/server/get", {{"id", "x<&>\","}}, 400,
+  cases.push_back({"bad parameter",
+                   &world.super(),
+                   "grid/server/get",
+                   {{"id", "x<&>\","}},
+                   400,
                    "IllegalArgumentException"});
-  cases.push_back({"unknown method", &world.super(), "grid/server/explode", {}, 400,
+  cases.push_back({"unknown method",
+                   &world.super(),
+                   "grid/server/explode",
+                   {},
+                   400,
                    "IllegalArgumentException"});
   for (const auto& error : cases) {
     SCOPED_TRACE(error.label + " " + error.method);

@@ -99,8 +99,7 @@ TEST_F(ApiPagingTest, EveryPageOfEveryListHasTheRightSliceAndSummary) {
         params.emplace_back("page", std::to_string(page));
         const auto body = List(list.method, params);
         const auto& summary = body["summary"];
-        const int64_t expected_returned =
-            page < pages ? std::min(size, total - page * size) : 0;
+        const int64_t expected_returned = page < pages ? std::min(size, total - page * size) : 0;
         EXPECT_EQ(summary["total"], total);
         EXPECT_EQ(summary["numpages"], pages);
         EXPECT_EQ(summary["returned"], expected_returned);
@@ -167,9 +166,13 @@ TEST_F(ApiPagingTest, LookupListSortsByEachKeyBothWays) {
     }
   }
   // A page of a sorted lookup is a slice of the sorted whole.
-  const auto sorted = List("common/lookup/list", {{"lookup", "server.ram"}, {"sort", "name"}, {"asc", "desc"}})["list"];
-  const auto page = List("common/lookup/list", {{"lookup", "server.ram"}, {"sort", "name"}, {"asc", "desc"},
-                                                {"num_items", "2"}, {"page", "1"}})["list"];
+  const auto sorted = List("common/lookup/list",
+                           {{"lookup", "server.ram"}, {"sort", "name"}, {"asc", "desc"}})["list"];
+  const auto page = List("common/lookup/list", {{"lookup", "server.ram"},
+                                                {"sort", "name"},
+                                                {"asc", "desc"},
+                                                {"num_items", "2"},
+                                                {"page", "1"}})["list"];
   ASSERT_EQ(page.size(), 2u);
   EXPECT_EQ(page[0], sorted[2]);
   EXPECT_EQ(page[1], sorted[3]);
@@ -186,9 +189,12 @@ TEST_F(ApiPagingTest, ServerListFilters) {
   EXPECT_EQ(List("grid/server/list", {{"server.type", "Web Server"}})["list"].size(), 2u);
   EXPECT_EQ(List("grid/server/list", {{"isSandbox", "false"}})["list"].size(), 3u);
   EXPECT_TRUE(List("grid/server/list", {{"isSandbox", "true"}})["list"].empty());
-  EXPECT_EQ(List("grid/server/list", {{"datacenter", "1"}, {"datacenter", "US-West-1"}})["list"].size(), 3u);
+  EXPECT_EQ(
+      List("grid/server/list", {{"datacenter", "1"}, {"datacenter", "US-West-1"}})["list"].size(),
+      3u);
   // Filters and paging: the summary counts what matched.
-  const auto page = List("grid/server/list", {{"server.type", "1"}, {"num_items", "1"}, {"page", "1"}});
+  const auto page =
+      List("grid/server/list", {{"server.type", "1"}, {"num_items", "1"}, {"page", "1"}});
   EXPECT_EQ(page["summary"]["total"], 2);
   EXPECT_EQ(page["summary"]["numpages"], 2);
   EXPECT_EQ(page["summary"]["start"], 1);
@@ -232,7 +238,9 @@ TEST_F(ApiPagingTest, ImageListFilters) {
     const auto web = List("grid/image/list", {{name, "Web Server"}})["list"];
     const auto db = List("grid/image/list", {{name, "Database Server"}})["list"];
     EXPECT_EQ(web.size() + db.size(), all.size()) << name;
-    if (!web.empty()) EXPECT_EQ(Field(web, "/type/name"), std::set<std::string>{"Web Server"});
+    if (!web.empty()) {
+      EXPECT_EQ(Field(web, "/type/name"), std::set<std::string>{"Web Server"});
+    }
   }
   for (const char* name : {"state", "image.state"}) {
     const auto available = List("grid/image/list", {{name, "Available"}})["list"];
@@ -259,8 +267,10 @@ TEST_F(ApiPagingTest, JobListFiltersByTypeCommandStateOwnerAndObject) {
     EXPECT_EQ(Field(list, "/objecttype/name"), std::set<std::string>{"VirtualServer"});
   }
   EXPECT_EQ(List("grid/job/list", {{"job.objecttype", "LoadBalancer"}})["list"].size(), balancers);
-  EXPECT_EQ(List("grid/job/list", {{"job.objecttype", "1"}, {"job.objecttype", "LoadBalancer"}})["list"].size(),
-            servers + balancers);
+  EXPECT_EQ(
+      List("grid/job/list", {{"job.objecttype", "1"}, {"job.objecttype", "LoadBalancer"}})["list"]
+          .size(),
+      servers + balancers);
 
   for (const std::string command : {"CreateVirtualServer", "6"}) {
     const auto list = List("grid/job/list", {{"job.command", command}})["list"];
@@ -324,16 +334,26 @@ TEST_F(ApiPagingTest, JobListDateRangeInEveryAcceptedFormat) {
       {"date tomorrow..", {{"startdate", Format(newest + day, "%Y-%m-%d")}}, 0},
       {"..date yesterday", {{"enddate", Format(oldest - day, "%Y-%m-%d")}}, 0},
       {"..date tomorrow", {{"enddate", Format(newest + day, "%Y-%m-%d")}}, n},
-      {"MM/DD/YYYY", {{"startdate", Format(oldest - day, "%m/%d/%Y")}, {"enddate", Format(newest + day, "%m/%d/%Y")}}, n},
+      {"MM/DD/YYYY",
+       {{"startdate", Format(oldest - day, "%m/%d/%Y")},
+        {"enddate", Format(newest + day, "%m/%d/%Y")}},
+       n},
       {"MM/DD/YYYY future", {{"startdate", Format(newest + day, "%m/%d/%Y")}}, 0},
-      {"MM/DD/YY", {{"startdate", Format(oldest - day, "%m/%d/%y")}, {"enddate", Format(newest + day, "%m/%d/%y")}}, n},
+      {"MM/DD/YY",
+       {{"startdate", Format(oldest - day, "%m/%d/%y")},
+        {"enddate", Format(newest + day, "%m/%d/%y")}},
+       n},
       {"MM/DD/YY past", {{"enddate", Format(oldest - day, "%m/%d/%y")}}, 0},
       {"datetime UTC", {{"startdate", Format(oldest - hour, "%Y-%m-%d %H:%M:%S.0 +00:00")}}, n},
       {"datetime future", {{"startdate", Format(newest + hour, "%Y-%m-%d %H:%M:%S.0 +00:00")}}, 0},
       // Two hours before the oldest job as wall-clock time at -05:00 is three hours after it.
-      {"datetime with offset", {{"enddate", Format(oldest - 2 * hour, "%Y-%m-%d %H:%M:%S.5 -05:00")}}, n},
+      {"datetime with offset",
+       {{"enddate", Format(oldest - 2 * hour, "%Y-%m-%d %H:%M:%S.5 -05:00")}},
+       n},
       {"datetime Z", {{"enddate", Format(oldest - hour, "%Y-%m-%d %H:%M:%S Z")}}, 0},
-      {"milliseconds", {{"startdate", std::to_string(oldest)}, {"enddate", std::to_string(newest)}}, n},
+      {"milliseconds",
+       {{"startdate", std::to_string(oldest)}, {"enddate", std::to_string(newest)}},
+       n},
       {"milliseconds after the newest", {{"startdate", std::to_string(newest + 1)}}, 0},
       {"..now", {{"enddate", "now"}}, n},
       {"now..", {{"startdate", "now"}}, 0},

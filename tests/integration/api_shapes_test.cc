@@ -40,7 +40,9 @@ void ExpectShape(const json& value, const std::string& type, const std::string& 
   const json& shape = Shape(type);
   ASSERT_TRUE(shape.is_object()) << "no tests/shapes/" << type << ".json for " << path;
   ASSERT_TRUE(value.is_object()) << path << " is not an object: " << value;
-  if (shape.contains("object")) EXPECT_EQ(value.value("object", ""), type) << path;
+  if (shape.contains("object")) {
+    EXPECT_EQ(value.value("object", ""), type) << path;
+  }
   for (const auto& [key, expected_json] : shape.items()) {
     const std::string expected = expected_json;
     const std::string key_path = path + "." + key;
