@@ -116,46 +116,14 @@ class Database {
   // SAVEPOINT.
   template <typename F>
   auto Write(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
-    if (HoldsWriter()) return Nested(std::forward<F>(fn));
-    std::lock_guard<std::mutex> lock(writer_mutex_);
-    WriterScope scope(*this, false);
-    writer_->Exec("BEGIN IMMEDIATE");
-    try {
-      if constexpr (std::is_void_v<decltype(fn(*writer_))>) {
-        fn(*writer_);
-        writer_->Exec("COMMIT");
-      } else {
-        auto result = fn(*writer_);
-        writer_->Exec("COMMIT");
-        return result;
-      }
-    } catch (...) {
-      writer_->Exec("ROLLBACK");
-      throw;
-    }
+    return WriteTransaction(/*reads_join=*/false, std::forward<F>(fn));
   }
 
   // Like Write, but every Write and Read that fn makes on this thread joins the transaction
   // (reads see its changes), so several services' changes commit as one, or not at all.
   template <typename F>
   auto Atomic(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
-    if (HoldsWriter()) return Nested(std::forward<F>(fn));
-    std::lock_guard<std::mutex> lock(writer_mutex_);
-    WriterScope scope(*this, true);
-    writer_->Exec("BEGIN IMMEDIATE");
-    try {
-      if constexpr (std::is_void_v<decltype(fn(*writer_))>) {
-        fn(*writer_);
-        writer_->Exec("COMMIT");
-      } else {
-        auto result = fn(*writer_);
-        writer_->Exec("COMMIT");
-        return result;
-      }
-    } catch (...) {
-      writer_->Exec("ROLLBACK");
-      throw;
-    }
+    return WriteTransaction(/*reads_join=*/true, std::forward<F>(fn));
   }
 
   // Runs fn(Connection&) inside a read transaction (a consistent snapshot), which sees only
@@ -164,21 +132,7 @@ class Database {
   auto Read(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
     if (readers_.empty() || ReadsJoinWriter()) return Write(std::forward<F>(fn));
     ReaderLease lease(*this);
-    Connection& connection = *lease.connection;
-    connection.Exec("BEGIN");
-    try {
-      if constexpr (std::is_void_v<decltype(fn(connection))>) {
-        fn(connection);
-        connection.Exec("COMMIT");
-      } else {
-        auto result = fn(connection);
-        connection.Exec("COMMIT");
-        return result;
-      }
-    } catch (...) {
-      connection.Exec("ROLLBACK");
-      throw;
-    }
+    return Transaction(*lease.connection, "BEGIN", "COMMIT", "ROLLBACK", std::forward<F>(fn));
   }
 
   // Writes a consistent copy of the whole database to `destination` (replaced atomically,
@@ -206,20 +160,35 @@ class Database {
   bool HoldsWriter() const;
   bool ReadsJoinWriter() const;
   template <typename F>
+  auto WriteTransaction(bool reads_join, F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    if (HoldsWriter()) return Nested(std::forward<F>(fn));
+    std::lock_guard<std::mutex> lock(writer_mutex_);
+    WriterScope scope(*this, reads_join);
+    return Transaction(*writer_, "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", std::forward<F>(fn));
+  }
+  template <typename F>
   auto Nested(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
-    writer_->Exec("SAVEPOINT nested_write");
+    return Transaction(*writer_, "SAVEPOINT nested_write", "RELEASE nested_write",
+                       "ROLLBACK TO nested_write; RELEASE nested_write", std::forward<F>(fn));
+  }
+
+  // Runs fn(connection) between `begin` and `commit`; when fn throws, runs `rollback` and
+  // rethrows.
+  template <typename F>
+  static auto Transaction(Connection& connection, const char* begin, const char* commit,
+                          const char* rollback, F&& fn) -> decltype(fn(connection)) {
+    connection.Exec(begin);
     try {
-      if constexpr (std::is_void_v<decltype(fn(*writer_))>) {
-        fn(*writer_);
-        writer_->Exec("RELEASE nested_write");
+      if constexpr (std::is_void_v<decltype(fn(connection))>) {
+        fn(connection);
+        connection.Exec(commit);
       } else {
-        auto result = fn(*writer_);
-        writer_->Exec("RELEASE nested_write");
+        auto result = fn(connection);
+        connection.Exec(commit);
         return result;
       }
     } catch (...) {
-      writer_->Exec("ROLLBACK TO nested_write");
-      writer_->Exec("RELEASE nested_write");
+      connection.Exec(rollback);
       throw;
     }
   }
