@@ -107,7 +107,8 @@ void DaemonProcess::Start() {
   }
 
   std::vector<std::string> args = {
-      binary.string(), "--config",         (SourceDir() / "config" / "gridd.toml").string(),
+      binary.string(), "--config",
+      (config_.empty() ? SourceDir() / "config" / "gridd.toml" : config_).string(),
       "--data-dir",    data_dir_.string(), "--listen",
       "127.0.0.1:0"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());

@@ -41,6 +41,8 @@ class DaemonProcess {
 
   // The arguments used by the next Start().
   void set_extra_args(std::vector<std::string> extra_args) { extra_args_ = std::move(extra_args); }
+  // The configuration file used by the next Start() (default: config/gridd.toml).
+  void set_config(std::filesystem::path config) { config_ = std::move(config); }
 
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
@@ -59,6 +61,7 @@ class DaemonProcess {
   int Reap(bool block);  // returns -2 while the process still runs
 
   std::vector<std::string> extra_args_;
+  std::filesystem::path config_;
   std::filesystem::path data_dir_;
   bool owns_data_dir_ = false;  // a temporary directory, removed unless the test failed
   pid_t pid_ = -1;
