@@ -70,7 +70,8 @@ void Check(bool ok, const std::string& what) {
 
 double BootThroughGridd(DaemonProcess& daemon, ApiClient& client, int round) {
   const std::string name = "bench-" + std::to_string(round);
-  auto ips = client.Call("grid/ip/list", {{"ip.type", "Public"}, {"ip.state", "Unassigned"}}).json();
+  const auto ips =
+      client.Call("grid/ip/list", {{"ip.type", "Public"}, {"ip.state", "Unassigned"}}).json();
   const std::string ip = ips["list"].at(0)["ip"];
   const auto start = Clock::now();
   auto added = client.Call("grid/server/add", {{"name", name},
@@ -80,7 +81,8 @@ double BootThroughGridd(DaemonProcess& daemon, ApiClient& client, int round) {
   if (added.status != 200) throw std::runtime_error("server.add: " + added.body);
   // The id is known once the server is listed (at once; add answers without it).
   int64_t id = 0;
-  for (const auto& server : client.Call("grid/server/list", {}).json()["list"]) {
+  const auto listed = client.Call("grid/server/list", {}).json();
+  for (const auto& server : listed["list"]) {
     if (server["name"] == name) id = server["id"];
   }
   if (id == 0) throw std::runtime_error("server " + name + " not listed");
@@ -89,11 +91,10 @@ double BootThroughGridd(DaemonProcess& daemon, ApiClient& client, int round) {
   client.Call("grid/server/delete", {{"id", std::to_string(id)}});
   // Bounded wait for the delete, so rounds do not overlap.
   for (int i = 0; i < 600; ++i) {
-    bool listed = false;
-    for (const auto& server : client.Call("grid/server/list", {}).json()["list"]) {
-      listed = listed || server["name"] == name;
-    }
-    if (!listed) break;
+    bool present = false;
+    const auto servers = client.Call("grid/server/list", {}).json();
+    for (const auto& server : servers["list"]) present = present || server["name"] == name;
+    if (!present) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return seconds;

@@ -28,7 +28,7 @@ using std::chrono::seconds;
 // A guest boots in seconds under KVM and in tens of seconds under software emulation on a
 // busy machine; every wait is bounded by this.
 constexpr auto kBootLimit = seconds(240);
-constexpr auto kJobLimit = seconds(120);
+constexpr auto kJobLimit = seconds(240);
 
 constexpr const char* kBootLine = "gridd-guest hostname=";
 constexpr const char* kShutdownLine = "gridd-guest shutdown";
@@ -172,7 +172,7 @@ class QemuGuestTest : public ::testing::TestWithParam<std::string> {
   int64_t AddServer(const std::string& name, const std::string& ip) {
     CallOk(*client_, "grid/server/add",
            {{"name", name}, {"image", "testimg"}, {"server.ram", "512MB"}, {"ip", ip}});
-    const auto server = WaitForServerState(*client_, ip, "On");
+    const auto server = WaitForServerState(*client_, ip, "On", kJobLimit);
     return server.value("id", int64_t{0});
   }
 
@@ -246,18 +246,18 @@ TEST_P(QemuGuestTest, GuestBootsWithItsSeedAndFollowsPowerOperations) {
 
   // Stop: the guest sees the power button and shuts down cleanly.
   CallOk(*client_, "grid/server/power", {{"id", std::to_string(id)}, {"power", "stop"}});
-  WaitForServerState(*client_, ip, "Off");
+  WaitForServerState(*client_, ip, "Off", kJobLimit);
   EXPECT_EQ(Count(Console(id), kShutdownLine), 1u);
 
   CallOk(*client_, "grid/server/power", {{"id", std::to_string(id)}, {"power", "start"}});
-  WaitForServerState(*client_, ip, "On");
+  WaitForServerState(*client_, ip, "On", kJobLimit);
   WaitForConsole(id, kBootLine, 2);
 
   // Restart: a clean shutdown and a new boot of the same guest.
   CallOk(*client_, "grid/server/power", {{"id", std::to_string(id)}, {"power", "restart"}});
   console = WaitForConsole(id, kBootLine, 3);
   EXPECT_EQ(Count(console, kShutdownLine), 2u) << console;
-  WaitForServerState(*client_, ip, "On");
+  WaitForServerState(*client_, ip, "On", kJobLimit);
 
   CallOk(*client_, "grid/server/delete", {{"id", std::to_string(id)}});
   ASSERT_TRUE(WaitFor([&] { return !FindServerByIp(*client_, ip); }, kJobLimit));
@@ -296,7 +296,7 @@ TEST_P(QemuGuestTest, BadImagesFailCleanly) {
     CallOk(*client_, "grid/server/add",
            {{"name", "from-" + bad.image}, {"image", bad.image}, {"server.ram", "512MB"},
             {"ip", bad.ip}});
-    const auto server = WaitForServerState(*client_, bad.ip, "Off");
+    const auto server = WaitForServerState(*client_, bad.ip, "Off", kJobLimit);
     const int64_t id = server.value("id", int64_t{0});
     ASSERT_GT(id, 0);
     const auto jobs = JobsOf("from-" + bad.image);
@@ -314,10 +314,10 @@ TEST_P(QemuGuestTest, HungGuestsStopAndDeleteAndSelfStoppedGuestsShowOff) {
   const int64_t hung = AddServer("hang-1", ips.at(0));
   WaitForConsole(hung, "gridd-guest ignoring the power button", 1);
   CallOk(*client_, "grid/server/power", {{"id", std::to_string(hung)}, {"power", "stop"}});
-  WaitForServerState(*client_, ips.at(0), "Off");
+  WaitForServerState(*client_, ips.at(0), "Off", kJobLimit);
   EXPECT_EQ(Count(Console(hung), kShutdownLine), 0u);
   CallOk(*client_, "grid/server/power", {{"id", std::to_string(hung)}, {"power", "start"}});
-  WaitForServerState(*client_, ips.at(0), "On");
+  WaitForServerState(*client_, ips.at(0), "On", kJobLimit);
   WaitForConsole(hung, "gridd-guest ignoring the power button", 2);
   CallOk(*client_, "grid/server/delete", {{"id", std::to_string(hung)}});
   ASSERT_TRUE(WaitFor([&] { return !FindServerByIp(*client_, ips.at(0)); }, kJobLimit));
@@ -327,7 +327,7 @@ TEST_P(QemuGuestTest, HungGuestsStopAndDeleteAndSelfStoppedGuestsShowOff) {
   // turns the server Off.
   const int64_t self = AddServer("selfstop-1", ips.at(1));
   WaitForConsole(self, "gridd-guest powering off by itself", 1);
-  WaitForServerState(*client_, ips.at(1), "Off");
+  WaitForServerState(*client_, ips.at(1), "Off", kBootLimit);
   EXPECT_EQ(JobsOf("selfstop-1").size(), 1u) << "only the create job";
 }
 
@@ -341,11 +341,11 @@ TEST_P(QemuGuestTest, GuestsKeepRunningAcrossGriddRestarts) {
   EXPECT_TRUE(QemuRunning(pool_dir_ / ("gridd-" + std::to_string(id) + ".qcow2")));
   daemon_->Start();
   client_ = std::make_unique<ApiClient>(daemon_->Client());
-  WaitForServerState(*client_, ip, "On");
+  WaitForServerState(*client_, ip, "On", kJobLimit);
   // Same guest, not a new boot; and gridd still drives it.
   EXPECT_EQ(Count(Console(id), kBootLine), 1u);
   CallOk(*client_, "grid/server/power", {{"id", std::to_string(id)}, {"power", "stop"}});
-  WaitForServerState(*client_, ip, "Off");
+  WaitForServerState(*client_, ip, "Off", kJobLimit);
   EXPECT_EQ(Count(Console(id), kShutdownLine), 1u);
 }
 
