@@ -27,7 +27,7 @@ using std::chrono::seconds;
 
 // A guest boots in seconds under KVM and in tens of seconds under software emulation on a
 // busy machine; every wait is bounded by this.
-constexpr auto kBootLimit = seconds(240);
+constexpr auto kBootLimit = seconds(300);
 constexpr auto kJobLimit = seconds(240);
 
 constexpr const char* kBootLine = "gridd-guest hostname=";
