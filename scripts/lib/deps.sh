@@ -11,20 +11,32 @@ GRIDD_BUILD_PACKAGES=(
   libspdlog-dev libfmt-dev libssl-dev
   libsqlite3-dev sqlite3 libsystemd-dev
   libgtest-dev libgmock-dev googletest
+  libcrypt-dev
 )
 
-# What gridd runs at run time: the HAProxy it starts and supervises for load balancers.
+# What gridd runs at run time: the HAProxy it starts and supervises for load balancers; QEMU
+# with libvirt's QEMU driver (loaded inside gridd for qemu:///embed; libvirtd for
+# qemu:///system; libvirt-daemon-system provides the libvirt-qemu user the driver requires);
+# qemu-img for server disks on qemu:///embed; xorriso for the servers' NoCloud seeds.
 GRIDD_RUNTIME_PACKAGES=(
   haproxy
+  qemu-system-x86 qemu-utils
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system
+  xorriso
 )
 
 # What the test suite runs besides the built binaries: the end-to-end tests drive the daemon
 # with Debian's libcloud GoGrid drivers under /usr/bin/python3; docs/api.md's curl examples
 # run as written; promtool (in Debian's prometheus package) checks /metrics; systemd-analyze
-# (systemd) verifies the unit.
+# (systemd) verifies the unit. scripts/build-test-image assembles the guest image (the kernel
+# and busybox-static packages are downloaded and unpacked into the image, never installed);
+# iproute2 and procps for the network namespace libvirtd runs in and for finding guest
+# processes.
 GRIDD_TEST_PACKAGES=(
   python3 python3-libcloud curl
   prometheus systemd
+  syslinux mtools dosfstools cpio
+  iproute2 procps
 )
 
 _gridd_apt_updated=0

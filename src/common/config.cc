@@ -147,6 +147,23 @@ Config LoadConfig(const std::filesystem::path& path) {
   config.libvirt_uri = ResolveLibvirtUri(config.libvirt_uri, base);
   Read(root, path, "libvirt", "storage_pool", config.storage_pool);
   Read(root, path, "libvirt", "shutdown_timeout_seconds", config.shutdown_timeout_seconds);
+  if (config.shutdown_timeout_seconds < 0) {
+    Fail(path, "libvirt.shutdown_timeout_seconds", "must be 0 or more");
+  }
+  std::string pool_path;
+  Read(root, path, "libvirt", "pool_path", pool_path);
+  if (!pool_path.empty()) {
+    std::filesystem::path dir(pool_path);
+    config.pool_path = dir.is_absolute() ? dir : (base / dir).lexically_normal();
+  }
+  Read(root, path, "libvirt", "domain_type", config.domain_type);
+  if (config.domain_type != "auto" && config.domain_type != "kvm" && config.domain_type != "qemu") {
+    Fail(path, "libvirt.domain_type", "must be \"auto\", \"kvm\" or \"qemu\"");
+  }
+  Read(root, path, "libvirt", "console_log_max_bytes", config.console_log_max_bytes);
+  if (config.console_log_max_bytes < 4096) {
+    Fail(path, "libvirt.console_log_max_bytes", "must be at least 4096");
+  }
 
   Read(root, path, "jobs", "workers", config.job_workers);
   Read(root, path, "jobs", "lease_seconds", config.job_lease_seconds);
@@ -274,7 +291,8 @@ Config LoadConfig(const std::filesystem::path& path) {
       if (type != "public" && type != "private") Fail(path, where + ".type", "public or private");
       seed.is_public = type == "public";
       seed.cidr = RequiredString(*entry, path, where, "cidr");
-      seed.network = RequiredString(*entry, path, where, "network");
+      // Empty or absent: no libvirt network; the servers get no NIC.
+      seed.network = OptionalString(*entry, path, where, "network");
       config.ip_pools.push_back(seed);
     }
   }

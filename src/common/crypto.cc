@@ -1,5 +1,6 @@
 #include "gridd/common/crypto.h"
 
+#include <crypt.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -72,6 +73,22 @@ std::string RandomPassword(size_t length) {
     out.push_back(kAlphabet[byte % kAlphabet.size()]);
   }
   return out;
+}
+
+std::string Sha512Crypt(std::string_view password) {
+  // crypt_gensalt_rn draws the salt from the bytes given; 16 random bytes is its maximum.
+  uint8_t entropy[16];
+  RandomBytes(entropy, sizeof(entropy));
+  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+  if (crypt_gensalt_rn("$6$", 0, reinterpret_cast<const char*>(entropy), sizeof(entropy), salt,
+                       sizeof(salt)) == nullptr) {
+    throw std::runtime_error("crypt_gensalt: SHA-512 crypt unavailable");
+  }
+  crypt_data data{};
+  const std::string text(password);
+  const char* hash = crypt_rn(text.c_str(), salt, &data, sizeof(data));
+  if (hash == nullptr || hash[0] != '$') throw std::runtime_error("crypt: SHA-512 hashing failed");
+  return hash;
 }
 
 SecretBox SecretBox::LoadOrCreate(const std::filesystem::path& key_file) {

@@ -140,6 +140,19 @@ int main(int argc, char** argv) {
 
   CLI::App* image = Group(app, "image", "Server images");
   Command(*image, "list", "List images", "image.list", request);
+  Command(*image, "import", "Copy a qcow2 image into gridd's storage pool and list it",
+          "image.import", request)
+      .Positional("name", "Image name (also its volume: NAME.qcow2)")
+      .Positional("file", "The qcow2 file to copy")
+      .Optional("os", "Operating system shown to customers (default: the name)")
+      .Optional("description", "Description shown to customers")
+      .Optional("friendly_name", "Name shown to customers (default: the name)")
+      .Optional("architecture", "32-bit or 64-bit (default 64-bit)");
+
+  CLI::App* server = Group(app, "server", "Customers' servers");
+  Command(*server, "console-log", "Print a server's serial console log", "server.console-log",
+          request)
+      .Positional("server", "Server id or name");
 
   CLI::App* domain = Group(app, "domain", "What gridd sees on its hypervisor");
   Command(*domain, "list", "List the domains carrying gridd's metadata and whether a server row matches",
@@ -162,10 +175,18 @@ int main(int argc, char** argv) {
     request.args["file"] =
         std::filesystem::absolute(request.args["file"].get<std::string>()).lexically_normal().string();
   }
+  // The daemon runs elsewhere in the file system: it needs the file's absolute path.
+  if (request.command == "image.import") {
+    request.args["file"] =
+        std::filesystem::absolute(request.args["file"].get<std::string>()).string();
+  }
+
   gridd::ctl::AdminClient client(std::filesystem::path(data_dir) / "admin.sock", kTimeout);
   try {
     nlohmann::ordered_json result = client.Call(request.command, request.args);
-    if (json) {
+    if (!json && request.command == "server.console-log") {
+      std::cout << result.value("console", "");
+    } else if (json) {
       std::cout << result.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
                 << '\n';
     } else {

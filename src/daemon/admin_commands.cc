@@ -1,8 +1,12 @@
 #include "daemon/admin_commands.h"
 
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "gridd/domain/lookups.h"
+#include "gridd/jobs/server_jobs.h"
+#include "gridd/store/repositories.h"
 
 namespace gridd::daemon {
 namespace {
@@ -24,10 +28,46 @@ std::optional<std::string> OptionalString(const nlohmann::json& args, const char
   return it->get<std::string>();
 }
 
+// Image names become volume file names: letters, digits, '.', '_' and '-', not leading '.'.
+void CheckImageName(const std::string& name) {
+  const bool ok = !name.empty() && name.size() <= 100 && name.front() != '.' &&
+                  name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789._-") == std::string::npos;
+  if (!ok) {
+    throw std::invalid_argument("name: image names are 1-100 letters, digits, '.', '_' or '-' "
+                                "and do not start with '.'");
+  }
+}
+
+GuestTools& RequireGuests(GuestTools* guests, const std::string& command) {
+  if (guests == nullptr) throw std::invalid_argument(command + " is not available");
+  return *guests;
+}
+
+// A server by id, or by name when exactly one server (of any account) has it.
+domain::Server FindServer(store::Database& db, const std::string& id_or_name) {
+  return db.Read([&](store::Connection& c) {
+    const bool numeric = !id_or_name.empty() &&
+                         id_or_name.find_first_not_of("0123456789") == std::string::npos &&
+                         id_or_name.size() < 19;
+    if (numeric) {
+      if (auto server = store::servers::GetAny(c, std::stoll(id_or_name))) return *server;
+    }
+    std::vector<domain::Server> named;
+    for (auto& server : store::servers::ListAll(c)) {
+      if (server.name == id_or_name) named.push_back(std::move(server));
+    }
+    if (named.size() == 1) return named.front();
+    if (named.empty()) throw std::invalid_argument("server: no server '" + id_or_name + "'");
+    throw std::invalid_argument("server: " + std::to_string(named.size()) + " servers are named '" +
+                                id_or_name + "'; give the id");
+  });
+}
+
 }  // namespace
 
 nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::string& command,
-                               const nlohmann::json& args) {
+                               const nlohmann::json& args, GuestTools* guests) {
   if (command == "account.create") {
     auto account = accounts.CreateAccount(RequiredString(args, "name"));
     return Json{{"id", account.id}, {"name", account.name}};
@@ -104,6 +144,43 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
           {"volume", image.storage_pool + "/" + image.volume}});
     }
     return out;
+  }
+  if (command == "image.import") {
+    GuestTools& tools = RequireGuests(guests, command);
+    const std::string name = RequiredString(args, "name");
+    CheckImageName(name);
+    const std::string file = RequiredString(args, "file");
+    ImageSeed seed;
+    seed.name = name;
+    seed.friendly_name = OptionalString(args, "friendly_name").value_or(name);
+    seed.description = OptionalString(args, "description").value_or("");
+    seed.os = OptionalString(args, "os").value_or(name);
+    seed.architecture = OptionalString(args, "architecture").value_or("64-bit");
+    seed.volume = name + ".qcow2";
+    try {
+      tools.hypervisor.ImportQcow2(tools.storage_pool, seed.volume, file);
+    } catch (const virt::HypervisorError& error) {
+      throw std::invalid_argument(std::string("file: ") + error.what());
+    }
+    accounts.AddImage(seed, tools.storage_pool);
+    for (const auto& image : accounts.ListImages()) {
+      if (image.name != name) continue;
+      return Json{{"id", image.id},
+                  {"name", image.name},
+                  {"friendly_name", image.friendly_name},
+                  {"volume", image.storage_pool + "/" + image.volume}};
+    }
+    throw std::runtime_error("image '" + name + "' vanished after import");
+  }
+  if (command == "server.console-log") {
+    GuestTools& tools = RequireGuests(guests, command);
+    const domain::Server server = FindServer(tools.db, RequiredString(args, "server"));
+    if (tools.console_dir.empty()) {
+      throw std::invalid_argument("server: this hypervisor keeps no console logs");
+    }
+    std::ifstream in(jobs::ConsoleLogPath(tools.console_dir, server.id), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return Json{{"server", server.id}, {"name", server.name}, {"console", text}};
   }
   throw std::invalid_argument("unknown command '" + command + "'");
 }

@@ -1,14 +1,25 @@
 // The commands gridctl sends over the admin socket, carried out by the daemon's services.
 #pragma once
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "gridd/domain/account_service.h"
+#include "gridd/store/database.h"
+#include "gridd/virt/hypervisor.h"
 
 namespace gridd::daemon {
 
+// What the image and console commands reach besides the account service.
+struct GuestTools {
+  store::Database& db;
+  virt::Hypervisor& hypervisor;
+  std::string storage_pool;
+  std::filesystem::path console_dir;  // empty: consoles are not logged (test driver)
+};
+
 nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::string& command,
-                               const nlohmann::json& args);
+                               const nlohmann::json& args, GuestTools* guests = nullptr);
 
 }  // namespace gridd::daemon

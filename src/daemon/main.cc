@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "daemon/admin_commands.h"
 #include "daemon/recovery_commands.h"
@@ -121,8 +122,14 @@ int Run(int argc, char** argv) {
                  initial->account, path.string());
   }
 
+  config.libvirt_uri = gridd::virt::PrepareLibvirtUri(config.libvirt_uri, config.data_dir);
   auto hypervisor = gridd::virt::ConnectLibvirt(config.libvirt_uri);
   spdlog::info("hypervisor {}", hypervisor->uri());
+  const bool embedded = config.libvirt_uri.rfind("qemu:///embed", 0) == 0;
+  if (config.pool_path.empty() && embedded) config.pool_path = config.data_dir / "pool";
+  if (!config.pool_path.empty()) {
+    hypervisor->EnsureDirectoryPool(config.storage_pool, config.pool_path.string());
+  }
   for (const auto& image : accounts.ListImages()) {
     if (!hypervisor->VolumeExists(image.storage_pool, image.volume)) {
       spdlog::warn("image '{}': volume {}/{} not found on the hypervisor; servers from it will fail",
@@ -157,8 +164,31 @@ int Run(int argc, char** argv) {
   // A lease must outlast the deadline, or a slow but live job would be taken up twice.
   job_options.lease_ms = std::max(job_options.lease_ms, longest_deadline_ms + 60'000);
   gridd::jobs::JobRunner runner(db, clock, job_options);
-  gridd::jobs::RegisterServerJobs(runner, db, *hypervisor, clock,
-                                  {config.shutdown_timeout_seconds});
+  gridd::jobs::ServerJobOptions server_options;
+  server_options.shutdown_timeout_seconds = config.shutdown_timeout_seconds;
+  // The test driver boots nothing: seeds and console logs are for real guests only.
+  std::jthread console_trimmer;
+  if (!hypervisor->volatile_state()) {
+    server_options.box = &box;
+    server_options.console_dir = config.data_dir / "console";
+    std::filesystem::create_directories(server_options.console_dir);
+    server_options.domain_type = config.domain_type == "auto"
+                                     ? (gridd::virt::KvmUsable() ? "kvm" : "qemu")
+                                     : config.domain_type;
+    spdlog::info("guests: domain type {}, console logs in {}", server_options.domain_type,
+                 server_options.console_dir.string());
+    gridd::jobs::FollowServerStates(db, *hypervisor, clock);
+    console_trimmer = std::jthread([dir = server_options.console_dir,
+                                    max = config.console_log_max_bytes](std::stop_token stop) {
+      while (!stop.stop_requested()) {
+        gridd::jobs::TrimConsoleLogs(dir, max);
+        for (int i = 0; i < 50 && !stop.stop_requested(); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+    });
+  }
+  gridd::jobs::RegisterServerJobs(runner, db, *hypervisor, clock, server_options);
 
   // Load balancers: gridd starts its own HAProxy and makes it match the database before it
   // takes requests, so a restart of gridd keeps every load balancer serving.
@@ -239,15 +269,16 @@ int Run(int argc, char** argv) {
       &gridd::api::ApiService::ProtocolError);
   http.Start();
 
-  gridd::admin::AdminServer admin(config.data_dir / "admin.sock",
-                                  [&accounts, &recovery](const std::string& command,
-                                                         const nlohmann::json& args) {
-                                    if (auto result = gridd::daemon::RunRecoveryCommand(
-                                            recovery, command, args)) {
-                                      return *result;
-                                    }
-                                    return gridd::daemon::RunAdminCommand(accounts, command, args);
-                                  });
+  gridd::daemon::GuestTools guest_tools{db, *hypervisor, config.storage_pool,
+                                        server_options.console_dir};
+  gridd::admin::AdminServer admin(
+      config.data_dir / "admin.sock",
+      [&accounts, &recovery, &guest_tools](const std::string& command, const nlohmann::json& args) {
+        if (auto result = gridd::daemon::RunRecoveryCommand(recovery, command, args)) {
+          return *result;
+        }
+        return gridd::daemon::RunAdminCommand(accounts, command, args, &guest_tools);
+      });
   admin.Start();
   spdlog::info("admin socket {}", (config.data_dir / "admin.sock").string());
 

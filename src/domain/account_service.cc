@@ -118,23 +118,31 @@ void AccountService::ApplySeeds(const Config& config) {
   }
   db_.Write([&](Connection& c) {
     const int64_t now = clock_.NowMs();
-    for (const auto& seed : config.images) {
-      Image image;
-      image.name = seed.name;
-      image.friendly_name = seed.friendly_name;
-      image.description = seed.description;
-      image.os_id = store::operating_systems::FindOrInsert(c, seed.os);
-      image.architecture =
-          ResolveOption(*FixedLookup("image.architecture"), "image.architecture", seed.architecture).id;
-      image.type = ResolveOption(*FixedLookup("image.type"), "image.type", seed.type).id;
-      image.state = image_state::kAvailable;
-      image.price = seed.price;
-      image.location = "gridd/" + seed.volume;
-      image.storage_pool = config.storage_pool;
-      image.volume = seed.volume;
-      store::images::UpsertPublic(c, image, now);
-    }
+    for (const auto& seed : config.images) UpsertImage(c, seed, config.storage_pool, now);
   });
+  catalog_.Invalidate();
+}
+
+int64_t AccountService::UpsertImage(Connection& c, const ImageSeed& seed,
+                                    const std::string& storage_pool, int64_t now_ms) {
+  Image image;
+  image.name = seed.name;
+  image.friendly_name = seed.friendly_name;
+  image.description = seed.description;
+  image.os_id = store::operating_systems::FindOrInsert(c, seed.os);
+  image.architecture =
+      ResolveOption(*FixedLookup("image.architecture"), "image.architecture", seed.architecture).id;
+  image.type = ResolveOption(*FixedLookup("image.type"), "image.type", seed.type).id;
+  image.state = image_state::kAvailable;
+  image.price = seed.price;
+  image.location = "gridd/" + seed.volume;
+  image.storage_pool = storage_pool;
+  image.volume = seed.volume;
+  return store::images::UpsertPublic(c, image, now_ms);
+}
+
+void AccountService::AddImage(const ImageSeed& seed, const std::string& storage_pool) {
+  db_.Write([&](Connection& c) { UpsertImage(c, seed, storage_pool, clock_.NowMs()); });
   catalog_.Invalidate();
 }
 

@@ -3,10 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
+#include <fstream>
 #include <map>
+#include <system_error>
 
 #include "gridd/domain/lookups.h"
 #include "gridd/store/repositories.h"
+#include "gridd/virt/seed.h"
 
 namespace gridd::jobs {
 namespace {
@@ -37,7 +41,17 @@ std::optional<ServerFacts> LoadFacts(store::Database& db, int64_t server_id) {
   });
 }
 
-virt::DomainSpec SpecFor(const ServerFacts& facts) {
+// The server's initial root password, as support.password.list shows it.
+std::string RootPassword(store::Database& db, const SecretBox& box, const Server& server) {
+  return db.Read([&](store::Connection& c) {
+    for (const auto& password : store::passwords::List(c, server.account_id, box)) {
+      if (password.server_id == server.id) return password.password;
+    }
+    throw std::runtime_error("server " + std::to_string(server.id) + " has no root password");
+  });
+}
+
+virt::DomainSpec SpecFor(const ServerFacts& facts, const ServerJobOptions& options) {
   virt::DomainSpec spec;
   spec.server_id = facts.server.id;
   spec.account_id = facts.server.account_id;
@@ -50,6 +64,11 @@ virt::DomainSpec SpecFor(const ServerFacts& facts) {
   spec.network = facts.ip.network;
   spec.storage_pool = facts.image.storage_pool;
   spec.disk_volume = DiskVolume(facts.server.id);
+  spec.domain_type = options.domain_type;
+  if (options.box != nullptr) spec.seed_volume = SeedVolume(facts.server.id);
+  if (!options.console_dir.empty()) {
+    spec.console_log = ConsoleLogPath(options.console_dir, facts.server.id).string();
+  }
   return spec;
 }
 
@@ -63,16 +82,56 @@ virt::DhcpReservation ReservationFor(const ServerFacts& facts) {
   return reservation;
 }
 
+void EnsureSeed(virt::Hypervisor& hv, store::Database& db, const ServerFacts& facts,
+                const ServerJobOptions& options) {
+  const std::string volume = SeedVolume(facts.server.id);
+  if (hv.VolumeExists(facts.image.storage_pool, volume)) return;
+  virt::SeedFacts seed;
+  seed.server_id = facts.server.id;
+  seed.hostname = facts.server.name;
+  seed.password_hash = Sha512Crypt(RootPassword(db, *options.box, facts.server));
+  seed.address = facts.ip.address;
+  seed.subnet = facts.ip.subnet;
+  if (!facts.ip.network.empty()) seed.mac = facts.server.mac;
+  hv.EnsureRawVolume(
+      virt::RawVolume{facts.image.storage_pool, volume, virt::BuildSeedIso(virt::RenderSeed(seed))});
+}
+
 // Defines everything a server needs on the hypervisor; each step is a no-op when done.
-void Provision(virt::Hypervisor& hv, const ServerFacts& facts) {
+void Provision(virt::Hypervisor& hv, store::Database& db, const ServerFacts& facts,
+               const ServerJobOptions& options) {
   const std::string name = DomainName(facts.server.id);
   SetJobStep("the hypervisor to create disk " + DiskVolume(facts.server.id));
   hv.EnsureDisk(virt::DiskSpec{facts.image.storage_pool, facts.image.volume,
                                DiskVolume(facts.server.id)});
+  if (options.box != nullptr) {
+    SetJobStep("the hypervisor to create the seed of " + name);
+    EnsureSeed(hv, db, facts, options);
+  }
   SetJobStep("the hypervisor to define domain " + name);
-  hv.DefineDomain(SpecFor(facts));
-  SetJobStep("the hypervisor to reserve " + facts.ip.address + " for " + name);
-  hv.EnsureDhcpReservation(ReservationFor(facts));
+  hv.DefineDomain(SpecFor(facts, options));
+  // A pool without a libvirt network gives its servers no NIC: the address reaches the guest
+  // through the seed only.
+  if (!facts.ip.network.empty()) {
+    SetJobStep("the hypervisor to reserve " + facts.ip.address + " for " + name);
+    hv.EnsureDhcpReservation(ReservationFor(facts));
+  }
+}
+
+// Removes everything Provision makes. Each step is a no-op when already gone.
+void Unprovision(virt::Hypervisor& hv, const ServerFacts& facts,
+                 const ServerJobOptions& options) {
+  const std::string name = DomainName(facts.server.id);
+  SetJobStep("the hypervisor to undefine " + name);
+  hv.UndefineDomain(name);
+  SetJobStep("the hypervisor to delete the disk of " + name);
+  hv.DeleteDisk(facts.image.storage_pool, DiskVolume(facts.server.id));
+  if (options.box != nullptr) hv.DeleteDisk(facts.image.storage_pool, SeedVolume(facts.server.id));
+  if (!facts.ip.network.empty()) hv.RemoveDhcpReservation(ReservationFor(facts));
+  if (!options.console_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(ConsoleLogPath(options.console_dir, facts.server.id), ec);
+  }
 }
 
 int64_t StateFromHypervisor(virt::PowerState state) {
@@ -104,12 +163,25 @@ class ServerJobHandler final : public JobHandler {
     };
     switch (command_) {
       case job_command::kCreateVirtualServer:
-        Provision(hv_, *facts);
-        step("start");
-        hv_.Start(name);
+        try {
+          Provision(hv_, db_, *facts, options_);
+          step("start");
+          hv_.Start(name);
+        } catch (const virt::HypervisorError& error) {
+          if (error.retryable()) throw;
+          // A broken image (or any other lasting refusal): leave no half-made disk, seed or
+          // domain behind; the job fails with the hypervisor's message.
+          try {
+            Unprovision(hv_, *facts, options_);
+          } catch (const std::exception& cleanup) {
+            spdlog::warn("jobs: server {}: cleanup after failed create: {}", facts->server.id,
+                         cleanup.what());
+          }
+          throw;
+        }
         return SetState(facts->server.id, server_state::kOn, clock_);
       case job_command::kStartVirtualServer:
-        if (hv_.State(name) == virt::PowerState::kMissing) Provision(hv_, *facts);
+        if (hv_.State(name) == virt::PowerState::kMissing) Provision(hv_, db_, *facts, options_);
         step("start");
         hv_.Start(name);
         return SetState(facts->server.id, server_state::kOn, clock_);
@@ -118,13 +190,13 @@ class ServerJobHandler final : public JobHandler {
         hv_.Shutdown(name, options_.shutdown_timeout_seconds);
         return SetState(facts->server.id, server_state::kOff, clock_);
       case job_command::kRestartVirtualServer:
-        if (hv_.State(name) == virt::PowerState::kMissing) Provision(hv_, *facts);
+        if (hv_.State(name) == virt::PowerState::kMissing) Provision(hv_, db_, *facts, options_);
         step("reboot");
         hv_.Reboot(name);
         return SetState(facts->server.id, server_state::kOn, clock_);
       case job_command::kUpdateVirtualServer: {
         const bool was_running = hv_.State(name) == virt::PowerState::kRunning;
-        Provision(hv_, *facts);
+        Provision(hv_, db_, *facts, options_);
         // New RAM applies at the next boot; restart a running guest so it takes effect now.
         if (was_running && job.payload.value("ram_changed", false)) {
           step("restart, for the new RAM,");
@@ -137,16 +209,14 @@ class ServerJobHandler final : public JobHandler {
         // Queued by the reconciler: re-create a vanished domain (started when the server is
         // On), then record the power state the hypervisor really shows.
         if (hv_.State(name) == virt::PowerState::kMissing) {
-          Provision(hv_, *facts);
+          Provision(hv_, db_, *facts, options_);
           if (job.payload.value("start", false)) hv_.Start(name);
         }
         return SetState(facts->server.id, StateFromHypervisor(hv_.State(name)), clock_);
       }
       case job_command::kDeleteVirtualServer: {
-        step("undefine");
-        hv_.UndefineDomain(name);
-        hv_.DeleteDisk(facts->image.storage_pool, DiskVolume(facts->server.id));
-        hv_.RemoveDhcpReservation(ReservationFor(*facts));
+        // A guest that ignores the power button is forced off: delete never waits on it.
+        Unprovision(hv_, *facts, options_);
         const int64_t server_id = facts->server.id;
         const int64_t ip_id = facts->ip.id;
         return [server_id, ip_id, this](store::Connection& c) {
@@ -290,6 +360,46 @@ class ImageSaveHandler final : public JobHandler {
 
 std::string DomainName(int64_t server_id) { return "gridd-" + std::to_string(server_id); }
 std::string DiskVolume(int64_t server_id) { return "gridd-" + std::to_string(server_id) + ".qcow2"; }
+std::string SeedVolume(int64_t server_id) {
+  return "gridd-" + std::to_string(server_id) + "-seed.iso";
+}
+std::filesystem::path ConsoleLogPath(const std::filesystem::path& console_dir, int64_t server_id) {
+  return console_dir / ("gridd-" + std::to_string(server_id) + ".log");
+}
+
+void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const Clock& clock) {
+  hypervisor.WatchStates([&db, &clock](const std::string& name, virt::PowerState state) {
+    constexpr std::string_view kPrefix = "gridd-";
+    if (name.rfind(kPrefix, 0) != 0) return;
+    int64_t server_id = 0;
+    const char* first = name.data() + kPrefix.size();
+    const char* last = name.data() + name.size();
+    auto [ptr, ec] = std::from_chars(first, last, server_id);
+    if (ec != std::errc() || ptr != last) return;
+    int64_t wanted;
+    if (state == virt::PowerState::kRunning) {
+      wanted = server_state::kOn;
+    } else if (state == virt::PowerState::kShutOff) {
+      wanted = server_state::kOff;
+    } else {
+      return;
+    }
+    try {
+      db.Write([&](store::Connection& c) {
+        auto server = store::servers::GetAny(c, server_id);
+        if (!server || server->deleting || server->state == wanted) return;
+        // A job under way owns the state; it writes the outcome itself.
+        if (store::jobs::HasPending(c, domain::job_object_type::kVirtualServer, server_id)) return;
+        store::servers::SetState(c, server_id, wanted, clock.NowMs());
+        spdlog::info("server {}: {} by itself; now {}", server_id,
+                     wanted == server_state::kOn ? "started" : "stopped",
+                     wanted == server_state::kOn ? "On" : "Off");
+      });
+    } catch (const std::exception& error) {
+      spdlog::warn("server {}: cannot record state change: {}", server_id, error.what());
+    }
+  });
+}
 
 void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
                         const Clock& clock, ServerJobOptions options) {
@@ -324,6 +434,24 @@ void RestoreVolatileImages(store::Database& db, virt::Hypervisor& hypervisor) {
   }
 }
 
+void TrimConsoleLogs(const std::filesystem::path& console_dir, int64_t max_bytes) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(console_dir, ec)) {
+    const auto size = entry.file_size(ec);
+    if (ec || static_cast<int64_t>(size) <= max_bytes) continue;
+    const int64_t keep = max_bytes / 2;
+    std::string tail(static_cast<size_t>(keep), '\0');
+    {
+      std::ifstream in(entry.path(), std::ios::binary);
+      in.seekg(static_cast<std::streamoff>(size) - keep);
+      in.read(tail.data(), keep);
+      tail.resize(static_cast<size_t>(in.gcount()));
+    }
+    std::ofstream out(entry.path(), std::ios::binary | std::ios::trunc);
+    out << "[gridd: console log cut to its last " << tail.size() << " bytes]\n" << tail;
+  }
+}
+
 int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor) {
   RestoreVolatileImages(db, hypervisor);
   auto servers = db.Read([&](store::Connection& c) { return store::servers::ListAll(c); });
@@ -334,7 +462,7 @@ int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor) {
       if (!facts) continue;
       const std::string name = DomainName(server.id);
       if (hypervisor.State(name) != virt::PowerState::kMissing) continue;
-      Provision(hypervisor, *facts);
+      Provision(hypervisor, db, *facts, ServerJobOptions{});
       if (server.state != server_state::kOff && server.state != server_state::kStopping) {
         hypervisor.Start(name);
       }

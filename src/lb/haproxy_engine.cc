@@ -25,7 +25,7 @@
 #include "gridd/lb/engine.h"
 #include "lb/haproxy_cli.h"
 #include "lb/haproxy_config.h"
-#include "lb/process.h"
+#include "gridd/common/process.h"
 
 namespace gridd::lb {
 namespace {

@@ -62,17 +62,37 @@ std::string RenderDomainXml(const DomainSpec& spec, const std::string& disk_path
   xml += "      <source file='" + e(disk_path) + "'/>\n";
   xml += "      <target dev='vda' bus='virtio'/>\n";
   xml += "    </disk>\n";
-  xml += "    <interface type='network'>\n";
-  xml += "      <mac address='" + e(spec.mac) + "'/>\n";
-  xml += "      <source network='" + e(spec.network) + "'/>\n";
-  xml += "      <model type='virtio'/>\n";
-  xml += "    </interface>\n";
-  xml += "    <serial type='pty'>\n";
+  if (!spec.seed_path.empty()) {
+    // The NoCloud seed: an ISO image, read-only, its format stated like every disk's.
+    xml += "    <disk type='file' device='disk'>\n";
+    xml += "      <driver name='qemu' type='raw'/>\n";
+    xml += "      <source file='" + e(spec.seed_path) + "'/>\n";
+    xml += "      <target dev='vdb' bus='virtio'/>\n";
+    xml += "      <readonly/>\n";
+    xml += "    </disk>\n";
+  }
+  if (!spec.network.empty()) {
+    xml += "    <interface type='network'>\n";
+    xml += "      <mac address='" + e(spec.mac) + "'/>\n";
+    xml += "      <source network='" + e(spec.network) + "'/>\n";
+    xml += "      <model type='virtio'/>\n";
+    xml += "    </interface>\n";
+  }
+  if (spec.console_log.empty()) {
+    xml += "    <serial type='pty'>\n";
+  } else {
+    // QEMU appends every byte the guest writes; gridd caps the file's size.
+    xml += "    <serial type='file'>\n";
+    xml += "      <source path='" + e(spec.console_log) + "' append='on'/>\n";
+  }
   xml += "      <target port='0'/>\n";
   xml += "    </serial>\n";
-  xml += "    <console type='pty'>\n";
-  xml += "      <target type='serial' port='0'/>\n";
-  xml += "    </console>\n";
+  if (spec.console_log.empty()) {
+    // With a file, libvirt derives the console from the serial port itself.
+    xml += "    <console type='pty'>\n";
+    xml += "      <target type='serial' port='0'/>\n";
+    xml += "    </console>\n";
+  }
   xml += "  </devices>\n";
   xml += "</domain>\n";
   return xml;

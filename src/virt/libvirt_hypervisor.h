@@ -4,6 +4,7 @@
 
 #include <libvirt/libvirt.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "gridd/virt/hypervisor.h"
+#include "virt/local_pool.h"
 
 namespace gridd::virt {
 
@@ -30,6 +32,10 @@ class LibvirtHypervisor : public Hypervisor {
   bool VolumeExists(const std::string& storage_pool, const std::string& volume) override;
   void CopyVolume(const std::string& storage_pool, const std::string& source,
                   const std::string& target, const std::string& format) override;
+  void EnsureRawVolume(const RawVolume& volume) override;
+  void ImportQcow2(const std::string& storage_pool, const std::string& volume,
+                   const std::string& source) override;
+  void EnsureDirectoryPool(const std::string& storage_pool, const std::string& path) override;
 
   void DefineDomain(const DomainSpec& spec) override;
   void UndefineDomain(const std::string& name) override;
@@ -42,6 +48,8 @@ class LibvirtHypervisor : public Hypervisor {
 
   void EnsureDhcpReservation(const DhcpReservation& reservation) override;
   void RemoveDhcpReservation(const DhcpReservation& reservation) override;
+
+  void WatchStates(StateListener listener) override;
 
   std::vector<GriddDomain> ListGriddDomains() override;
   HostCapacity Capacity() override;
@@ -59,11 +67,21 @@ class LibvirtHypervisor : public Hypervisor {
   // more (every operation is idempotent, so repeating it is safe).
   template <typename Fn>
   std::invoke_result_t<Fn&, virConnectPtr> Run(Fn&& fn);
+  // The pool gridd keeps itself under this name (drivers without storage), or null.
+  const LocalPool* Local(const std::string& storage_pool);
+  // Registers the lifecycle callback on `conn` when a listener is set (mu_ held).
+  void RegisterLifecycleLocked(virConnectPtr conn);
+  static int OnLifecycle(virConnectPtr conn, virDomainPtr domain, int event, int detail,
+                         void* opaque);
 
   const std::string uri_;
   const bool test_driver_;
   std::mutex mu_;
   std::shared_ptr<virConnect> connection_;  // guarded by mu_
+  std::mutex local_mu_;
+  std::map<std::string, std::unique_ptr<LocalPool>> local_pools_;  // guarded by local_mu_
+  std::mutex listener_mu_;
+  StateListener listener_;  // guarded by listener_mu_
 };
 
 }  // namespace gridd::virt

@@ -48,14 +48,17 @@ inline std::optional<nlohmann::json> FindServerByIp(ApiClient& client, const std
   return std::nullopt;
 }
 
-// Waits until the server on `ip` has state `state`; returns it.
+// Waits (up to `limit`) until the server on `ip` has state `state`; returns it.
 inline nlohmann::json WaitForServerState(ApiClient& client, const std::string& ip,
-                                         const std::string& state) {
+                                         const std::string& state,
+                                         std::chrono::milliseconds limit = std::chrono::seconds(30)) {
   std::optional<nlohmann::json> last;
-  bool reached = WaitFor([&] {
-    last = FindServerByIp(client, ip);
-    return last && (*last)["state"]["name"] == state;
-  });
+  bool reached = WaitFor(
+      [&] {
+        last = FindServerByIp(client, ip);
+        return last && (*last)["state"]["name"] == state;
+      },
+      limit);
   EXPECT_TRUE(reached) << "server on " << ip << " never reached " << state << "; last seen: "
                        << (last ? last->dump() : "absent");
   return last.value_or(nlohmann::json());

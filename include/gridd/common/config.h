@@ -52,6 +52,14 @@ struct Config {
   std::string libvirt_uri;
   std::string storage_pool = "gridd";
   int shutdown_timeout_seconds = 60;
+  // Directory of the storage pool; gridd defines it when the pool does not exist (and keeps
+  // the files itself on qemu:///embed, which has no storage driver). Empty: the pool must
+  // exist, except on qemu:///embed, where it defaults to <data_dir>/pool.
+  std::filesystem::path pool_path;
+  // "kvm", "qemu" (software emulation) or "auto": kvm when /dev/kvm is usable.
+  std::string domain_type = "auto";
+  // Each guest's serial console log is cut back to half this size when it grows past it.
+  int64_t console_log_max_bytes = 1024 * 1024;
   // [jobs]
   int job_workers = 4;
   int job_lease_seconds = 300;

@@ -19,6 +19,10 @@ std::string RandomHex(size_t bytes);
 // A password of `length` characters from an alphabet without look-alike characters.
 std::string RandomPassword(size_t length);
 
+// The SHA-512 crypt(3) hash ("$6$<salt>$<hash>") of a password with a fresh random salt, as
+// /etc/shadow and cloud-init expect.
+std::string Sha512Crypt(std::string_view password);
+
 // Encrypts small secrets (shared secrets, root passwords) with AES-256-GCM under the master
 // key. Ciphertext layout: 12-byte nonce | ciphertext | 16-byte tag. Thread-safe.
 class SecretBox {

@@ -65,8 +65,13 @@ class AccountService {
   IpPoolInfo AddIpPool(const IpPoolRequest& request);
   std::vector<IpPoolInfo> ListIpPools();
   std::vector<Image> ListImages();
+  // Adds a public image (or updates the one of that name) whose volume is in storage_pool.
+  // Throws ApiError (400) naming the field for an unknown architecture or type.
+  void AddImage(const ImageSeed& seed, const std::string& storage_pool);
 
  private:
+  int64_t UpsertImage(store::Connection& c, const ImageSeed& seed, const std::string& storage_pool,
+                      int64_t now_ms);
   int64_t InsertPool(store::Connection& c, const IpPool& pool);
   void AllocateBlocks(store::Connection& c, int64_t account_id);
 

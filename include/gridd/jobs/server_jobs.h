@@ -2,10 +2,12 @@
 // rebuilds servers on a hypervisor that forgets its state (libvirt's test driver).
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "gridd/common/clock.h"
+#include "gridd/common/crypto.h"
 #include "gridd/jobs/job_runner.h"
 #include "gridd/store/database.h"
 #include "gridd/virt/hypervisor.h"
@@ -14,6 +16,12 @@ namespace gridd::jobs {
 
 struct ServerJobOptions {
   int shutdown_timeout_seconds = 60;
+  // Real guests: each server gets a NoCloud seed (needs the box to read its root password)
+  // and its serial console written to <console_dir>/gridd-<id>.log. Null / empty: neither
+  // (libvirt's test driver boots nothing).
+  const SecretBox* box = nullptr;
+  std::filesystem::path console_dir;
+  std::string domain_type = "qemu";  // "kvm" or "qemu" (the test driver overrides it)
 };
 
 // Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer and
@@ -21,9 +29,21 @@ struct ServerJobOptions {
 void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
                         const Clock& clock, ServerJobOptions options);
 
-// Domain name and disk volume gridd uses for a server.
+// Domain name, disk volume, seed volume and console log gridd uses for a server.
 std::string DomainName(int64_t server_id);
 std::string DiskVolume(int64_t server_id);
+std::string SeedVolume(int64_t server_id);
+std::filesystem::path ConsoleLogPath(const std::filesystem::path& console_dir, int64_t server_id);
+
+// Follows the hypervisor's lifecycle events: a guest that stops or starts by itself (powered
+// off from inside, crashed, rebooted) is shown Off or On at once. Servers with a job under way
+// are left to their job.
+void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const Clock& clock);
+
+// Cuts every console log in `console_dir` larger than max_bytes back to its last max_bytes / 2
+// bytes. QEMU appends to the file, so it keeps writing at the new end; output written during
+// the cut itself may be lost.
+void TrimConsoleLogs(const std::filesystem::path& console_dir, int64_t max_bytes);
 
 // For hypervisors with volatile state: copies saved images' volumes again from their parent
 // images, defines every server's domain again and starts those the database says are on.

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "gridd/common/process.h"
+
 namespace gridd::lb {
 
 enum class Algorithm { kRoundRobin, kLeastConnections };
@@ -55,10 +57,8 @@ struct BalancerStatus {
 
 // Every engine failure. The message carries the engine's own words (haproxy's alerts), because
 // that is what an operator needs to fix the cause.
-class EngineError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// The engine's failures; one type with the process helpers' errors, which it passes on.
+using EngineError = ProcessError;
 
 class LoadBalancerEngine {
  public:

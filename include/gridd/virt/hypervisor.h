@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -46,9 +48,14 @@ struct DomainSpec {
   uint64_t memory_mib = 512;
   unsigned vcpus = 1;
   std::string mac;           // "52:54:00:xx:xx:xx", assigned by gridd
-  std::string network;       // libvirt network of the server's public IP
+  std::string network;       // libvirt network of the server's public IP; empty: no NIC
   std::string storage_pool;  // pool holding the disk volume
   std::string disk_volume;   // the server's own volume, e.g. "gridd-7.qcow2"
+  // Raw ISO volume in the same pool attached read-only (the NoCloud seed); empty: none.
+  std::string seed_volume;
+  std::string seed_path;  // set by the hypervisor from seed_volume
+  // File the serial console is written to; empty: a pty.
+  std::string console_log;
   // libvirt domain type; the hypervisor overrides it ("test" for libvirt's test driver).
   std::string domain_type = "qemu";
   // Set by the hypervisor when redefining: libvirt refuses a same-name define with a new UUID.
@@ -59,6 +66,13 @@ struct DiskSpec {
   std::string storage_pool;
   std::string image_volume;  // the image's volume in the same pool
   std::string disk_volume;   // volume to create as a copy-on-write clone of the image
+};
+
+// A volume gridd writes in full from memory (the NoCloud seed ISO).
+struct RawVolume {
+  std::string storage_pool;
+  std::string volume;
+  std::string content;
 };
 
 struct DhcpReservation {
@@ -104,6 +118,14 @@ class Hypervisor {
   // interrupted attempt. When the copy fails, no `target` is left behind.
   virtual void CopyVolume(const std::string& storage_pool, const std::string& source,
                           const std::string& target, const std::string& format) = 0;
+  // Creates a raw volume with exactly this content. Existing volume: no-op.
+  virtual void EnsureRawVolume(const RawVolume& volume) = 0;
+  // Copies the qcow2 file at `source` into the pool as `volume`, stating the format. Throws
+  // kInvalid when the file is not a standalone qcow2 image or the volume exists already.
+  virtual void ImportQcow2(const std::string& storage_pool, const std::string& volume,
+                           const std::string& source) = 0;
+  // Creates a directory pool at `path` unless a pool of that name exists, and starts it.
+  virtual void EnsureDirectoryPool(const std::string& storage_pool, const std::string& path) = 0;
 
   // Defines (or redefines, for edits) the persistent domain. Does not start it.
   virtual void DefineDomain(const DomainSpec& spec) = 0;
@@ -126,10 +148,24 @@ class Hypervisor {
   // Removes the entry for this MAC. Absent: no-op.
   virtual void RemoveDhcpReservation(const DhcpReservation& reservation) = 0;
 
+  // Calls `listener(domain name, new state)` from libvirt's event thread whenever a domain
+  // starts or stops (lifecycle events, not polling). One listener; replaces an earlier one.
+  using StateListener = std::function<void(const std::string&, PowerState)>;
+  virtual void WatchStates(StateListener listener) = 0;
+
   // Every domain that carries gridd's metadata; domains without it are never touched.
   virtual std::vector<GriddDomain> ListGriddDomains() = 0;
   virtual HostCapacity Capacity() = 0;
 };
+
+// QEMU's embedded driver (qemu:///embed) runs inside gridd. Gives a bare "qemu:///embed" the
+// root <data_dir>/qemu, and writes the driver's qemu.conf there when it has none: QEMU runs as
+// gridd's own user (the files live in gridd's private data dir) and logs to files (there is
+// no virtlogd without libvirtd). Other URIs are returned unchanged.
+std::string PrepareLibvirtUri(const std::string& uri, const std::filesystem::path& data_dir);
+
+// True when /dev/kvm can be opened and creates a VM: domain type "kvm", else "qemu".
+bool KvmUsable();
 
 // Connects to any libvirt URI (test:///…, qemu:///system, qemu+ssh://…). Starts libvirt's
 // event loop thread on first use. Throws HypervisorError when the connection fails.

@@ -137,6 +137,35 @@ uri = "test://./nodes/node.xml"
   EXPECT_EQ(config.libvirt_uri, "test://" + (dir / "nodes" / "node.xml").string());
 }
 
+TEST(LoadConfigTest, GuestKeysAreReadAndChecked) {
+  const fs::path path = WriteConfig(R"(
+[libvirt]
+uri = "qemu:///embed"
+pool_path = "pool"
+domain_type = "qemu"
+console_log_max_bytes = 65536
+[[ippool]]
+datacenter = "US-West-1"
+type = "public"
+cidr = "203.0.113.0/24"
+)");
+  const Config config = LoadConfig(path);
+  EXPECT_EQ(config.pool_path, path.parent_path() / "pool");
+  EXPECT_EQ(config.domain_type, "qemu");
+  EXPECT_EQ(config.console_log_max_bytes, 65536);
+  // A pool without a network gives its servers no NIC.
+  ASSERT_EQ(config.ip_pools.size(), 1u);
+  EXPECT_EQ(config.ip_pools[0].network, "");
+  EXPECT_EQ(LoadConfig(WriteConfig("")).domain_type, "auto");
+
+  std::string message = LoadError("[libvirt]\ndomain_type = \"xen\"\n");
+  EXPECT_NE(message.find("libvirt.domain_type"), std::string::npos) << message;
+  message = LoadError("[libvirt]\nconsole_log_max_bytes = 100\n");
+  EXPECT_NE(message.find("libvirt.console_log_max_bytes: must be at least 4096"),
+            std::string::npos)
+      << message;
+}
+
 TEST(LoadConfigTest, AbsolutePathsAndOtherUrisAreKept) {
   const Config config = LoadConfig(WriteConfig(R"(
 [storage]

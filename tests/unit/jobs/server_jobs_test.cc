@@ -61,7 +61,9 @@ class ServerJobsTest : public ::testing::Test {
     JobRunnerOptions options;
     options.workers = 1;
     runner_ = std::make_unique<JobRunner>(db_, clock_, options);
-    RegisterServerJobs(*runner_, db_, *hypervisor_, clock_, ServerJobOptions{5});
+    ServerJobOptions server_options;
+    server_options.shutdown_timeout_seconds = 5;
+    RegisterServerJobs(*runner_, db_, *hypervisor_, clock_, server_options);
   }
 
   int64_t AddServer(const std::string& name, const std::string& ram = "512MB") {

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "gridd/lb/engine.h"
-#include "lb/process.h"
+#include "gridd/common/process.h"
 #include "support/golden.h"
 #include "support/test_paths.h"
 

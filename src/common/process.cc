@@ -1,4 +1,4 @@
-#include "lb/process.h"
+#include "gridd/common/process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -11,11 +11,10 @@
 #include <cstring>
 #include <thread>
 
-#include "gridd/lb/engine.h"
 
 extern char** environ;
 
-namespace gridd::lb {
+namespace gridd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -61,7 +60,7 @@ class SpawnSetup {
     args.push_back(nullptr);
     pid_t pid = -1;
     const int rc = posix_spawn(&pid, args[0], &actions_, &attr_, args.data(), environ);
-    if (rc != 0) throw EngineError("cannot start " + argv[0] + ": " + ErrnoText(rc));
+    if (rc != 0) throw ProcessError("cannot start " + argv[0] + ": " + ErrnoText(rc));
     return pid;
   }
 
@@ -84,7 +83,7 @@ pid_t SpawnDetached(const std::vector<std::string>& argv, const std::filesystem:
 
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw EngineError("pipe: " + ErrnoText(errno));
+  if (pipe2(fds, O_CLOEXEC) != 0) throw ProcessError("pipe: " + ErrnoText(errno));
   pid_t pid = -1;
   try {
     SpawnSetup setup(/*own_process_group=*/false);
@@ -168,4 +167,4 @@ void TerminateChild(pid_t pid, std::chrono::milliseconds grace) {
   }
 }
 
-}  // namespace gridd::lb
+}  // namespace gridd
