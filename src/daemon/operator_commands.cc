@@ -1,5 +1,6 @@
 #include "daemon/operator_commands.h"
 
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 
@@ -16,7 +17,8 @@ using domain::OptionById;
 std::optional<std::string> OptionalString(const nlohmann::json& args, const char* key) {
   auto it = args.find(key);
   if (it == args.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) throw std::invalid_argument(std::string("argument must be a string: ") + key);
+  if (!it->is_string())
+    throw std::invalid_argument(std::string("argument must be a string: ") + key);
   return it->get<std::string>();
 }
 
@@ -111,7 +113,8 @@ Json ListServers(store::Connection& c, const nlohmann::json& args) {
   for (const auto& dc : store::datacenters::List(c)) datacenters[dc.id] = dc.name;
   if (datacenter) {
     bool known = false;
-    for (const auto& [id, name] : datacenters) known |= name == *datacenter || std::to_string(id) == *datacenter;
+    for (const auto& [id, name] : datacenters)
+      known |= name == *datacenter || std::to_string(id) == *datacenter;
     if (!known) ThrowIllegalArgument("no datacenter '" + *datacenter + "'");
   }
   Json out = Json::array();
@@ -190,7 +193,8 @@ std::optional<nlohmann::json> RunOperatorCommand(OperatorContext& context,
       if (!job) ThrowIllegalArgument("no job " + std::to_string(id));
       if (job->state != domain::job_state::kFailed) {
         ThrowIllegalArgument("job " + std::to_string(id) + " is " +
-                             OptionName("job.state", job->state) + "; only a Failed job is retried");
+                             OptionName("job.state", job->state) +
+                             "; only a Failed job is retried");
       }
       store::jobs::RequeueFailed(c, id, "retried by the operator", context.clock.NowMs());
       return JobJson(*store::jobs::GetAny(c, id), Accounts(c), true);

@@ -28,8 +28,8 @@ class ExamplesTest : public ::testing::Test {
     const std::string url = "http://" + daemon_.host() + ":" + std::to_string(daemon_.port());
     return RunCommand("env GOGRID_URL=" + ShellQuote(url) +
                       " GOGRID_API_KEY=" + ShellQuote(daemon_.api_key()) +
-                      " GOGRID_SECRET=" + ShellQuote(daemon_.shared_secret()) + " " +
-                      interpreter + " " + ShellQuote(path.string()) + " " + args);
+                      " GOGRID_SECRET=" + ShellQuote(daemon_.shared_secret()) + " " + interpreter +
+                      " " + ShellQuote(path.string()) + " " + args);
   }
 
   std::optional<nlohmann::json> FindServer(ApiClient& client, const std::string& name) {
@@ -64,10 +64,10 @@ TEST_F(ExamplesTest, TheCurlScriptAddsAServerThatRuns) {
 
 TEST_F(ExamplesTest, TheCurlScriptFailsClearlyWithABadSecret) {
   const std::filesystem::path path = SourceDir() / "scripts" / "examples" / "gogrid-curl.sh";
-  auto result = RunCommand("env GOGRID_URL=http://" + daemon_.host() + ":" +
-                           std::to_string(daemon_.port()) + " GOGRID_API_KEY=" +
-                           ShellQuote(daemon_.api_key()) + " GOGRID_SECRET=wrong /bin/bash " +
-                           ShellQuote(path.string()) + " nope");
+  auto result =
+      RunCommand("env GOGRID_URL=http://" + daemon_.host() + ":" + std::to_string(daemon_.port()) +
+                 " GOGRID_API_KEY=" + ShellQuote(daemon_.api_key()) +
+                 " GOGRID_SECRET=wrong /bin/bash " + ShellQuote(path.string()) + " nope");
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE(result.output.find("403"), std::string::npos) << result.output;
   ApiClient client = daemon_.Client();
@@ -77,13 +77,13 @@ TEST_F(ExamplesTest, TheCurlScriptFailsClearlyWithABadSecret) {
 TEST_F(ExamplesTest, TheLibcloudScriptAddsAServerThatRunsAndDeletesIt) {
   if (RunCommand(std::string(kPython) + " -I -c 'import libcloud.compute.drivers.gogrid'")
           .exit_code != 0) {
-    GTEST_SKIP() << kPython << " cannot import libcloud; install python3-libcloud (scripts/test does)";
+    GTEST_SKIP() << kPython
+                 << " cannot import libcloud; install python3-libcloud (scripts/test does)";
   }
   const std::string python = std::string(kPython) + " -I";
   auto kept = RunExample(python, "gogrid-libcloud.py", "libcloud-kept");
   ASSERT_EQ(kept.exit_code, 0) << kept.output;
-  EXPECT_NE(kept.output.find("server libcloud-kept is running"), std::string::npos)
-      << kept.output;
+  EXPECT_NE(kept.output.find("server libcloud-kept is running"), std::string::npos) << kept.output;
   ApiClient client = daemon_.Client();
   auto server = FindServer(client, "libcloud-kept");
   ASSERT_TRUE(server.has_value());
@@ -91,8 +91,7 @@ TEST_F(ExamplesTest, TheLibcloudScriptAddsAServerThatRunsAndDeletesIt) {
 
   auto deleted = RunExample(python, "gogrid-libcloud.py", "--delete libcloud-gone");
   ASSERT_EQ(deleted.exit_code, 0) << deleted.output;
-  EXPECT_NE(deleted.output.find("servers in the account: 1"), std::string::npos)
-      << deleted.output;
+  EXPECT_NE(deleted.output.find("servers in the account: 1"), std::string::npos) << deleted.output;
   EXPECT_TRUE(WaitFor([&] { return !FindServer(client, "libcloud-gone").has_value(); }));
 }
 
