@@ -27,13 +27,14 @@ GRIDD_RUNTIME_PACKAGES=(
 
 # What the test suite runs besides the built binaries: the end-to-end tests drive the daemon
 # with Debian's libcloud GoGrid drivers under /usr/bin/python3; docs/api.md's curl examples
-# run as written; promtool (in Debian's prometheus package) checks /metrics; systemd-analyze
+# run as written, and so do the customer examples in scripts/examples/ (curl and openssl's
+# md5); promtool (in Debian's prometheus package) checks /metrics; systemd-analyze
 # (systemd) verifies the unit. scripts/build-test-image assembles the guest image (the kernel
 # and busybox-static packages are downloaded and unpacked into the image, never installed);
 # iproute2 and procps for the network namespace libvirtd runs in and for finding guest
 # processes.
 GRIDD_TEST_PACKAGES=(
-  python3 python3-libcloud curl
+  python3 python3-libcloud curl openssl
   prometheus systemd
   syslinux mtools dosfstools cpio
   iproute2 procps

@@ -128,6 +128,13 @@ int main(int argc, char** argv) {
       .Optional("account", "Only this account's keys (name or id)");
   Command(*apikey, "revoke", "Revoke an API key", "apikey.revoke", request)
       .Positional("api_key", "The key to revoke");
+  Command(*apikey, "role", "Give an API key another role; it applies to the next request",
+          "apikey.role", request)
+      .Positional("api_key", "The key to change")
+      .Required("role", "super, system, billing, readonly (or the full role names)");
+
+  CLI::App* datacenter = Group(app, "datacenter", "Datacenters (declared in gridd.toml)");
+  Command(*datacenter, "list", "List datacenters", "datacenter.list", request);
 
   CLI::App* ippool = Group(app, "ippool", "IP address pools");
   Command(*ippool, "add", "Add a CIDR block of addresses", "ippool.add", request)
@@ -137,6 +144,9 @@ int main(int argc, char** argv) {
       .Optional("network", "Network the addresses belong to")
       .Positional("cidr", "Address block, e.g. 203.0.113.0/24");
   Command(*ippool, "list", "List IP pools", "ippool.list", request);
+  Command(*ippool, "remove", "Remove a pool and its addresses; refused while any is assigned",
+          "ippool.remove", request)
+      .Positional("pool", "Pool id or CIDR, as ippool list shows them");
 
   CLI::App* image = Group(app, "image", "Server images");
   Command(*image, "list", "List images", "image.list", request);
@@ -148,11 +158,35 @@ int main(int argc, char** argv) {
       .Optional("description", "Description shown to customers")
       .Optional("friendly_name", "Name shown to customers (default: the name)")
       .Optional("architecture", "32-bit or 64-bit (default 64-bit)");
+  Command(*image, "public", "Make an Available image visible to every account", "image.public",
+          request)
+      .Positional("id", "Image id");
+  Command(*image, "private", "Make an account's image visible to its account only",
+          "image.private", request)
+      .Positional("id", "Image id");
+  Command(*image, "delete", "Move an image to the Trash (its volume stays, for restore)",
+          "image.delete", request)
+      .Positional("id", "Image id");
 
-  CLI::App* server = Group(app, "server", "Customers' servers");
+  CLI::App* server = Group(app, "server", "Servers of every account");
+  Command(*server, "list", "List servers across accounts", "server.list", request)
+      .Optional("account", "Only this account's servers (name or id)")
+      .Optional("state", "Only servers in this state (On, Off, Starting, ...)")
+      .Optional("datacenter", "Only servers in this datacenter (name or id)");
   Command(*server, "console-log", "Print a server's serial console log", "server.console-log",
           request)
       .Positional("server", "Server id or name");
+
+  CLI::App* job = Group(app, "job", "The job queue");
+  Command(*job, "list", "List jobs across accounts, newest first", "job.list", request)
+      .Optional("account", "Only this account's jobs (name or id)")
+      .Optional("state", "Only jobs in this state (Queued, Processing, Succeeded, Failed, ...)")
+      .Optional("command", "Only jobs of this command (e.g. CreateVirtualServer)");
+  Command(*job, "show", "Show a job with its history", "job.show", request)
+      .Positional("id", "Job id");
+  Command(*job, "retry", "Queue a Failed job again as a fresh run; its history is kept",
+          "job.retry", request)
+      .Positional("id", "Job id");
 
   CLI::App* domain = Group(app, "domain", "What gridd sees on its hypervisor");
   Command(*domain, "list", "List the domains carrying gridd's metadata and whether a server row matches",

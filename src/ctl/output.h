@@ -78,8 +78,16 @@ inline void PrintResult(const nlohmann::ordered_json& result, std::ostream& out)
       for (const auto& item : result) out << FormatValue(item) << '\n';
     }
   } else if (result.is_object()) {
-    for (const auto& [key, value] : result.items())
-      out << key << ": " << FormatValue(value) << '\n';
+    for (const auto& [key, value] : result.items()) {
+      // A nested list of records (a job's history) reads better as a table of its own.
+      if (value.is_array() && !value.empty() &&
+          std::all_of(value.begin(), value.end(), [](const auto& row) { return row.is_object(); })) {
+        out << key << ":\n";
+        PrintTable(value, out);
+      } else {
+        out << key << ": " << FormatValue(value) << '\n';
+      }
+    }
   } else if (!result.is_null()) {
     out << FormatValue(result) << '\n';
   }

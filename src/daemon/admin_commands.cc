@@ -106,6 +106,10 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
     accounts.RevokeApiKey(key);
     return Json{{"api_key", key}, {"revoked", true}};
   }
+  if (command == "apikey.role") {
+    auto key = accounts.SetApiKeyRole(RequiredString(args, "api_key"), RequiredString(args, "role"));
+    return Json{{"api_key", key.key}, {"account", key.account_name}, {"role", domain::RoleName(key.role)}};
+  }
   auto pool_json = [](const domain::IpPoolInfo& info) {
     Json out{{"id", info.pool.id},
              {"datacenter", info.datacenter},
@@ -130,6 +134,9 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
     Json out = Json::array();
     for (const auto& info : accounts.ListIpPools()) out.push_back(pool_json(info));
     return out;
+  }
+  if (command == "ippool.remove") {
+    return pool_json(accounts.RemoveIpPool(RequiredString(args, "pool")));
   }
   if (command == "image.list") {
     Json out = Json::array();

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "daemon/admin_commands.h"
+#include "daemon/operator_commands.h"
 #include "daemon/recovery_commands.h"
 #include "daemon/logging.h"
 #include "daemon/reload.h"
@@ -255,6 +256,7 @@ int Run(int argc, char** argv) {
   }
   reconciler.Start(std::chrono::seconds(config.reconcile_interval_seconds));
   gridd::daemon::RecoveryContext recovery{db, *hypervisor, reconciler};
+  gridd::daemon::OperatorContext operator_context{db, clock, [&runner] { runner.Notify(); }};
 
   gridd::api::HttpServerOptions http_options;
   http_options.host = config.listen_host;
@@ -273,8 +275,12 @@ int Run(int argc, char** argv) {
                                         server_options.console_dir};
   gridd::admin::AdminServer admin(
       config.data_dir / "admin.sock",
-      [&accounts, &recovery, &guest_tools](const std::string& command, const nlohmann::json& args) {
+      [&accounts, &recovery, &operator_context, &guest_tools](const std::string& command,
+                                                               const nlohmann::json& args) {
         if (auto result = gridd::daemon::RunRecoveryCommand(recovery, command, args)) {
+          return *result;
+        }
+        if (auto result = gridd::daemon::RunOperatorCommand(operator_context, command, args)) {
           return *result;
         }
         return gridd::daemon::RunAdminCommand(accounts, command, args, &guest_tools);

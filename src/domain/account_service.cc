@@ -224,6 +224,26 @@ void AccountService::RevokeApiKey(const std::string& api_key) {
   if (!revoked) ThrowIllegalArgument("no active API key '" + api_key + "'");
 }
 
+ApiKey AccountService::SetApiKeyRole(const std::string& api_key, const std::string& role_text) {
+  auto role = ParseRole(role_text);
+  if (!role) {
+    ThrowIllegalArgument("unknown role '" + role_text +
+                         "'; use Super User, System User, Billing User or Read Only User");
+  }
+  auto key = db_.Write([&](Connection& c) -> std::optional<ApiKey> {
+    if (!store::api_keys::SetRole(c, api_key, static_cast<int64_t>(*role))) return std::nullopt;
+    return store::api_keys::FindByKey(c, api_key, box_);
+  });
+  {
+    // Same as a revocation: the cached record carries the old role.
+    std::lock_guard<std::mutex> lock(keys_mutex_);
+    keys_.erase(api_key);
+    ++key_generation_;
+  }
+  if (!key) ThrowIllegalArgument("no active API key '" + api_key + "'");
+  return *key;
+}
+
 std::optional<ApiKey> AccountService::FindApiKey(const std::string& api_key) {
   uint64_t generation = 0;
   {
@@ -303,6 +323,25 @@ std::vector<IpPoolInfo> AccountService::ListIpPools() {
     }
     return out;
   });
+}
+
+IpPoolInfo AccountService::RemoveIpPool(const std::string& id_or_cidr) {
+  IpPoolInfo removed;
+  for (const auto& info : ListIpPools()) {
+    if (std::to_string(info.pool.id) == id_or_cidr || info.pool.cidr == id_or_cidr) removed = info;
+  }
+  if (removed.pool.id == 0) ThrowIllegalArgument("no IP pool '" + id_or_cidr + "'");
+  // Checked again in the transaction that deletes, so an address assigned meanwhile stops it.
+  db_.Write([&](Connection& c) {
+    const auto usage = store::ip_pools::UsageOf(c, removed.pool.id);
+    if (usage.assigned > 0) {
+      ThrowIllegalArgument("IP pool " + removed.pool.cidr + " is in use: " +
+                           std::to_string(usage.assigned) +
+                           " address(es) assigned to servers or load balancers");
+    }
+    store::ip_pools::Delete(c, removed.pool.id);
+  });
+  return removed;
 }
 
 std::vector<Image> AccountService::ListImages() {

@@ -97,6 +97,14 @@ bool Revoke(Connection& c, const std::string& key) {
   c.Prepare("UPDATE api_keys SET revoked = 1 WHERE api_key = ? AND revoked = 0").Bind(1, key).Run();
   return c.Changes() == 1;
 }
+
+bool SetRole(Connection& c, const std::string& key, int64_t role) {
+  c.Prepare("UPDATE api_keys SET role = ? WHERE api_key = ? AND revoked = 0")
+      .Bind(1, role)
+      .Bind(2, key)
+      .Run();
+  return c.Changes() == 1;
+}
 }  // namespace api_keys
 
 // ------------------------------------------------------------------------------- datacenters
@@ -219,6 +227,11 @@ Usage UsageOf(Connection& c, int64_t pool_id) {
   s.Bind(1, pool_id);
   s.Step();
   return Usage{s.Int(0), s.Int(1)};
+}
+
+void Delete(Connection& c, int64_t pool_id) {
+  c.Prepare("DELETE FROM ips WHERE pool_id = ?").Bind(1, pool_id).Run();
+  c.Prepare("DELETE FROM ip_pools WHERE id = ?").Bind(1, pool_id).Run();
 }
 }  // namespace ip_pools
 
@@ -1049,6 +1062,19 @@ int64_t CountUnfinished(Connection& c) {
   auto s = c.Prepare("SELECT count(*) FROM jobs WHERE state IN (1, 2)");
   s.Step();
   return s.Int(0);
+}
+
+bool RequeueFailed(Connection& c, int64_t job_id, const std::string& note, int64_t now_ms) {
+  c.Prepare(
+       "UPDATE jobs SET state = 1, attempts = 0, error = NULL, lease_until_ms = NULL, "
+       "next_run_ms = ?, updated_ms = ? WHERE id = ? AND state = 4")
+      .Bind(1, now_ms)
+      .Bind(2, now_ms)
+      .Bind(3, job_id)
+      .Run();
+  if (c.Changes() != 1) return false;
+  AppendHistory(c, job_id, domain::job_state::kQueued, note, now_ms);
+  return true;
 }
 
 std::optional<int64_t> NextRunMs(Connection& c) {

@@ -118,6 +118,262 @@ TEST_F(GridctlTest, AnIpPoolGivenToAnAccountShowsUpInItsIpList) {
   EXPECT_NE(images.output.find("debian-12-amd64"), std::string::npos) << images.output;
 }
 
+nlohmann::json GridctlJson(const DaemonProcess& daemon, const std::string& args) {
+  auto result = RunGridctl(daemon.data_dir(), args + " --json");
+  EXPECT_EQ(result.exit_code, 0) << args << ": " << result.output;
+  return result.exit_code == 0 ? nlohmann::json::parse(result.output) : nlohmann::json();
+}
+
+nlohmann::json KeyFor(const DaemonProcess& daemon, const std::string& account,
+                      const std::string& role) {
+  return GridctlJson(daemon, "apikey create --account " + account + " --role " + role);
+}
+
+TEST_F(GridctlTest, ARoleChangeAppliesToTheKeysNextRequest) {
+  ASSERT_EQ(Gridctl(daemon_, "account create roles").exit_code, 0);
+  const auto key = KeyFor(daemon_, "roles", "readonly");
+  ApiClient client = ClientFor(daemon_, key);
+  EXPECT_EQ(client.Call("grid/job/list", {}).status, 401u);
+
+  const std::string api_key = key["api_key"];
+  auto changed = GridctlJson(daemon_, "apikey role " + api_key + " --role system");
+  EXPECT_EQ(changed["role"], "System User");
+  EXPECT_EQ(client.Call("grid/job/list", {}).status, 200u);
+  auto listed = GridctlJson(daemon_, "apikey list --account roles");
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["role"], "System User");
+
+  auto bad_role = Gridctl(daemon_, "apikey role " + api_key + " --role janitor");
+  EXPECT_EQ(bad_role.exit_code, 1);
+  EXPECT_NE(bad_role.output.find("unknown role"), std::string::npos) << bad_role.output;
+  auto unknown = Gridctl(daemon_, "apikey role 0000 --role super");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.output.find("no active API key"), std::string::npos) << unknown.output;
+  ASSERT_EQ(Gridctl(daemon_, "apikey revoke " + api_key).exit_code, 0);
+  EXPECT_EQ(Gridctl(daemon_, "apikey role " + api_key + " --role super").exit_code, 1)
+      << "a revoked key stays revoked";
+  EXPECT_EQ(client.Call("grid/job/list", {}).status, 403u);
+}
+
+TEST_F(GridctlTest, ServersAndDatacentersAreListedAcrossAccountsWithFilters) {
+  auto datacenters = GridctlJson(daemon_, "datacenter list");
+  ASSERT_FALSE(datacenters.empty());
+  EXPECT_EQ(datacenters[0]["name"], "US-West-1");
+
+  ASSERT_EQ(Gridctl(daemon_, "account create tenant").exit_code, 0);
+  ApiClient tenant = ClientFor(daemon_, KeyFor(daemon_, "tenant", "super"));
+  ApiClient owner = daemon_.Client();
+  const std::string tenant_ip = FreePublicIps(tenant).at(0);
+  const std::string owner_ip = FreePublicIps(owner).at(0);
+  CallOk(tenant, "grid/server/add",
+         {{"name", "tenant-web"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"},
+          {"ip", tenant_ip}},
+         "POST");
+  CallOk(owner, "grid/server/add",
+         {{"name", "owner-db"}, {"image", "debian-12-amd64"}, {"server.ram", "1GB"},
+          {"ip", owner_ip}},
+         "POST");
+  WaitForServerState(tenant, tenant_ip, "On");
+  WaitForServerState(owner, owner_ip, "On");
+
+  auto all = GridctlJson(daemon_, "server list");
+  ASSERT_EQ(all.size(), 2u) << all.dump();
+  auto only_tenant = GridctlJson(daemon_, "server list --account tenant");
+  ASSERT_EQ(only_tenant.size(), 1u) << only_tenant.dump();
+  EXPECT_EQ(only_tenant[0]["name"], "tenant-web");
+  EXPECT_EQ(only_tenant[0]["ip"], tenant_ip);
+  EXPECT_EQ(only_tenant[0]["datacenter"], "US-West-1");
+  EXPECT_EQ(only_tenant[0]["state"], "On");
+  EXPECT_EQ(GridctlJson(daemon_, "server list --state On --datacenter US-West-1").size(), 2u);
+  EXPECT_TRUE(GridctlJson(daemon_, "server list --state Off").empty());
+
+  auto table = Gridctl(daemon_, "server list");
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_NE(table.output.find("ACCOUNT"), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("owner-db"), std::string::npos) << table.output;
+
+  auto bad_state = Gridctl(daemon_, "server list --state Sideways");
+  EXPECT_EQ(bad_state.exit_code, 1);
+  EXPECT_NE(bad_state.output.find("state"), std::string::npos) << bad_state.output;
+  auto bad_dc = Gridctl(daemon_, "server list --datacenter Mars-1");
+  EXPECT_EQ(bad_dc.exit_code, 1);
+  EXPECT_NE(bad_dc.output.find("no datacenter 'Mars-1'"), std::string::npos) << bad_dc.output;
+  auto bad_account = Gridctl(daemon_, "server list --account nobody");
+  EXPECT_EQ(bad_account.exit_code, 1);
+  EXPECT_NE(bad_account.output.find("no account 'nobody'"), std::string::npos)
+      << bad_account.output;
+}
+
+TEST_F(GridctlTest, AnIpPoolIsRemovedOnlyOnceNoAddressIsAssigned) {
+  ASSERT_EQ(Gridctl(daemon_, "account create pooled").exit_code, 0);
+  ASSERT_EQ(Gridctl(daemon_,
+                    "ippool add --datacenter US-West-1 --type public --account pooled "
+                    "--network gridd-public-1 203.0.113.0/28")
+                .exit_code,
+            0);
+  ApiClient pooled = ClientFor(daemon_, KeyFor(daemon_, "pooled", "super"));
+  const std::string ip = "203.0.113.5";
+  CallOk(pooled, "grid/server/add",
+         {{"name", "in-pool"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", ip}},
+         "POST");
+  const auto server = WaitForServerState(pooled, ip, "On");
+
+  auto refused = Gridctl(daemon_, "ippool remove 203.0.113.0/28");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.output.find("in use: 1 address(es) assigned"), std::string::npos)
+      << refused.output;
+  EXPECT_TRUE(FindServerByIp(pooled, ip).has_value()) << "a refused removal changed nothing";
+
+  CallOk(pooled, "grid/server/delete", {{"id", std::to_string(server["id"].get<int64_t>())}},
+         "POST");
+  EXPECT_TRUE(WaitFor([&] { return !FindServerByIp(pooled, ip).has_value(); }));
+  auto removed = GridctlJson(daemon_, "ippool remove 203.0.113.0/28");
+  EXPECT_EQ(removed["cidr"], "203.0.113.0/28");
+  for (const auto& pool : GridctlJson(daemon_, "ippool list")) {
+    EXPECT_NE(pool["cidr"], "203.0.113.0/28");
+  }
+  const auto pooled_ips = CallOk(pooled, "grid/ip/list");
+  for (const auto& entry : pooled_ips["list"]) {
+    EXPECT_NE(entry["ip"].get<std::string>().rfind("203.0.113.", 0), 0u) << entry.dump();
+  }
+  auto gone = Gridctl(daemon_, "ippool remove 203.0.113.0/28");
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_NE(gone.output.find("no IP pool"), std::string::npos) << gone.output;
+}
+
+TEST_F(GridctlTest, ImagesAreSharedHiddenAndTrashedByTheOperator) {
+  ASSERT_EQ(Gridctl(daemon_, "account create maker").exit_code, 0);
+  ApiClient maker = ClientFor(daemon_, KeyFor(daemon_, "maker", "super"));
+  ApiClient other = daemon_.Client();
+  const std::string ip = FreePublicIps(maker).at(0);
+  CallOk(maker, "grid/server/add",
+         {{"name", "golden"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", ip}},
+         "POST");
+  const auto server = WaitForServerState(maker, ip, "On");
+  auto saved = CallOk(maker, "grid/image/save",
+                      {{"server", std::to_string(server["id"].get<int64_t>())},
+                       {"friendlyName", "golden image"}},
+                      "POST");
+  const int64_t image_id = saved["list"][0]["id"];
+  const std::string id = std::to_string(image_id);
+  auto other_sees = [&] {
+    const auto images = CallOk(other, "grid/image/list");
+    for (const auto& image : images["list"]) {
+      if (image["id"] == image_id) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& image : GridctlJson(daemon_, "image list")) {
+      if (image["id"] == image_id) return image["state"] == "Available";
+    }
+    return false;
+  })) << "the saved image never became Available";
+  EXPECT_FALSE(other_sees());
+
+  auto shared = GridctlJson(daemon_, "image public " + id);
+  EXPECT_EQ(shared["public"], true);
+  EXPECT_TRUE(other_sees()) << "a public image is visible to every account";
+  GridctlJson(daemon_, "image private " + id);
+  EXPECT_FALSE(other_sees());
+
+  auto seeded = GridctlJson(daemon_, "image list");
+  int64_t seeded_id = 0;
+  for (const auto& image : seeded) {
+    if (image["name"] == "debian-12-amd64") seeded_id = image["id"];
+  }
+  auto hide_seeded = Gridctl(daemon_, "image private " + std::to_string(seeded_id));
+  EXPECT_EQ(hide_seeded.exit_code, 1);
+  EXPECT_NE(hide_seeded.output.find("belongs to no account"), std::string::npos)
+      << hide_seeded.output;
+
+  auto trashed = GridctlJson(daemon_, "image delete " + id);
+  EXPECT_EQ(trashed["state"], "Trash");
+  auto twice = Gridctl(daemon_, "image delete " + id);
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_NE(twice.output.find("already in the Trash"), std::string::npos) << twice.output;
+  auto not_an_id = Gridctl(daemon_, "image delete golden");
+  EXPECT_EQ(not_an_id.exit_code, 1);
+  EXPECT_NE(not_an_id.output.find("id must be a positive integer id"), std::string::npos)
+      << not_an_id.output;
+  EXPECT_EQ(Gridctl(daemon_, "image public 999999").exit_code, 1);
+}
+
+TEST_F(GridctlTest, AFailedJobIsShownWithItsHistoryAndRetried) {
+  ApiClient client = daemon_.Client();
+  const std::string ip = FreePublicIps(client).at(0);
+  CallOk(client, "grid/server/add",
+         {{"name", "filler"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", ip}},
+         "POST");
+  const auto server = WaitForServerState(client, ip, "On");
+  // The test driver's storage pool fills after a few full copies of the server's disk; the
+  // save that does not fit fails.
+  std::optional<nlohmann::json> failed;
+  for (int attempt = 0; attempt < 12 && !failed; ++attempt) {
+    CallOk(client, "grid/image/save",
+           {{"server", std::to_string(server["id"].get<int64_t>())},
+            {"friendlyName", "fill-" + std::to_string(attempt)}},
+           "POST");
+    nlohmann::json newest;
+    ASSERT_TRUE(WaitFor([&] {
+      newest = GridctlJson(daemon_, "job list --command SaveServerImage")[0];
+      return newest["state"] == "Succeeded" || newest["state"] == "Failed";
+    }));
+    if (newest["state"] == "Failed") failed = newest;
+  }
+  ASSERT_TRUE(failed.has_value()) << "the pool never filled up";
+  const std::string id = std::to_string((*failed)["id"].get<int64_t>());
+
+  auto failed_jobs = GridctlJson(daemon_, "job list --state Failed");
+  ASSERT_EQ(failed_jobs.size(), 1u) << failed_jobs.dump();
+  EXPECT_EQ(failed_jobs[0]["id"], (*failed)["id"]);
+  auto shown = GridctlJson(daemon_, "job show " + id);
+  ASSERT_FALSE(shown["history"].empty());
+  EXPECT_EQ(shown["history"].back()["state"], "Failed");
+  const std::size_t history_before = shown["history"].size();
+  auto table = Gridctl(daemon_, "job show " + id);
+  EXPECT_NE(table.output.find("history:"), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("NOTE"), std::string::npos) << table.output;
+
+  auto retried = GridctlJson(daemon_, "job retry " + id);
+  EXPECT_EQ(retried["state"], "Queued");
+  EXPECT_EQ(retried["attempts"], 0);
+  EXPECT_EQ(retried["history"].back()["note"], "retried by the operator");
+  // The retry runs as a fresh attempt and finishes; the earlier failure stays in the history.
+  nlohmann::json after;
+  EXPECT_TRUE(WaitFor([&] {
+    after = GridctlJson(daemon_, "job show " + id);
+    return after["state"] == "Succeeded" || after["state"] == "Failed";
+  })) << after.dump();
+  EXPECT_GT(after["history"].size(), history_before + 1) << after.dump();
+  EXPECT_GE(after["attempts"], 1);
+  EXPECT_EQ(after["history"][history_before - 1]["state"], "Failed");
+
+  auto not_failed = Gridctl(daemon_, "job retry " + id);
+  if (after["state"] == "Succeeded") {
+    EXPECT_EQ(not_failed.exit_code, 1);
+    EXPECT_NE(not_failed.output.find("only a Failed job is retried"), std::string::npos)
+        << not_failed.output;
+  }
+  auto unknown = Gridctl(daemon_, "job show 999999");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.output.find("no job 999999"), std::string::npos) << unknown.output;
+  auto bad_filter = Gridctl(daemon_, "job list --state Sleeping");
+  EXPECT_EQ(bad_filter.exit_code, 1);
+}
+
+TEST_F(GridctlTest, EveryCommandHasHelp) {
+  for (const std::string command :
+       {"account create", "account list", "apikey create", "apikey list", "apikey revoke",
+        "apikey role", "datacenter list", "ippool add", "ippool list", "ippool remove",
+        "image list", "image public", "image private", "image delete", "server list", "job list",
+        "job show", "job retry", "domain list", "reconcile", "backup"}) {
+    auto help = Gridctl(daemon_, command + " --help");
+    EXPECT_EQ(help.exit_code, 0) << command;
+    EXPECT_NE(help.output.find("Usage"), std::string::npos) << command << ": " << help.output;
+  }
+}
+
 TEST(GridctlWithoutDaemon, SaysItCannotReachGridd) {
   const auto dir = MakeTempDir("gridctl-nodaemon");
   auto result = RunGridctl(dir, "account list");

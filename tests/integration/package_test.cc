@@ -172,7 +172,9 @@ TEST(PackageTest, BashCompletionOffersGridctlsCommandsAndOptions) {
         .output;
   };
   EXPECT_EQ(complete("ap", 1), "apikey\n");
-  EXPECT_EQ(complete("apikey ''", 2), "create list revoke\n");
+  EXPECT_EQ(complete("apikey ''", 2), "create list revoke role\n");
+  EXPECT_EQ(complete("job ''", 2), "list show retry\n");
+  EXPECT_EQ(complete("apikey role k1 --role s", 5), "super system\n");
   EXPECT_EQ(complete("--data-dir /tmp apikey create --ro", 5), "--role\n");
 }
 

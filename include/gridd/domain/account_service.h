@@ -59,11 +59,15 @@ class AccountService {
   NewApiKey CreateApiKey(const std::string& account, const std::string& role);
   std::vector<ApiKey> ListApiKeys(const std::optional<std::string>& account);
   void RevokeApiKey(const std::string& api_key);
+  // Gives an active key another role; requests signed with it use the new role at once.
+  ApiKey SetApiKeyRole(const std::string& api_key, const std::string& role);
   // The key's record (cached in memory after the first lookup); nullopt when unknown.
   std::optional<ApiKey> FindApiKey(const std::string& api_key);
 
   IpPoolInfo AddIpPool(const IpPoolRequest& request);
   std::vector<IpPoolInfo> ListIpPools();
+  // Removes a pool (given by id or CIDR) and its addresses; refused while any is assigned.
+  IpPoolInfo RemoveIpPool(const std::string& id_or_cidr);
   std::vector<Image> ListImages();
   // Adds a public image (or updates the one of that name) whose volume is in storage_pool.
   // Throws ApiError (400) naming the field for an unknown architecture or type.

@@ -40,6 +40,8 @@ void Insert(Connection& c, const ApiKey& key, const SecretBox& box);
 std::optional<ApiKey> FindByKey(Connection& c, const std::string& key, const SecretBox& box);
 std::vector<ApiKey> List(Connection& c, std::optional<int64_t> account_id, const SecretBox& box);
 bool Revoke(Connection& c, const std::string& key);
+// Changes an active key's role; false when no active key has that value.
+bool SetRole(Connection& c, const std::string& key, int64_t role);
 }  // namespace api_keys
 
 namespace datacenters {
@@ -67,6 +69,8 @@ struct Usage {
   int64_t assigned = 0;
 };
 Usage UsageOf(Connection& c, int64_t pool_id);
+// Removes the pool and all its addresses; the caller checks that none is assigned.
+void Delete(Connection& c, int64_t pool_id);
 }  // namespace ip_pools
 
 namespace ips {
@@ -185,6 +189,9 @@ void Retry(Connection& c, int64_t job_id, int64_t next_run_ms, const std::string
 // at once; `now_ms` is recorded as the time of the change. Returns how many.
 int RequeueExpired(Connection& c, int64_t expired_before_ms, int64_t now_ms);
 int64_t CountUnfinished(Connection& c);
+// Puts a Failed job back in the queue, runnable at once, as a fresh run (attempts 0), with a
+// Queued history entry carrying `note`. False when the job is not Failed.
+bool RequeueFailed(Connection& c, int64_t job_id, const std::string& note, int64_t now_ms);
 // Earliest next_run_ms of a Queued job, if any (for the worker's sleep).
 std::optional<int64_t> NextRunMs(Connection& c);
 }  // namespace jobs

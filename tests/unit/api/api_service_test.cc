@@ -928,6 +928,80 @@ TEST_F(ApiServiceTest, TheApiReferenceDocumentsEveryRouteAsRouted) {
   }
 }
 
+// docs/openapi.yaml describes exactly the routed paths (aliases included), and each method's
+// parameters there are the ones docs/api.md's table lists for it.
+TEST_F(ApiServiceTest, TheOpenApiDescriptionCoversEveryRouteWithApiMdsParameters) {
+  // Parameter names per method in api.md's tables ("| `a`, `b` | type | ...").
+  std::map<std::string, std::set<std::string>> api_md;
+  {
+    std::ifstream in(gridd::testing::SourceDir() / "docs" / "api.md");
+    ASSERT_TRUE(in) << "docs/api.md is missing";
+    std::string method;
+    bool in_methods = false;
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("# ", 0) == 0) in_methods = line == "# Methods";
+      if (!in_methods) continue;
+      if (line.rfind("## ", 0) == 0) {
+        method = "/" + line.substr(3);
+        std::replace(method.begin(), method.end(), '.', '/');
+        api_md[method];
+      } else if (!method.empty() && line.rfind("| `", 0) == 0) {
+        const std::string names = line.substr(1, line.find('|', 1) - 1);
+        for (std::size_t at = names.find('`'); at != std::string::npos;) {
+          const std::size_t end = names.find('`', at + 1);
+          api_md[method].insert(names.substr(at + 1, end - at - 1));
+          at = names.find('`', end + 1);
+        }
+      }
+    }
+  }
+  // Paths, and the parameter names of each path's get operation, from the YAML's fixed layout:
+  // paths at two spaces, "- name:" entries under "parameters:".
+  std::ifstream in(gridd::testing::SourceDir() / "docs" / "openapi.yaml");
+  ASSERT_TRUE(in) << "docs/openapi.yaml is missing";
+  std::map<std::string, std::set<std::string>> described;
+  std::string first_line;
+  std::getline(in, first_line);
+  bool in_paths = false;
+  bool openapi_31 = false;
+  std::string path, verb;
+  for (std::string line = first_line; in; std::getline(in, line)) {
+    if (line == "openapi: 3.1.0") openapi_31 = true;
+    if (!line.empty() && line[0] != ' ' && line[0] != '#') in_paths = line == "paths:";
+    if (!in_paths) continue;
+    if (line.size() > 3 && line.rfind("  /", 0) == 0 && line.back() == ':') {
+      path = line.substr(2, line.size() - 3);
+      EXPECT_FALSE(described.count(path)) << path << " is described twice";
+      described[path];
+    } else if (line.rfind("    ", 0) == 0 && line[4] != ' ') {
+      verb = line.substr(4, line.find(':') - 4);
+    } else if (verb == "get" && line.rfind("        - name: \"", 0) == 0) {
+      const std::size_t start = line.find('"') + 1;
+      described[path].insert(line.substr(start, line.rfind('"') - start));
+    }
+  }
+  EXPECT_TRUE(openapi_31) << "docs/openapi.yaml does not declare openapi: 3.1.0";
+  ASSERT_FALSE(described.empty()) << "no paths in docs/openapi.yaml";
+
+  std::set<std::string> routed;
+  for (const auto& [route_path, route] : api_.routes()) {
+    routed.insert(route_path);
+    auto it = described.find(route_path);
+    if (it == described.end()) {
+      ADD_FAILURE() << route_path << " is routed but not described in docs/openapi.yaml";
+      continue;
+    }
+    std::set<std::string> expected = api_md[route.method];
+    for (const char* common : {"api_key", "sig", "v", "format"}) expected.erase(common);
+    EXPECT_EQ(it->second, expected) << route_path << ": docs/openapi.yaml and docs/api.md list "
+                                    << "different parameters for " << route.method;
+  }
+  for (const auto& [described_path, params] : described) {
+    EXPECT_TRUE(routed.count(described_path))
+        << described_path << " is described in docs/openapi.yaml but not routed";
+  }
+}
+
 // ------------------------------------------------------------------- versions (spec §7, §8)
 
 // A signed GET at API version `v`.
