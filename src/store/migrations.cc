@@ -61,7 +61,9 @@ void RebuildWithAutoincrement(Connection& c, const std::string& table,
   for (const auto& sql : dependents) c.Exec(sql);
   // The copy set the sequence to the largest id left; ids of deleted rows that other tables
   // still name (jobs, metering) count too.
-  c.Exec("INSERT OR REPLACE INTO sqlite_sequence (name, seq) SELECT '" + table +
+  // (sqlite_sequence has no key to replace on, so its row is written anew.)
+  c.Exec("DELETE FROM sqlite_sequence WHERE name = '" + table + "'");
+  c.Exec("INSERT INTO sqlite_sequence (name, seq) SELECT '" + table +
          "', max(coalesce((SELECT max(id) FROM " + table + "), 0), coalesce((" + remembered_ids +
          "), 0))");
 }
