@@ -208,12 +208,12 @@ TEST_F(ImageTest, ASaveThatFailsLeavesNoImageAndTheServerAsItWas) {
   ApiClient client = daemon_.Client();
   const int64_t source = AddServer(client, "filler", "debian-12-amd64");
   ASSERT_GT(source, 0);
-  // The test driver's pool holds 100 GiB and each full copy of a 10 GiB disk reserves 10 GiB,
-  // so the pool fills after a few saves; the one that does not fit must fail cleanly.
+  // The test driver's pool holds 100 GiB and each full copy of a 4 GiB disk reserves 4 GiB,
+  // so the pool fills after about 24 saves; the one that does not fit must fail cleanly.
   std::optional<nlohmann::json> failed;
   std::vector<int64_t> kept;
   int64_t failed_id = 0;
-  for (int attempt = 0; attempt < 12 && !failed; ++attempt) {
+  for (int attempt = 0; attempt < 30 && !failed; ++attempt) {
     auto saved = CallOk(
         client, "grid/image/save",
         {{"server", std::to_string(source)}, {"friendlyName", "fill-" + std::to_string(attempt)}},
