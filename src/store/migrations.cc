@@ -70,8 +70,7 @@ void RebuildWithAutoincrement(Connection& c, const std::string& table,
 
 void NeverReuseObjectIds(Connection& c) {
   // Job object types (domain::job_object_type): 1 server, 2 load balancer, 5 image.
-  RebuildWithAutoincrement(c, "images",
-                           "SELECT max(object_id) FROM jobs WHERE object_type = 5");
+  RebuildWithAutoincrement(c, "images", "SELECT max(object_id) FROM jobs WHERE object_type = 5");
   RebuildWithAutoincrement(
       c, "servers",
       "SELECT max(m) FROM (SELECT max(object_id) AS m FROM jobs WHERE object_type = 1 "
