@@ -194,6 +194,11 @@ Config LoadConfig(const std::filesystem::path& path) {
     Fail(path, "reconciler.interval_seconds", "must be 0 (only at start) or more");
   }
 
+  Read(root, path, "images", "trash_retention_hours", config.image_trash_retention_hours);
+  if (config.image_trash_retention_hours < 0 || config.image_trash_retention_hours > 87600) {
+    Fail(path, "images.trash_retention_hours", "must be 0 (never purge) to 87600 (ten years)");
+  }
+
   Read(root, path, "loadbalancer", "enabled", config.lb_enabled);
   Read(root, path, "loadbalancer", "haproxy", config.haproxy_binary);
   Read(root, path, "loadbalancer", "health_check_interval_ms", config.lb_health_check_interval_ms);

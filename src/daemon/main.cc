@@ -246,7 +246,8 @@ int Run(int argc, char** argv) {
   // either behind) and then periodically; repairs are queued as jobs.
   gridd::jobs::Reconciler reconciler(db, *hypervisor, engine.get(), clock,
                                      [&runner] { runner.Notify(); },
-                                     {config.reconcile_remove_orphans});
+                                     {config.reconcile_remove_orphans,
+                                      int64_t{config.image_trash_retention_hours} * 3600 * 1000});
   try {
     const auto report = reconciler.RunOnce(true);
     spdlog::info("reconcile: {} domain(s), {} server(s), {} finding(s)", report.domains,

@@ -620,6 +620,11 @@ Image GridService::RestoreImage(const Caller& caller, const std::vector<Selector
     if (image.state != image_state::kTrash) {
       ThrowIllegalArgument("Image '" + image.name + "' is not in the Trash");
     }
+    // Its retention has passed and the purge of its volume is under way.
+    if (store::jobs::HasPending(c, domain::job_object_type::kServerImage, image.id)) {
+      ThrowIllegalArgument("Update already pending for image '" + image.name +
+                           "': its volume is being purged from the Trash");
+    }
     image.state = image_state::kAvailable;
     image.is_active = true;
     image.updated_ms = clock_.NowMs();

@@ -218,6 +218,12 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
     }
   }
 
+  // Trashed images past their retention: not drift, but the same periodic pass queues it.
+  if (options_.image_trash_retention_ms > 0 &&
+      QueueTrashPurges(db_, clock_, options_.image_trash_retention_ms) > 0) {
+    queued = true;
+  }
+
   if (queued && on_job_queued_) on_job_queued_();
   for (const auto& finding : report.findings) {
     // Label values from gridd's own vocabulary only (docs/architecture.md, metrics).

@@ -356,7 +356,78 @@ class ImageSaveHandler final : public JobHandler {
   ServerJobOptions options_;
 };
 
+// DeleteServerImage, queued by QueueTrashPurges: removes a trashed image's volume and marks
+// the image Deleted (hidden from every customer; the row stays so its id is never reused and
+// its jobs still name it). An image restored, or used by a server, meanwhile is left alone.
+class ImagePurgeHandler final : public JobHandler {
+ public:
+  ImagePurgeHandler(store::Database& db, virt::Hypervisor& hv, const Clock& clock)
+      : db_(db), hv_(hv), clock_(clock) {}
+
+  FinalWrite Run(const Job& job) override {
+    auto image = db_.Read([&](store::Connection& c) -> std::optional<domain::Image> {
+      auto found = store::images::GetAny(c, job.object_id);
+      if (!found || found->state != domain::image_state::kTrash || InUse(c, found->id)) {
+        return std::nullopt;
+      }
+      return found;
+    });
+    if (!image) return nullptr;
+    SetJobStep("the hypervisor to delete volume " + image->volume);
+    hv_.DeleteDisk(image->storage_pool, image->volume);
+    const int64_t image_id = image->id;
+    return [this, image_id](store::Connection& c) {
+      auto purged = store::images::GetAny(c, image_id);
+      if (!purged) return;
+      purged->state = domain::image_state::kDeleted;
+      purged->is_active = false;
+      purged->is_public = false;
+      purged->updated_ms = clock_.NowMs();
+      store::images::Update(c, *purged);
+    };
+  }
+
+  // The image stays in the Trash (restorable if its volume survived); the next pass after
+  // the retention queues the purge again.
+  void OnFailure(const Job&, store::Connection&) override {}
+
+ private:
+  static bool InUse(store::Connection& c, int64_t image_id) {
+    auto s = c.Prepare("SELECT 1 FROM servers WHERE image_id = ? LIMIT 1");
+    s.Bind(1, image_id);
+    return s.Step();
+  }
+
+  store::Database& db_;
+  virt::Hypervisor& hv_;
+  const Clock& clock_;
+};
+
 }  // namespace
+
+int QueueTrashPurges(store::Database& db, const Clock& clock, int64_t retention_ms) {
+  return db.Write([&](store::Connection& c) {
+    const int64_t now = clock.NowMs();
+    int queued = 0;
+    for (const auto& image : store::images::ListPurgeable(c, now - retention_ms)) {
+      Job job;
+      job.account_id = image.owner_account_id.value_or(0);
+      job.object_type = domain::job_object_type::kServerImage;
+      job.object_id = image.id;
+      job.object_name = image.name;
+      job.command = job_command::kDeleteServerImage;
+      job.owner = "gridd";
+      job.detail["type"] = "server_image";
+      job.detail["name"] = image.name;
+      job.detail["reason"] = "in the Trash since its retention period began";
+      store::jobs::Insert(c, job, now);
+      spdlog::info("images: purging the volume of {} ({}), in the Trash since {} ms", image.name,
+                   image.volume, image.updated_ms);
+      ++queued;
+    }
+    return queued;
+  });
+}
 
 std::string DomainName(int64_t server_id) { return "gridd-" + std::to_string(server_id); }
 std::string DiskVolume(int64_t server_id) { return "gridd-" + std::to_string(server_id) + ".qcow2"; }
@@ -413,6 +484,8 @@ void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor
   }
   runner.Register(job_command::kSaveServerImage,
                   std::make_shared<ImageSaveHandler>(db, hypervisor, clock, options));
+  runner.Register(job_command::kDeleteServerImage,
+                  std::make_shared<ImagePurgeHandler>(db, hypervisor, clock));
 }
 
 // Saved images' volumes are gone too: each is copied again from its parent's volume (parents
@@ -422,7 +495,10 @@ void RestoreVolatileImages(store::Database& db, virt::Hypervisor& hypervisor) {
   std::map<int64_t, const domain::Image*> by_id;
   for (const auto& image : images) by_id[image.id] = &image;
   for (const auto& image : images) {
-    if (!image.parent_image_id || image.state == domain::image_state::kSaving) continue;
+    if (!image.parent_image_id || image.state == domain::image_state::kSaving ||
+        image.state == domain::image_state::kDeleted) {
+      continue;  // nothing to copy yet, or purged on purpose
+    }
     auto parent = by_id.find(*image.parent_image_id);
     if (parent == by_id.end()) continue;
     try {

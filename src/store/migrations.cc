@@ -1,6 +1,8 @@
 // Versioned schema migrations. The database's PRAGMA user_version records how many have been
 // applied; each runs in its own transaction, so a crash mid-migration leaves the previous
 // version intact. Never edit a released migration: append a new one.
+#include <regex>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -9,8 +11,81 @@
 namespace gridd::store {
 namespace {
 
-const std::vector<std::string_view>& Migrations() {
-  static const std::vector<std::string_view> migrations = {
+// A migration is SQL text, or code for what SQL alone cannot say (rebuilding a table whatever
+// columns earlier migrations gave it).
+struct Migration {
+  Migration(const char* sql_text) : sql(sql_text) {}  // NOLINT: a list of SQL texts reads best
+  explicit Migration(void (*code_fn)(Connection&)) : code(code_fn) {}
+  std::string_view sql;
+  void (*code)(Connection&) = nullptr;
+};
+
+// Rebuilds `table` with `id INTEGER PRIMARY KEY AUTOINCREMENT`, keeping its columns, rows,
+// indexes and triggers. Without AUTOINCREMENT SQLite gives a new row the largest id plus one,
+// so deleting the newest row hands its id to the next one. The sequence starts above every id
+// the table ever handed out that other tables still remember (`remembered_ids` is a query
+// returning such ids). Runs with foreign keys off (see Migrate), as SQLite's table-rebuild
+// procedure requires: dropping the old table must not cascade into its children.
+void RebuildWithAutoincrement(Connection& c, const std::string& table,
+                              const std::string& remembered_ids) {
+  std::string create;
+  {
+    auto read_sql = c.Prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?");
+    read_sql.Bind(1, table);
+    if (!read_sql.Step()) throw StoreError(0, "migration 5: no table " + table);
+    create = read_sql.Text(0);
+  }
+  if (create.find("AUTOINCREMENT") != std::string::npos) return;
+  const std::regex head("^CREATE TABLE \"?" + table + "\"?\\s*\\(");
+  const std::regex id_column("\\bid\\s+INTEGER\\s+PRIMARY\\s+KEY\\b", std::regex::icase);
+  if (!std::regex_search(create, head) || !std::regex_search(create, id_column)) {
+    throw StoreError(0, "migration 5: unexpected schema of " + table + ": " + create);
+  }
+  std::string rebuilt = std::regex_replace(create, head, "CREATE TABLE " + table + "_rebuilt (",
+                                           std::regex_constants::format_first_only);
+  rebuilt = std::regex_replace(rebuilt, id_column, "id INTEGER PRIMARY KEY AUTOINCREMENT",
+                               std::regex_constants::format_first_only);
+  std::vector<std::string> dependents;  // indexes and triggers, recreated after the swap
+  {
+    auto read_dependents = c.Prepare(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND "
+        "sql IS NOT NULL");
+    read_dependents.Bind(1, table);
+    while (read_dependents.Step()) dependents.push_back(read_dependents.Text(0));
+  }
+
+  c.Exec(rebuilt);
+  c.Exec("INSERT INTO " + table + "_rebuilt SELECT * FROM " + table);
+  c.Exec("DROP TABLE " + table);
+  c.Exec("ALTER TABLE " + table + "_rebuilt RENAME TO " + table);
+  for (const auto& sql : dependents) c.Exec(sql);
+  // The copy set the sequence to the largest id left; ids of deleted rows that other tables
+  // still name (jobs, metering) count too.
+  // (sqlite_sequence has no key to replace on, so its row is written anew.)
+  c.Exec("DELETE FROM sqlite_sequence WHERE name = '" + table + "'");
+  c.Exec("INSERT INTO sqlite_sequence (name, seq) SELECT '" + table +
+         "', max(coalesce((SELECT max(id) FROM " + table + "), 0), coalesce((" + remembered_ids +
+         "), 0))");
+}
+
+void NeverReuseObjectIds(Connection& c) {
+  // Job object types (domain::job_object_type): 1 server, 2 load balancer, 5 image.
+  RebuildWithAutoincrement(c, "images", "SELECT max(object_id) FROM jobs WHERE object_type = 5");
+  RebuildWithAutoincrement(
+      c, "servers",
+      "SELECT max(m) FROM (SELECT max(object_id) AS m FROM jobs WHERE object_type = 1 "
+      "UNION ALL SELECT max(server_id) FROM server_usage)");
+  RebuildWithAutoincrement(
+      c, "load_balancers",
+      "SELECT max(m) FROM (SELECT max(object_id) AS m FROM jobs WHERE object_type = 2 "
+      "UNION ALL SELECT max(load_balancer_id) FROM transfer_usage "
+      "UNION ALL SELECT max(load_balancer_id) FROM transfer_counters)");
+  RebuildWithAutoincrement(c, "passwords", "SELECT NULL");
+  RebuildWithAutoincrement(c, "jobs", "SELECT max(job_id) FROM job_history");
+}
+
+const std::vector<Migration>& Migrations() {
+  static const std::vector<Migration> migrations = {
       // 1: accounts, keys, datacenters, addresses, images, servers, passwords, jobs.
       R"sql(
 CREATE TABLE accounts (
@@ -225,6 +300,9 @@ CREATE TABLE idempotent_requests (
 );
 CREATE INDEX idempotent_requests_by_age ON idempotent_requests(created_ms);
 )sql",
+      // 5: an id handed to a client is never handed out again: images, servers, load
+      // balancers, passwords and jobs get AUTOINCREMENT (IPs are never deleted).
+      Migration(&NeverReuseObjectIds),
   };
   return migrations;
 }
@@ -234,26 +312,47 @@ CREATE INDEX idempotent_requests_by_age ON idempotent_requests(created_ms);
 int LatestSchemaVersion() { return static_cast<int>(Migrations().size()); }
 
 int Migrate(Connection& connection) {
-  auto version_query = connection.Prepare("PRAGMA user_version");
-  version_query.Step();
-  int version = static_cast<int>(version_query.Int(0));
+  int version = 0;
+  {
+    // Scoped: an unfinished statement would keep a table rebuild from dropping its table.
+    auto version_query = connection.Prepare("PRAGMA user_version");
+    version_query.Step();
+    version = static_cast<int>(version_query.Int(0));
+  }
   const auto& migrations = Migrations();
   if (version > static_cast<int>(migrations.size())) {
     throw StoreError(0, "database schema version " + std::to_string(version) +
                             " is newer than this gridd understands (" +
                             std::to_string(migrations.size()) + ")");
   }
+  // Foreign keys are off while migrating (the pragma has no effect inside a transaction), so
+  // a table rebuild does not cascade; each migration is checked before it commits instead.
+  connection.Exec("PRAGMA foreign_keys = OFF");
   for (size_t i = static_cast<size_t>(version); i < migrations.size(); ++i) {
     connection.Exec("BEGIN IMMEDIATE");
     try {
-      connection.Exec(migrations[i]);
+      if (migrations[i].code) {
+        migrations[i].code(connection);
+      } else {
+        connection.Exec(migrations[i].sql);
+      }
+      bool violated = false;
+      {
+        auto check = connection.Prepare("PRAGMA foreign_key_check");
+        violated = check.Step();
+      }
+      if (violated) {
+        throw StoreError(0, "migration " + std::to_string(i + 1) + " breaks a foreign key");
+      }
       connection.Exec("PRAGMA user_version = " + std::to_string(i + 1));
       connection.Exec("COMMIT");
     } catch (...) {
       connection.Exec("ROLLBACK");
+      connection.Exec("PRAGMA foreign_keys = ON");
       throw;
     }
   }
+  connection.Exec("PRAGMA foreign_keys = ON");
   return static_cast<int>(migrations.size());
 }
 

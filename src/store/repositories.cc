@@ -346,7 +346,9 @@ Image Row(const Statement& s) {
   return image;
 }
 // Public images are everyone's; a published customer image in the Trash is only its owner's.
-constexpr const char* kVisible = "(m.owner_account_id = ?1 OR (m.is_public = 1 AND m.state != 4)) ";
+// A purged image (Deleted, its volume gone) is no one's: its row stays so its id and jobs do.
+constexpr const char* kVisible =
+    "m.state != 3 AND (m.owner_account_id = ?1 OR (m.is_public = 1 AND m.state != 4)) ";
 }  // namespace
 
 int64_t UpsertPublic(Connection& c, const Image& image, int64_t now_ms) {
@@ -463,6 +465,20 @@ void Update(Connection& c, const Image& image) {
 
 void Delete(Connection& c, int64_t id) {
   c.Prepare("DELETE FROM images WHERE id = ?").Bind(1, id).Run();
+}
+
+std::vector<Image> ListPurgeable(Connection& c, int64_t trashed_before_ms) {
+  // Job object type 5 is ServerImage; states 1 and 2 are Queued and Processing.
+  auto s = c.Prepare(std::string(kSelect) +
+                     "WHERE m.state = 4 AND m.owner_account_id IS NOT NULL AND "
+                     "m.updated_ms <= ?1 "
+                     "AND NOT EXISTS (SELECT 1 FROM servers s WHERE s.image_id = m.id) "
+                     "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.object_type = 5 AND "
+                     "j.object_id = m.id AND j.state IN (1, 2)) ORDER BY m.id");
+  s.Bind(1, trashed_before_ms);
+  std::vector<Image> out;
+  while (s.Step()) out.push_back(Row(s));
+  return out;
 }
 }  // namespace images
 

@@ -97,6 +97,30 @@ std::string Mismatch(const json& expected, const json& actual, const std::string
   return "";
 }
 
+// Lines of docs/api.md that hold a curl command outside an `sh example` block: an example
+// nobody runs can drift from the code unnoticed.
+std::vector<size_t> UntestedCurlLines(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::vector<size_t> out;
+  std::string line;
+  std::string fence;  // the info string of the fenced block being read, "plain" for none
+  for (size_t number = 1; std::getline(in, line); ++number) {
+    if (line.starts_with("```")) {
+      fence = fence.empty() ? (line.size() > 3 ? line.substr(3) : "plain") : "";
+      continue;
+    }
+    if (!fence.empty() && fence != "sh example" && line.find("curl ") != std::string::npos) {
+      out.push_back(number);
+    }
+  }
+  return out;
+}
+
+TEST(ApiDocTest, EveryCurlCommandInTheReferenceIsATestedExample) {
+  EXPECT_EQ(UntestedCurlLines(SourceDir() / "docs" / "api.md"), std::vector<size_t>{})
+      << "mark these blocks `sh example` and give each its `json response`";
+}
+
 TEST(ApiDocTest, EveryExampleInTheReferenceAnswersAsShown) {
   const auto examples = ReadExamples(SourceDir() / "docs" / "api.md");
   ASSERT_GE(examples.size(), 20u) << "docs/api.md has too few examples";

@@ -208,11 +208,12 @@ TEST_F(ImageTest, ASaveThatFailsLeavesNoImageAndTheServerAsItWas) {
   ApiClient client = daemon_.Client();
   const int64_t source = AddServer(client, "filler", "debian-12-amd64");
   ASSERT_GT(source, 0);
-  // The test driver's pool holds 100 GiB and each full copy of a 10 GiB disk reserves 10 GiB,
-  // so the pool fills after a few saves; the one that does not fit must fail cleanly.
+  // The test driver's pool holds 100 GiB and each full copy of a 4 GiB disk reserves 4 GiB,
+  // so the pool fills after about 24 saves; the one that does not fit must fail cleanly.
   std::optional<nlohmann::json> failed;
   std::vector<int64_t> kept;
-  for (int attempt = 0; attempt < 12 && !failed; ++attempt) {
+  int64_t failed_id = 0;
+  for (int attempt = 0; attempt < 30 && !failed; ++attempt) {
     auto saved = CallOk(
         client, "grid/image/save",
         {{"server", std::to_string(source)}, {"friendlyName", "fill-" + std::to_string(attempt)}},
@@ -221,6 +222,7 @@ TEST_F(ImageTest, ASaveThatFailsLeavesNoImageAndTheServerAsItWas) {
     auto job = WaitForSaveJob(client, name);
     if (job["currentstate"]["name"] == "Failed") {
       failed = job;
+      failed_id = saved["list"][0]["id"];
       EXPECT_EQ(client.Call("grid/image/get", {{"name", name}}).status, 400u)
           << "the failed image must be gone";
     } else {
@@ -229,6 +231,14 @@ TEST_F(ImageTest, ASaveThatFailsLeavesNoImageAndTheServerAsItWas) {
   }
   ASSERT_TRUE(failed.has_value()) << "the pool never filled up";
   EXPECT_FALSE(kept.empty());
+  // The failed image's id is never handed out again: a client still holding it must not
+  // find a different image under it.
+  auto after = CallOk(client, "grid/image/save",
+                      {{"server", std::to_string(source)}, {"friendlyName", "after-failure"}},
+                      "POST");
+  EXPECT_GT(after["list"][0]["id"].get<int64_t>(), failed_id);
+  WaitForSaveJob(client, after["list"][0]["name"]);
+  EXPECT_EQ(client.Call("grid/image/get", {{"id", std::to_string(failed_id)}}).status, 400u);
   const std::string message =
       failed->value("detail", nlohmann::json::object()).dump() + failed->dump();
   EXPECT_NE(message.find("space"), std::string::npos) << "a clear reason: " << message;

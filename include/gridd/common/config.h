@@ -72,6 +72,8 @@ struct Config {
   // [reconciler]
   int reconcile_interval_seconds = 60;  // 0: only at start
   bool reconcile_remove_orphans = false;
+  // [images]
+  int image_trash_retention_hours = 72;  // then a trashed image's volume is purged; 0: never
   // [loadbalancer]
   bool lb_enabled = false;
   std::string haproxy_binary = "/usr/sbin/haproxy";

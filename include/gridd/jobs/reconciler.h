@@ -29,6 +29,7 @@ namespace gridd::jobs {
 
 struct ReconcilerOptions {
   bool remove_orphans = false;  // undefine gridd-tagged domains that have no server row
+  int64_t image_trash_retention_ms = 0;  // purge trashed images' volumes after this; 0: never
 };
 
 struct ReconcileFinding {

@@ -24,10 +24,15 @@ struct ServerJobOptions {
   std::string domain_type = "qemu";  // "kvm" or "qemu" (the test driver overrides it)
 };
 
-// Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer and
-// SaveServerImage.
+// Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer,
+// SaveServerImage and DeleteServerImage (the purge of a trashed image's volume).
 void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
                         const Clock& clock, ServerJobOptions options);
+
+// Queues a DeleteServerImage job (owner "gridd") for every image that has been in the Trash
+// for `retention_ms` or longer and that no server uses; an image a server still runs on waits
+// until its last such server is deleted. Returns how many jobs were queued.
+int QueueTrashPurges(store::Database& db, const Clock& clock, int64_t retention_ms);
 
 // Domain name, disk volume, seed volume and console log gridd uses for a server.
 std::string DomainName(int64_t server_id);

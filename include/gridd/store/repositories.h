@@ -101,6 +101,9 @@ std::vector<Image> ListAll(Connection& c);
 int64_t InsertPrivate(Connection& c, const Image& image);
 // Writes what a customer or a job may change: names, flags, state and updated time.
 void Update(Connection& c, const Image& image);
+// Images in the Trash since `trashed_before_ms` or earlier (their last change) that no server
+// uses and no job is pending on: their volumes may be purged.
+std::vector<Image> ListPurgeable(Connection& c, int64_t trashed_before_ms);
 void Delete(Connection& c, int64_t id);
 }  // namespace images
 

@@ -78,6 +78,7 @@ TEST(LoadConfigTest, ParsesEveryKeyOfTheShippedConfiguration) {
             config.job_deadlines_by_command.end());
   EXPECT_EQ(config.reconcile_interval_seconds, 60);
   EXPECT_FALSE(config.reconcile_remove_orphans);
+  EXPECT_EQ(config.image_trash_retention_hours, 72);
 
   EXPECT_TRUE(config.lb_enabled);
   EXPECT_EQ(config.haproxy_binary, "/usr/sbin/haproxy");
@@ -270,6 +271,10 @@ TEST(LoadConfigTest, BadNumbersNameTheKeyAndTheProblem) {
       {"[reconciler]\ninterval_seconds = -1\n", "reconciler.interval_seconds: out of range"},
       {"[reconciler]\nremove_orphans = \"yes\"\n",
        "reconciler.remove_orphans: expected true or false"},
+      {"[images]\ntrash_retention_hours = -1\n", "images.trash_retention_hours: out of range"},
+      {"[images]\ntrash_retention_hours = 87601\n",
+       "images.trash_retention_hours: must be 0 (never purge) to 87600"},
+      {"[images]\ntrash_retention_hours = \"3d\"\n", "images.trash_retention_hours: expected"},
   };
   for (const Case& c : cases) {
     const std::string message = LoadError(c.toml);

@@ -16,6 +16,7 @@
 
 #include "gridd/common/config.h"
 #include "gridd/common/crypto.h"
+#include "gridd/common/error.h"
 #include "gridd/domain/account_service.h"
 #include "gridd/domain/grid_service.h"
 #include "gridd/store/repositories.h"
@@ -599,6 +600,121 @@ TEST_F(ReconcilerTest, ServersWithAJobPendingAreLeftToThatJob) {
   EXPECT_TRUE(MakeReconciler().RunOnce().findings.empty());
   RunJobs();
   ExpectLastJobSucceeded(id);
+}
+
+// ------------------------------------------------------------------------- trash retention
+class TrashRetentionTest : public ServerJobsTest {
+ protected:
+  static constexpr int64_t kRetentionMs = 72LL * 3600 * 1000;
+
+  Reconciler MakeReconciler() {
+    ReconcilerOptions options;
+    options.image_trash_retention_ms = kRetentionMs;
+    return Reconciler(db_, *hypervisor_, nullptr, clock_, nullptr, options);
+  }
+
+  // A saved, Available image of a new server.
+  domain::Image SavedImage() {
+    const int64_t source = AddServer("source");
+    RunJobs();
+    const domain::Image image = SaveImage(grid_, caller_, source);
+    RunJobs();
+    EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+    return image;
+  }
+
+  // Queues what the reconciler's pass finds due and runs it.
+  void PassAndRunJobs() {
+    MakeReconciler().RunOnce();
+    RunJobs();
+  }
+
+  std::optional<domain::Image> Visible(int64_t id) {
+    return db_.Read([&](store::Connection& c) {
+      return store::images::GetVisible(c, caller_.account_id, id);
+    });
+  }
+};
+
+TEST_F(TrashRetentionTest, ATrashedImagesVolumeIsPurgedOnceItsRetentionHasPassed) {
+  const domain::Image image = SavedImage();
+  grid_.DeleteImage(caller_, ById(image.id));
+  clock_.AdvanceMs(kRetentionMs - 1);
+  PassAndRunJobs();
+  EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume)) << "purged early";
+  ASSERT_TRUE(Visible(image.id).has_value());
+  EXPECT_EQ(Visible(image.id)->state, domain::image_state::kTrash);
+
+  clock_.AdvanceMs(1);
+  PassAndRunJobs();
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  const domain::Job job = LastJob(image.id);
+  EXPECT_EQ(job.command, domain::job_command::kDeleteServerImage);
+  EXPECT_EQ(job.state, job_state::kSucceeded) << job.error.value_or("(no error)");
+  // Gone for the customer: not listed, not restorable; the row (and so its id) stays.
+  EXPECT_FALSE(Visible(image.id).has_value());
+  EXPECT_THROW(grid_.RestoreImage(caller_, ById(image.id)), gridd::ApiError);
+  auto row = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); });
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->state, domain::image_state::kDeleted);
+  // Purged once: later passes queue nothing for it.
+  EXPECT_EQ(QueueTrashPurges(db_, clock_, kRetentionMs), 0);
+}
+
+TEST_F(TrashRetentionTest, AnImageServersStillRunOnWaitsForTheLastOfThem) {
+  const domain::Image image = SavedImage();
+  domain::IpFilter free_ips;
+  free_ips.state = domain::ip_state::kUnassigned;
+  free_ips.type = domain::ip_type::kPublic;
+  domain::ServerAddRequest request;
+  request.name = "built-from-it";
+  request.image = image.name;
+  request.ram = "512MB";
+  request.ip = grid_.ListIps(caller_, free_ips).front().address;
+  const int64_t user = grid_.AddServer(caller_, request).server.id;
+  RunJobs();
+  grid_.DeleteImage(caller_, ById(image.id));
+  clock_.AdvanceMs(2 * kRetentionMs);
+  PassAndRunJobs();
+  // The server's disk is an overlay on the image's volume: it stays while the server does.
+  EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(Visible(image.id)->state, domain::image_state::kTrash);
+  EXPECT_EQ(hypervisor_->State(DomainName(user)), PowerState::kRunning);
+
+  grid_.DeleteServer(caller_, ById(user));
+  RunJobs();
+  PassAndRunJobs();
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_FALSE(Visible(image.id).has_value());
+}
+
+TEST_F(TrashRetentionTest, ARestoredImageIsKeptAndZeroRetentionKeepsTrashForever) {
+  const domain::Image image = SavedImage();
+  grid_.DeleteImage(caller_, ById(image.id));
+  clock_.AdvanceMs(kRetentionMs / 2);
+  grid_.RestoreImage(caller_, ById(image.id));
+  clock_.AdvanceMs(kRetentionMs);
+  PassAndRunJobs();
+  EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(Visible(image.id)->state, domain::image_state::kAvailable);
+
+  // Retention restarts at the next delete; with retention 0 nothing is ever purged.
+  grid_.DeleteImage(caller_, ById(image.id));
+  clock_.AdvanceMs(100 * kRetentionMs);
+  Reconciler(db_, *hypervisor_, nullptr, clock_, nullptr, ReconcilerOptions{}).RunOnce();
+  RunJobs();
+  EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(Visible(image.id)->state, domain::image_state::kTrash);
+}
+
+TEST_F(TrashRetentionTest, AnImageCannotBeRestoredWhileItsPurgeIsQueued) {
+  const domain::Image image = SavedImage();
+  grid_.DeleteImage(caller_, ById(image.id));
+  clock_.AdvanceMs(kRetentionMs);
+  ASSERT_EQ(QueueTrashPurges(db_, clock_, kRetentionMs), 1);
+  EXPECT_THROW(grid_.RestoreImage(caller_, ById(image.id)), gridd::ApiError);
+  RunJobs();
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
 }
 
 }  // namespace

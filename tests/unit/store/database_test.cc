@@ -94,6 +94,93 @@ TEST(DatabaseTest, ReopeningKeepsDataAndDoesNotMigrateAgain) {
   });
 }
 
+// A database written before migration 5, with objects already deleted: the upgrade keeps
+// every row (none cascades away), and no id a client was ever given comes back.
+TEST(DatabaseTest, UpgradeNeverHandsOutTheIdsOfObjectsDeletedBeforeIt) {
+  const std::string path = TempDatabase();
+  {
+    // The schema as it was before migration 5: today's, without AUTOINCREMENT.
+    std::vector<std::string> old_schema;
+    Database current(":memory:");
+    current.Read([&](Connection& c) {
+      auto s = c.Prepare(
+          "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name != 'sqlite_sequence' "
+          "ORDER BY type = 'index', rowid");
+      while (s.Step()) {
+        std::string sql = s.Text(0);
+        for (auto at = sql.find(" AUTOINCREMENT"); at != std::string::npos;
+             at = sql.find(" AUTOINCREMENT")) {
+          sql.erase(at, std::string(" AUTOINCREMENT").size());
+        }
+        old_schema.push_back(sql);
+      }
+    });
+    Connection old(path);
+    for (const auto& sql : old_schema) old.Exec(sql);
+    old.Exec(R"sql(
+INSERT INTO accounts VALUES (1, 'alice', 0);
+INSERT INTO datacenters VALUES (1, 'US-West-1', 'US West 1');
+INSERT INTO operating_systems VALUES (10, 'CentOS 5.1 (64-bit)', 'CentOS');
+INSERT INTO ip_pools VALUES (1, 1, 1, 1, '10.1.0.0/24', '10.1.0.0/255.255.255.0', 'net', 0);
+INSERT INTO ips VALUES (1, 1, 1, '10.1.0.2', 2, 3), (2, 1, 1, '10.1.0.3', 2, NULL),
+                       (3, 1, 1, '10.1.0.4', 1, NULL);
+INSERT INTO images (id, owner_account_id, name, friendly_name, os_id, architecture, type, state,
+                    location, is_public, storage_pool, volume, created_ms, updated_ms,
+                    parent_image_id)
+  VALUES (1, NULL, 'base', 'Base', 10, 2, 1, 2, 'gridd/base', 1, 'gridd', 'base.qcow2', 0, 0,
+          NULL),
+         (2, 1, 'GSI-saved', 'Saved', 10, 2, 2, 2, 'gridd/saved', 0, 'gridd', 'saved.qcow2', 0,
+          0, 1);
+INSERT INTO servers (id, account_id, name, image_id, ram, type, state, ip_id, mac, created_ms,
+                     updated_ms)
+  VALUES (3, 1, 'web1', 2, 1, 1, 1, 1, '52:54:00:00:00:01', 0, 0);
+INSERT INTO load_balancers (id, account_id, name, vip_id, port, type, persistence, state,
+                            created_ms, updated_ms)
+  VALUES (4, 1, 'lb1', 2, 80, 1, 1, 1, 0, 0);
+INSERT INTO load_balancer_members (lb_id, position, ip_id, port) VALUES (4, 0, 3, 8080);
+-- Ids handed out earlier whose rows are gone: image 9 (a failed save), server 7 and load
+-- balancer 5, remembered by their jobs and metering.
+INSERT INTO jobs (id, account_id, object_type, object_id, object_name, command, state, owner,
+                  detail, next_run_ms, created_ms, updated_ms)
+  VALUES (20, 1, 5, 9, 'GSI-failed', 12, 4, 'k@api', '{}', 0, 0, 0),
+         (21, 1, 1, 7, 'gone', 1, 3, 'k@api', '{}', 0, 0, 0);
+INSERT INTO server_usage (account_id, server_id, ram, powered_on, start_ms, end_ms)
+  VALUES (1, 7, 1, 1, 0, 10);
+INSERT INTO transfer_counters VALUES (5, 0, 0, 0);
+PRAGMA user_version = 4;
+)sql");
+  }
+  Database upgraded(path);
+  ASSERT_EQ(upgraded.schema_version(), LatestSchemaVersion());
+  auto count = [](Connection& c, const std::string& sql) {
+    auto s = c.Prepare(sql);
+    s.Step();
+    return s.Int(0);
+  };
+  upgraded.Read([&](Connection& c) {
+    EXPECT_EQ(count(c, "SELECT count(*) FROM images"), 2);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM servers"), 1);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM load_balancer_members"), 1) << "no cascade";
+    EXPECT_EQ(count(c, "SELECT count(*) FROM jobs"), 2);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM sqlite_master WHERE name = 'servers_by_account'"),
+              1);
+    auto saved = images::GetAny(c, 2);
+    ASSERT_TRUE(saved.has_value());
+    EXPECT_EQ(saved->parent_image_id, 1);
+  });
+  upgraded.Write([&](Connection& c) {
+    Image image = *images::GetAny(c, 2);
+    image.name = "GSI-next";
+    EXPECT_GT(images::InsertPrivate(c, image), 9);
+    EXPECT_GT(count(c, "SELECT seq FROM sqlite_sequence WHERE name = 'servers'"), 6);
+    EXPECT_GT(count(c, "SELECT seq FROM sqlite_sequence WHERE name = 'load_balancers'"), 4);
+    EXPECT_EQ(count(c, "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"), 21);
+  });
+  // Foreign keys are enforced again after the upgrade.
+  EXPECT_THROW(upgraded.Write([](Connection& c) { c.Exec("DELETE FROM images WHERE id = 1"); }),
+               StoreError);
+}
+
 TEST(DatabaseTest, RefusesADatabaseFromANewerGridd) {
   const std::string path = TempDatabase();
   { Database db(path); }

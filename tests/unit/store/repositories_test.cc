@@ -419,6 +419,39 @@ TEST_F(RepositoriesTest, ServerUpdateAndDelete) {
   EXPECT_FALSE(db_.Read([&](Connection& c) { return servers::GetAny(c, id); }).has_value());
 }
 
+// A client may still hold the id of a deleted object (a failed image save, a deleted server):
+// the next object must not answer to it.
+TEST_F(RepositoriesTest, IdsOfDeletedImagesAndServersAreNeverHandedOutAgain) {
+  auto save = [&](const std::string& name) {
+    return db_.Write([&](Connection& c) {
+      Image image;
+      image.owner_account_id = alice_;
+      image.name = name;
+      image.friendly_name = name;
+      image.os_id = 10;
+      image.state = domain::image_state::kSaving;
+      image.location = "gridd/" + name;
+      image.storage_pool = "gridd";
+      image.volume = name + ".qcow2";
+      image.parent_image_id = image_;
+      return images::InsertPrivate(c, image);
+    });
+  };
+  const int64_t failed = save("GSI-failed");
+  db_.Write([&](Connection& c) { images::Delete(c, failed); });
+  const int64_t next = save("GSI-next");
+  EXPECT_GT(next, failed);
+  EXPECT_FALSE(db_.Read([&](Connection& c) { return images::GetAny(c, failed); }).has_value());
+
+  const int64_t pool = MakePool(1, 2);
+  db_.Write([&](Connection& c) { ip_pools::AllocateBlock(c, pool, alice_, 2); });
+  const int64_t deleted = MakeServer(alice_, OwnedIp(alice_, "10.1.0.2").id, "web1");
+  db_.Write([&](Connection& c) { servers::Delete(c, deleted, kNow + 1); });
+  const int64_t server = MakeServer(alice_, OwnedIp(alice_, "10.1.0.3").id, "web2");
+  EXPECT_GT(server, deleted);
+  EXPECT_FALSE(db_.Read([&](Connection& c) { return servers::GetAny(c, deleted); }).has_value());
+}
+
 // ------------------------------------------------------------------------------------- usage
 TEST_F(RepositoriesTest, EveryServerChangeKeepsOneOpenUsageIntervalInStep) {
   const int64_t pool = MakePool(1, 2);

@@ -145,14 +145,14 @@ TEST_F(LibvirtHypervisorTest, EnsureDiskCreatesOverlayOnce) {
   const std::string xml = VolumeXml("gridd-7.qcow2");
   EXPECT_NE(xml.find("<backingStore>"), std::string::npos) << xml;
   EXPECT_NE(xml.find("/var/lib/gridd/images/debian-12-amd64.qcow2"), std::string::npos) << xml;
-  EXPECT_NE(xml.find("<capacity unit='bytes'>10737418240</capacity>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<capacity unit='bytes'>4294967296</capacity>"), std::string::npos) << xml;
 
   EXPECT_NO_THROW(hypervisor_->EnsureDisk(disk));
   EXPECT_EQ(VolumeXml("gridd-7.qcow2"), xml);
 }
 
 TEST_F(LibvirtHypervisorTest, OverlaysDoNotExhaustThePool) {
-  // Full clones would fill the test driver's fixed 100 GiB pool after about ten servers.
+  // Full clones would fill the test driver's fixed 100 GiB pool after about 24 servers.
   for (int i = 0; i < 50; ++i) {
     hypervisor_->EnsureDisk(DiskSpec{kPool, kImage, "gridd-" + std::to_string(i) + ".qcow2"});
   }
@@ -195,7 +195,7 @@ TEST_F(LibvirtHypervisorTest, CopyVolumeMakesAStandaloneCopyInTheStatedFormat) {
   EXPECT_EQ(xml.find("<backingStore>"), std::string::npos) << "a copy needs no backing file\n"
                                                            << xml;
   EXPECT_NE(xml.find("<format type='qcow2'/>"), std::string::npos) << xml;
-  EXPECT_NE(xml.find("<capacity unit='bytes'>10737418240</capacity>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<capacity unit='bytes'>4294967296</capacity>"), std::string::npos) << xml;
   // The source is untouched, and a server's disk can be an overlay on the copy.
   EXPECT_TRUE(hypervisor_->VolumeExists(kPool, "gridd-7.qcow2"));
   hypervisor_->EnsureDisk(DiskSpec{kPool, "gridd-image-a.qcow2", "gridd-8.qcow2"});
@@ -216,11 +216,11 @@ TEST_F(LibvirtHypervisorTest, CopyVolumeReplacesALeftoverAndFailsWithoutLeavingO
             HypervisorErrorKind::kNotFound);
   EXPECT_FALSE(hypervisor_->VolumeExists(kPool, "gridd-image-c.qcow2"));
 
-  // Each full copy reserves the source's 10 GiB in the 100 GiB pool: the copy that does not
+  // Each full copy reserves the source's 4 GiB in the 100 GiB pool: the copy that does not
   // fit fails with libvirt's reason and leaves nothing behind.
   std::string failure;
   int copies = 0;
-  for (int i = 0; i < 12 && failure.empty(); ++i) {
+  for (int i = 0; i < 30 && failure.empty(); ++i) {
     const std::string target = "gridd-image-fill-" + std::to_string(i) + ".qcow2";
     try {
       hypervisor_->CopyVolume(kPool, "gridd-7.qcow2", target, "qcow2");
