@@ -244,7 +244,10 @@ ApiService::ApiService(domain::GridService& grid, domain::AccountService& accoun
       accounts_(accounts),
       balancers_(balancers),
       clock_(clock),
-      verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds) {
+      verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds),
+      per_key_(options.per_key_limits),
+      per_address_(options.per_address_limits),
+      failed_auth_(options.failed_auth_limits) {
   AddRoutes();
 }
 
@@ -288,6 +291,22 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
     response.api_key_id = api_key_id;
     return response;
   };
+  // Over a limit: 429 with the envelope in the requested format and Retry-After.
+  auto throttled = [&](int retry_after, const std::string& message) {
+    spdlog::info("api: {} throttled: {}", method, message);
+    HttpResponse response = FailureResponse(format, 429, method, ErrorClass::kTooManyRequests,
+                                            message + "; retry after " +
+                                                std::to_string(retry_after) + " s");
+    response.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    return answer(std::move(response));
+  };
+  const double now_seconds = static_cast<double>(clock_.NowMs()) / 1000.0;
+  if (auto wait = per_address_.Acquire(request.remote_address, now_seconds)) {
+    return throttled(*wait, "Too many requests from this address");
+  }
+  if (auto wait = failed_auth_.Exhausted(request.remote_address, now_seconds)) {
+    return throttled(*wait, "Too many failed authentications from this address");
+  }
   try {
     if (request.method != "GET" && request.method != "POST") {
       ThrowIllegalArgument("HTTP method " + request.method + " is not supported; use GET or POST");
@@ -304,15 +323,20 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
     const auto api_key = params.Get("api_key");
     const auto sig = params.Get("sig");
     if (!api_key || api_key->empty() || !sig || sig->empty()) {
+      failed_auth_.Acquire(request.remote_address, now_seconds);
       throw ApiError(ErrorClass::kAuthenticationFailed,
                      "Authentication Failed: api_key and sig are required");
     }
     const auto key = accounts_.FindApiKey(*api_key);
     if (!key || !verifier_.Verify(key->key, key->shared_secret, *sig, clock_.NowSeconds())) {
+      failed_auth_.Acquire(request.remote_address, now_seconds);
       throw ApiError(ErrorClass::kAuthenticationFailed,
                      "Authentication Failed: unknown api_key or invalid or expired signature");
     }
     api_key_id = std::to_string(key->id);
+    if (auto wait = per_key_.Acquire(api_key_id, now_seconds)) {
+      return throttled(*wait, "Too many requests with this API key");
+    }
     if ((route.roles & MaskFor(key->role)) == 0) {
       throw ApiError(ErrorClass::kUnauthorized, std::string("Unauthorized: a ") +
                                                     domain::RoleName(key->role) +

@@ -10,6 +10,7 @@
 
 #include "gridd/api/http_server.h"
 #include "gridd/api/params.h"
+#include "gridd/api/rate_limiter.h"
 #include "gridd/api/render.h"
 #include "gridd/api/signature.h"
 #include "gridd/common/clock.h"
@@ -31,6 +32,13 @@ enum RoleMask : unsigned {
 struct ApiServiceOptions {
   int signature_window_past_seconds = 600;
   int signature_window_future_seconds = 300;
+  // Token buckets (docs/operations.md, "TLS and rate limits"); a rate of 0 turns one off.
+  // Every request takes a token from its client address's bucket, every authenticated one
+  // from its key's, and every failed authentication from the address's (much smaller)
+  // failure bucket, which once empty refuses the address before its signature is checked.
+  TokenBucketLimits per_key_limits{50, 200};
+  TokenBucketLimits per_address_limits{100, 400};
+  TokenBucketLimits failed_auth_limits{1, 30};
 };
 
 class ApiService {
@@ -69,6 +77,9 @@ class ApiService {
   domain::LoadBalancerService* balancers_;
   const Clock& clock_;
   SignatureVerifier verifier_;
+  RateLimiter per_key_;
+  RateLimiter per_address_;
+  RateLimiter failed_auth_;
   std::map<std::string, Route, std::less<>> routes_;
 };
 
