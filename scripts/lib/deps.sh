@@ -20,10 +20,12 @@ GRIDD_RUNTIME_PACKAGES=(
 
 # What the test suite runs besides the built binaries: the end-to-end tests drive the daemon
 # with Debian's libcloud GoGrid drivers under /usr/bin/python3; promtool (in Debian's
-# prometheus package) checks /metrics; systemd-analyze (systemd) verifies the unit.
+# prometheus package) checks /metrics; systemd-analyze (systemd) verifies the unit; the TLS
+# tests use openssl s_client and curl.
 GRIDD_TEST_PACKAGES=(
   python3 python3-libcloud
   prometheus systemd
+  openssl curl
 )
 
 _gridd_apt_updated=0
