@@ -19,13 +19,13 @@ GRIDD_RUNTIME_PACKAGES=(
 )
 
 # What the test suite runs besides the built binaries: the end-to-end tests drive the daemon
-# with Debian's libcloud GoGrid drivers under /usr/bin/python3; promtool (in Debian's
-# prometheus package) checks /metrics; systemd-analyze (systemd) verifies the unit; the TLS
-# tests use openssl s_client and curl.
+# with Debian's libcloud GoGrid drivers under /usr/bin/python3; docs/api.md's curl examples
+# run as written; promtool (in Debian's prometheus package) checks /metrics; systemd-analyze
+# (systemd) verifies the unit; the TLS tests use openssl s_client.
 GRIDD_TEST_PACKAGES=(
-  python3 python3-libcloud
+  python3 python3-libcloud curl
   prometheus systemd
-  openssl curl
+  openssl
 )
 
 _gridd_apt_updated=0

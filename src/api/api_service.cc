@@ -69,6 +69,21 @@ std::vector<int64_t> OptionParams(const Params& params, const char* name, const 
   return out;
 }
 
+// The values of `name`, an alias of `id` (job=, password=), checked here so that the message
+// names the parameter the client sent.
+std::vector<std::string> IdAliasValues(const Params& params, const char* name) {
+  auto values = params.GetAll(name);
+  for (const auto& value : values) {
+    int64_t id = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), id);
+    if (value.empty() || ec != std::errc() || ptr != value.data() + value.size() || id < 1) {
+      ThrowIllegalArgument(std::string("Parameter '") + name + "' must be a positive integer, got '" +
+                           value + "'");
+    }
+  }
+  return values;
+}
+
 // Selectors: `id`, `name` and the object-named one; only one kind per call.
 std::vector<Selector> Selectors(const Params& params, const char* any_name) {
   std::vector<Selector> out;
@@ -76,6 +91,9 @@ std::vector<Selector> Selectors(const Params& params, const char* any_name) {
   auto collect = [&](const char* name, Selector::Kind kind) {
     auto values = params.GetAll(name);
     if (!values.empty()) ++kinds;
+    for (const auto& value : values) {
+      if (value.empty()) ThrowIllegalArgument(std::string("Parameter '") + name + "' must not be empty");
+    }
     for (auto& value : values) out.push_back(Selector{kind, std::move(value)});
   };
   collect("id", Selector::Kind::kId);
@@ -168,6 +186,26 @@ std::vector<domain::RealIpInput> RealIps(const Params& params) {
   return out;
 }
 
+// Parameters and features carry the version that introduced them (spec §7, §8). A parameter
+// the caller's version does not know yet is ignored, as unknown parameters are (spec §1.2).
+bool Knows(const ApiService::Call& call, double since) { return call.version + 1e-9 >= since; }
+
+std::vector<std::string> SinceVersion(const ApiService::Call& call, const char* name,
+                                      double since) {
+  return Knows(call, since) ? call.params.GetAll(name) : std::vector<std::string>{};
+}
+
+// Server states as the caller's version names them: On/Saving came with 1.8 and Off/Saving
+// with 1.9; older clients know both as Saving.
+domain::ServerView AsSeenBy(domain::ServerView view, const ApiService::Call& call) {
+  namespace state = domain::server_state;
+  if (view.server.state == state::kOnSaving && !Knows(call, 1.8))
+    view.server.state = state::kSaving;
+  if (view.server.state == state::kOffSaving && !Knows(call, 1.9))
+    view.server.state = state::kSaving;
+  return view;
+}
+
 HttpResponse JsonResponse(unsigned status, std::string body) {
   HttpResponse response;
   response.status = status;
@@ -239,10 +277,11 @@ HttpResponse FailureResponse(Format format, unsigned status, const std::string& 
 
 ApiService::ApiService(domain::GridService& grid, domain::AccountService& accounts,
                        domain::LoadBalancerService* balancers, const Clock& clock,
-                       ApiServiceOptions options)
+                       ApiServiceOptions options, domain::IdempotentRequests* idempotent)
     : grid_(grid),
       accounts_(accounts),
       balancers_(balancers),
+      idempotent_(idempotent),
       clock_(clock),
       verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds),
       per_key_(options.per_key_limits),
@@ -353,8 +392,34 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
       ThrowIllegalArgument(route.method + " needs API version " + needed + " or later");
     }
     domain::Caller caller{key->account_id, key->account_name, key->key, key->role};
-    Result result = route.handler(Call{caller, params, version});
-    return answer(SuccessResponse(format, method, result));
+    const auto idempotency_key = params.Get("idempotency_key");
+    if (!idempotency_key || !route.mutating) {
+      Result result = route.handler(Call{caller, params, version});
+      return answer(SuccessResponse(format, method, result));
+    }
+    if (idempotent_ == nullptr) {
+      ThrowIllegalArgument("Parameter 'idempotency_key' is not supported by this gridd");
+    }
+    domain::IdempotentRequests::ValidateKey(*idempotency_key);
+    std::vector<std::pair<std::string, std::string>> request_params;
+    for (const auto& [name, value] : params.pairs()) {
+      if (name != "api_key" && name != "sig" && name != "idempotency_key") {
+        request_params.emplace_back(name, value);
+      }
+    }
+    // The change and its answer commit together: a repeat finds either both or neither.
+    auto stored = idempotent_->Run(
+        caller.account_id, *idempotency_key, route.method,
+        domain::IdempotentRequests::ParamsHash(route.method, std::move(request_params)), [&] {
+          HttpResponse response =
+              SuccessResponse(format, method, route.handler(Call{caller, params, version}));
+          return domain::StoredResponse{response.status, response.content_type, response.body};
+        });
+    HttpResponse response;
+    response.status = stored.status;
+    response.content_type = stored.content_type;
+    response.body = std::move(stored.body);
+    return answer(std::move(response));
   } catch (const ApiError& error) {
     // The line carries the request id (the HTTP server's log context), so an operator can find
     // the cause of an error a customer reports with the X-Request-Id of the answer.
@@ -377,20 +442,22 @@ void ApiService::AddRoutes() {
   AddRoute("/grid/server/list", kAllRoles, 1.0, [this](const Call& call) {
     domain::ServerFilter filter;
     filter.type = OptionParam(call.params, {"server.type"}, "server.type");
-    filter.sandbox = ParseBool(call.params, "isSandbox");
-    for (const auto& dc : call.params.GetAll("datacenter")) {
+    if (Knows(call, 1.2)) filter.sandbox = ParseBool(call.params, "isSandbox");
+    for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
     const auto context = Context();
     std::vector<Json> items;
-    for (const auto& view : grid_.ListServers(call.caller, filter)) items.push_back(ServerJson(view, context));
+    for (const auto& view : grid_.ListServers(call.caller, filter)) {
+      items.push_back(ServerJson(AsSeenBy(view, call), context));
+    }
     return Paged(std::move(items), call.params, std::nullopt);
   });
   AddRoute("/grid/server/get", kAllRoles, 1.0, [this](const Call& call) {
     const auto context = Context();
     std::vector<Json> items;
     for (const auto& view : grid_.GetServers(call.caller, Selectors(call.params, "server"))) {
-      items.push_back(ServerJson(view, context));
+      items.push_back(ServerJson(AsSeenBy(view, call), context));
     }
     return Single(std::move(items));
   });
@@ -402,7 +469,7 @@ void ApiService::AddRoutes() {
     request.ip = call.params.Get("ip");
     request.description = call.params.Get("description");
     request.type = call.params.Get("server.type");
-    ParseBool(call.params, "isSandbox");  // accepted for old clients; sandboxes are gone
+    if (Knows(call, 1.2)) ParseBool(call.params, "isSandbox");  // accepted; sandboxes are gone
     return Single({ServerJson(grid_.AddServer(call.caller, request), Context())});
   });
   AddRoute("/grid/server/edit", kGridWriters, 1.6, [this](const Call& call) {
@@ -411,22 +478,25 @@ void ApiService::AddRoutes() {
     request.ram = GetAny(call.params, {"server.ram", "ram"});
     request.description = call.params.Get("description");
     request.type = call.params.Get("server.type");
-    return Single({ServerJson(grid_.EditServer(call.caller, request), Context())});
+    return Single({ServerJson(AsSeenBy(grid_.EditServer(call.caller, request), call), Context())});
   });
   AddRoute("/grid/server/power", kGridWriters, 1.0, [this](const Call& call) {
     auto view = grid_.PowerServer(call.caller, Selectors(call.params, "server"), call.params.Get("power"));
-    return Single({ServerJson(view, Context())});
+    return Single({ServerJson(AsSeenBy(view, call), Context())});
   });
   AddRoute("/grid/server/delete", kGridWriters, 1.0, [this](const Call& call) {
-    return Single({ServerJson(grid_.DeleteServer(call.caller, Selectors(call.params, "server")), Context())});
+    auto view = grid_.DeleteServer(call.caller, Selectors(call.params, "server"));
+    return Single({ServerJson(AsSeenBy(view, call), Context())});
   });
 
   // ----------------------------------------------------------------------------------- ips
   AddRoute("/grid/ip/list", kAllRoles, 1.0, [this](const Call& call) {
     domain::IpFilter filter;
-    filter.state = OptionParam(call.params, {"ip.state"}, "ip.state");
-    filter.type = OptionParam(call.params, {"ip.type"}, "ip.type");
-    for (const auto& dc : call.params.GetAll("datacenter")) {
+    if (Knows(call, 1.1)) {
+      filter.state = OptionParam(call.params, {"ip.state"}, "ip.state");
+      filter.type = OptionParam(call.params, {"ip.type"}, "ip.type");
+    }
+    for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
     const auto context = Context();
@@ -446,10 +516,12 @@ void ApiService::AddRoutes() {
   // -------------------------------------------------------------------------------- images
   AddRoute("/grid/image/list", kAllRoles, 1.0, [this](const Call& call) {
     domain::ImageFilter filter;
-    filter.is_public = ParseBool(call.params, "isPublic");
-    filter.type = OptionParam(call.params, {"image.type", "type"}, "image.type");
-    filter.state = OptionParam(call.params, {"image.state", "state"}, "image.state");
-    for (const auto& dc : call.params.GetAll("datacenter")) {
+    if (Knows(call, 1.2)) {
+      filter.is_public = ParseBool(call.params, "isPublic");
+      filter.type = OptionParam(call.params, {"image.type", "type"}, "image.type");
+      filter.state = OptionParam(call.params, {"image.state", "state"}, "image.state");
+    }
+    for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
     const auto context = Context();
@@ -465,6 +537,30 @@ void ApiService::AddRoutes() {
     }
     return Single(std::move(items));
   });
+  AddRoute("/grid/image/save", kGridWriters, 1.2, [this](const Call& call) {
+    domain::ImageSaveRequest request;
+    // GoGrid's own sample request says name= for friendlyName (spec §14 #16).
+    request.friendly_name = GetAny(call.params, {"friendlyName", "name"});
+    request.server = call.params.Get("server");
+    request.description = call.params.Get("description");
+    return Single({ImageJson(grid_.SaveImage(call.caller, request), Context())});
+  });
+  AddRoute("/grid/image/edit", kGridWriters, 1.3, [this](const Call& call) {
+    domain::ImageEditRequest request;
+    request.selectors = Selectors(call.params, "image");
+    request.friendly_name = call.params.Get("friendlyName");
+    request.description = call.params.Get("description");
+    request.is_public = ParseBool(call.params, "isPublic");
+    return Single({ImageJson(grid_.EditImage(call.caller, request), Context())});
+  });
+  AddRoute("/grid/image/delete", kGridWriters, 1.3, [this](const Call& call) {
+    return Single(
+        {ImageJson(grid_.DeleteImage(call.caller, Selectors(call.params, "image")), Context())});
+  });
+  AddRoute("/grid/image/restore", kGridWriters, 1.3, [this](const Call& call) {
+    return Single(
+        {ImageJson(grid_.RestoreImage(call.caller, Selectors(call.params, "image")), Context())});
+  });
 
   // ---------------------------------------------------------------------------------- jobs
   AddRoute("/grid/job/list", kGridWriters, 1.0, [this](const Call& call) {
@@ -473,10 +569,11 @@ void ApiService::AddRoutes() {
     if (auto start = call.params.Get("startdate")) filter.start_ms = domain::ParseDateTime("startdate", *start, now);
     if (auto end = call.params.Get("enddate")) filter.end_ms = domain::ParseDateTime("enddate", *end, now);
     filter.object_types = OptionParams(call.params, "job.objecttype", "job.objecttype");
+    filter.commands = OptionParams(call.params, "job.command", "job.command");
     filter.states = OptionParams(call.params, "job.state", "job.state");
     filter.owner = call.params.Get("owner");
     filter.object = call.params.Get("object");
-    for (const auto& dc : call.params.GetAll("datacenter")) {
+    for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
     const auto context = Context();
@@ -486,7 +583,7 @@ void ApiService::AddRoutes() {
   });
   AddRoute("/grid/job/get", kGridWriters, 1.0, [this](const Call& call) {
     auto ids = call.params.GetAll("id");
-    for (auto& job : call.params.GetAll("job")) ids.push_back(std::move(job));
+    for (auto& job : IdAliasValues(call.params, "job")) ids.push_back(std::move(job));
     const auto context = Context();
     std::vector<Json> items;
     for (const auto& job : grid_.GetJobs(call.caller, ids)) items.push_back(JobJson(job, context));
@@ -502,7 +599,7 @@ void ApiService::AddRoutes() {
   };
   AddRoute("/grid/loadbalancer/list", kAllRoles, 1.0, [this, balancers](const Call& call) {
     std::vector<int64_t> datacenters;
-    for (const auto& dc : call.params.GetAll("datacenter")) {
+    for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
     const auto context = Context();
@@ -548,22 +645,26 @@ void ApiService::AddRoutes() {
   // ----------------------------------------------------------------------------- passwords
   auto password_list = [this](const Call& call) {
     std::vector<int64_t> datacenters;
-    for (const auto& dc : call.params.GetAll("datacenter")) {
+    for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
     const auto context = Context();
     std::vector<Json> items;
-    for (const auto& view : grid_.ListPasswords(call.caller, datacenters)) {
+    for (auto view : grid_.ListPasswords(call.caller, datacenters)) {
+      if (view.server) view.server = AsSeenBy(*view.server, call);
       items.push_back(PasswordJson(view, context));
     }
     return Paged(std::move(items), call.params, std::nullopt);
   };
   auto password_get = [this](const Call& call) {
     auto ids = call.params.GetAll("id");
-    for (auto& id : call.params.GetAll("password")) ids.push_back(std::move(id));
+    for (auto& id : IdAliasValues(call.params, "password")) ids.push_back(std::move(id));
     const auto context = Context();
     std::vector<Json> items;
-    for (const auto& view : grid_.GetPasswords(call.caller, ids)) items.push_back(PasswordJson(view, context));
+    for (auto view : grid_.GetPasswords(call.caller, ids)) {
+      if (view.server) view.server = AsSeenBy(*view.server, call);
+      items.push_back(PasswordJson(view, context));
+    }
     return Single(std::move(items));
   };
   AddRoute("/support/password/list", kGridWriters, 1.0, password_list);
@@ -573,11 +674,17 @@ void ApiService::AddRoutes() {
   AddRoute("/support/grid/password/get", kGridWriters, 1.0, password_get);
   routes_.find("/api/grid/password/get")->second.method = "/support/password/get";
   routes_.find("/api/support/grid/password/get")->second.method = "/support/password/get";
+  for (const char* path : {"/api/grid/server/add", "/api/grid/server/edit", "/api/grid/server/power",
+                           "/api/grid/server/delete", "/api/grid/loadbalancer/add",
+                           "/api/grid/loadbalancer/edit", "/api/grid/loadbalancer/delete"}) {
+    routes_.find(path)->second.mutating = true;
+  }
 
   // ------------------------------------------------------------------------------- lookups
   AddRoute("/common/lookup/list", kAllRoles, 1.0, [this](const Call& call) {
     auto lookup = call.params.Get("lookup");
     if (!lookup || lookup->empty()) ThrowIllegalArgument("Missing required parameter: lookup");
+    // Lookups answer at every version: salt sends v=1.0 and asks for ip.datacenter.
     auto options = grid_.Lookup(*lookup);
     if (auto sort = call.params.Get("sort")) {
       if (*sort != "id" && *sort != "name" && *sort != "description") {
@@ -606,6 +713,11 @@ void ApiService::AddRoutes() {
     std::vector<Json> items;
     for (const auto& option : options) items.push_back(OptionJson(option));
     return Paged(std::move(items), call.params, std::nullopt);
+  });
+
+  // ------------------------------------------------------------------------------- billing
+  AddRoute("/myaccount/billing/get", kSuper | kBilling, 1.0, [this](const Call& call) {
+    return Single({BillingSummaryJson(grid_.Billing(call.caller), call.version)});
   });
 }
 

@@ -1,6 +1,7 @@
 #include "gridd/api/render.h"
 
 #include <algorithm>
+#include <ctime>
 #include <string_view>
 
 #include "gridd/common/error.h"
@@ -475,6 +476,46 @@ std::string RenderFailureJson(const std::string& method, ErrorClass error_class,
   summary["total"] = 1;
   out["summary"] = std::move(summary);
   return out.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+namespace {
+std::string JavaDate(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[40];
+  std::strftime(text, sizeof(text), "%a %b %d %H:%M:%S UTC %Y", &utc);
+  return text;
+}
+}  // namespace
+
+Json BillingSummaryJson(const domain::BillingSummary& summary, double version) {
+  Json out = Json::object();
+  out["object"] = "billingsummary";
+  out["startDate"] = JavaDate(summary.start_ms);
+  out["endDate"] = JavaDate(summary.end_ms);
+  out["memoryAllotment"] = summary.memory_allotment;
+  out["memoryInUse"] = summary.memory_in_use;
+  out["memoryAccrued"] = summary.memory_accrued;
+  out["memoryOverage"] = summary.memory_overage;
+  out["memoryOverageCharge"] = summary.memory_overage_charge;
+  out["transferAllotment"] = summary.transfer_allotment;
+  out["transferAccrued"] = summary.transfer_accrued;
+  out["transferOverage"] = summary.transfer_overage;
+  out["transferOverageCharge"] = summary.transfer_overage_charge;
+  if (version + 1e-9 >= 1.1) {
+    out["startTimestamp"] = summary.start_ms;
+    out["endTimestamp"] = summary.end_ms;
+  }
+  if (version + 1e-9 >= 1.3) {
+    out["memoryProjectedUsage"] = summary.memory_projected_usage;
+    out["memoryProjectedOverageCharge"] = summary.memory_projected_overage_charge;
+    out["memoryProjectedTotalCharge"] = summary.memory_projected_total_charge;
+    out["transferProjectedUsage"] = summary.transfer_projected_usage;
+    out["transferProjectedOverageCharge"] = summary.transfer_projected_overage_charge;
+    out["transferProjectedTotalCharge"] = summary.transfer_projected_total_charge;
+  }
+  return out;
 }
 
 std::string RenderSuccessXml(const std::string& method, const Result& result) {

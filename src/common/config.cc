@@ -209,6 +209,27 @@ Config LoadConfig(const std::filesystem::path& path) {
   Read(root, path, "jobs", "retry_max_ms", config.job_retry_max_ms);
   if (config.job_workers < 1) Fail(path, "jobs.workers", "must be at least 1");
   if (config.job_max_attempts < 1) Fail(path, "jobs.max_attempts", "must be at least 1");
+  Read(root, path, "jobs", "deadline_seconds", config.job_deadline_seconds);
+  if (config.job_deadline_seconds < 1) Fail(path, "jobs.deadline_seconds", "must be at least 1");
+  if (const toml::node* node = root.at_path("jobs.deadlines").node()) {
+    const toml::table* deadlines = node->as_table();
+    if (deadlines == nullptr) Fail(path, "jobs.deadlines", "expected a table of command = seconds");
+    for (const auto& [command, value] : *deadlines) {
+      const std::string key = "jobs.deadlines." + std::string(command.str());
+      auto seconds = value.value<int64_t>();
+      if (!seconds || value.is_floating_point() || *seconds < 1 || *seconds > 86400) {
+        Fail(path, key, "must be a whole number of seconds between 1 and 86400");
+      }
+      config.job_deadlines_by_command.emplace_back(std::string(command.str()),
+                                                   static_cast<int>(*seconds));
+    }
+  }
+
+  Read(root, path, "reconciler", "interval_seconds", config.reconcile_interval_seconds);
+  Read(root, path, "reconciler", "remove_orphans", config.reconcile_remove_orphans);
+  if (config.reconcile_interval_seconds < 0) {
+    Fail(path, "reconciler.interval_seconds", "must be 0 (only at start) or more");
+  }
 
   Read(root, path, "loadbalancer", "enabled", config.lb_enabled);
   Read(root, path, "loadbalancer", "haproxy", config.haproxy_binary);
@@ -231,6 +252,25 @@ Config LoadConfig(const std::filesystem::path& path) {
       }
       config.lb_vip_networks.push_back(*cidr);
     }
+  }
+
+  Read(root, path, "billing", "period_start_day", config.billing_period_start_day);
+  if (config.billing_period_start_day < 1 || config.billing_period_start_day > 28) {
+    Fail(path, "billing.period_start_day", "must be 1-28 (every month has that day)");
+  }
+  Read(root, path, "billing", "memory_allotment_gb_hours",
+       config.billing_memory_allotment_gb_hours);
+  Read(root, path, "billing", "memory_allotment_price", config.billing_memory_allotment_price);
+  Read(root, path, "billing", "memory_gb_hour_price", config.billing_memory_gb_hour_price);
+  Read(root, path, "billing", "transfer_allotment_gb", config.billing_transfer_allotment_gb);
+  Read(root, path, "billing", "transfer_gb_price", config.billing_transfer_gb_price);
+  Read(root, path, "billing", "bill_powered_off_servers", config.billing_powered_off_servers);
+  for (const auto& [key, price] :
+       {std::pair{"memory_allotment_price", config.billing_memory_allotment_price},
+        std::pair{"memory_gb_hour_price", config.billing_memory_gb_hour_price},
+        std::pair{"transfer_gb_price", config.billing_transfer_gb_price}}) {
+    if (!(price >= 0) || price > 1e9)
+      Fail(path, std::string("billing.") + key, "must be a price >= 0");
   }
 
   Read(root, path, "accounts", "ip_block_size", config.ip_block_size);

@@ -141,12 +141,27 @@ int main(int argc, char** argv) {
   CLI::App* image = Group(app, "image", "Server images");
   Command(*image, "list", "List images", "image.list", request);
 
+  CLI::App* domain = Group(app, "domain", "What gridd sees on its hypervisor");
+  Command(*domain, "list", "List the domains carrying gridd's metadata and whether a server row matches",
+          "domain.list", request);
+  Command(app, "reconcile",
+          "Compare the hypervisor and load balancers with the database now; print the findings",
+          "reconcile", request);
+  Command(app, "backup", "Write an online, consistent copy of the database to FILE (mode 0600)",
+          "backup", request)
+      .Positional("file", "Backup file to create (must not exist)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;  // --help exits 0
   }
 
+  // The daemon writes the backup; a relative FILE means the operator's working directory.
+  if (request.command == "backup" && request.args.contains("file")) {
+    request.args["file"] =
+        std::filesystem::absolute(request.args["file"].get<std::string>()).lexically_normal().string();
+  }
   gridd::ctl::AdminClient client(std::filesystem::path(data_dir) / "admin.sock", kTimeout);
   try {
     nlohmann::ordered_json result = client.Call(request.command, request.args);

@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 
 #include "daemon/admin_commands.h"
+#include "daemon/recovery_commands.h"
 #include "daemon/logging.h"
 #include "daemon/reload.h"
 #include "daemon/systemd.h"
@@ -28,9 +30,12 @@
 #include "gridd/common/metrics.h"
 #include "gridd/domain/account_service.h"
 #include "gridd/domain/grid_service.h"
+#include "gridd/domain/idempotent_requests.h"
 #include "gridd/domain/load_balancer_service.h"
+#include "gridd/domain/lookups.h"
 #include "gridd/jobs/job_runner.h"
 #include "gridd/jobs/load_balancer_jobs.h"
+#include "gridd/jobs/reconciler.h"
 #include "gridd/jobs/server_jobs.h"
 #include "gridd/jobs/state_metrics.h"
 #include "gridd/lb/engine.h"
@@ -187,6 +192,22 @@ int Run(int argc, char** argv) {
   job_options.max_attempts = config.job_max_attempts;
   job_options.retry_base_ms = config.job_retry_base_ms;
   job_options.retry_max_ms = config.job_retry_max_ms;
+  job_options.deadline_ms = int64_t{config.job_deadline_seconds} * 1000;
+  int64_t longest_deadline_ms = job_options.deadline_ms;
+  for (const auto& [name, seconds] : config.job_deadlines_by_command) {
+    const auto* command = gridd::domain::FixedLookup("job.command");
+    int64_t id = 0;
+    try {
+      id = gridd::domain::ResolveOption(*command, "jobs.deadlines", name).id;
+    } catch (const std::exception&) {
+      throw std::runtime_error(config_path + ": jobs.deadlines." + name +
+                               ": not a job command (see the job.command lookup)");
+    }
+    job_options.deadline_ms_by_command[id] = int64_t{seconds} * 1000;
+    longest_deadline_ms = std::max(longest_deadline_ms, int64_t{seconds} * 1000);
+  }
+  // A lease must outlast the deadline, or a slow but live job would be taken up twice.
+  job_options.lease_ms = std::max(job_options.lease_ms, longest_deadline_ms + 60'000);
   gridd::jobs::JobRunner runner(db, clock, job_options);
   gridd::jobs::RegisterServerJobs(runner, db, *hypervisor, clock,
                                   {config.shutdown_timeout_seconds});
@@ -217,18 +238,43 @@ int Run(int argc, char** argv) {
                  haproxy.run_dir.string());
   }
 
-  gridd::domain::GridService grid(db, catalog, clock, box, [&runner] { runner.Notify(); });
+  gridd::domain::GridServiceOptions grid_options;
+  grid_options.billing.period_start_day = config.billing_period_start_day;
+  grid_options.billing.memory_allotment_gb_hours = config.billing_memory_allotment_gb_hours;
+  grid_options.billing.memory_allotment_price = config.billing_memory_allotment_price;
+  grid_options.billing.memory_gb_hour_price = config.billing_memory_gb_hour_price;
+  grid_options.billing.transfer_allotment_gb = config.billing_transfer_allotment_gb;
+  grid_options.billing.transfer_gb_price = config.billing_transfer_gb_price;
+  grid_options.billing.bill_powered_off_servers = config.billing_powered_off_servers;
+  gridd::domain::GridService grid(
+      db, catalog, clock, box, [&runner] { runner.Notify(); }, grid_options);
   if (engine) {
     gridd::domain::GridServiceOptions balancer_options;
     balancer_options.vip_networks = config.lb_vip_networks;
     balancers = std::make_unique<gridd::domain::LoadBalancerService>(
         db, clock, [&runner] { runner.Notify(); }, balancer_options);
   }
+  gridd::domain::IdempotentRequests idempotent(db, clock);
   gridd::api::ApiService api(grid, accounts, balancers.get(), clock,
-                             ApiOptionsFrom(config));
+                             ApiOptionsFrom(config), &idempotent);
 
   runner.Start();
   if (monitor) monitor->Start();
+
+  // Compare the hypervisor and the engine with the database now (a crash may have left
+  // either behind) and then periodically; repairs are queued as jobs.
+  gridd::jobs::Reconciler reconciler(db, *hypervisor, engine.get(), clock,
+                                     [&runner] { runner.Notify(); },
+                                     {config.reconcile_remove_orphans});
+  try {
+    const auto report = reconciler.RunOnce(true);
+    spdlog::info("reconcile: {} domain(s), {} server(s), {} finding(s)", report.domains,
+                 report.servers, report.findings.size());
+  } catch (const std::exception& error) {
+    spdlog::error("reconcile: {}", error.what());
+  }
+  reconciler.Start(std::chrono::seconds(config.reconcile_interval_seconds));
+  gridd::daemon::RecoveryContext recovery{db, *hypervisor, reconciler};
 
   gridd::api::HttpServerOptions http_options;
   http_options.host = config.listen_host;
@@ -273,7 +319,12 @@ int Run(int argc, char** argv) {
   }
 
   gridd::admin::AdminServer admin(config.data_dir / "admin.sock",
-                                  [&accounts](const std::string& command, const nlohmann::json& args) {
+                                  [&accounts, &recovery](const std::string& command,
+                                                         const nlohmann::json& args) {
+                                    if (auto result = gridd::daemon::RunRecoveryCommand(
+                                            recovery, command, args)) {
+                                      return *result;
+                                    }
                                     return gridd::daemon::RunAdminCommand(accounts, command, args);
                                   });
   admin.Start();
@@ -373,6 +424,7 @@ int Run(int argc, char** argv) {
   if (tls_http) tls_http->Stop();
   admin.Stop();
   if (monitor) monitor->Stop();
+  reconciler.Stop();
   const bool jobs_idle = runner.Stop(5000);
   // HAProxy is gridd's child: it stops with gridd and is started again, with the stored
   // configuration, at the next start.

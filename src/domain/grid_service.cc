@@ -1,5 +1,7 @@
 #include "gridd/domain/grid_service.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -172,6 +174,11 @@ Server GridService::SelectOneForChange(Connection& c, const Caller& caller,
   if (server.deleting) {
     ThrowIllegalArgument("Server '" + server.name + "' is being deleted");
   }
+  if (server.state == server_state::kSaving || server.state == server_state::kOnSaving ||
+      server.state == server_state::kOffSaving) {
+    ThrowIllegalArgument("Update already pending for server '" + server.name +
+                         "': an image is being saved from it");
+  }
   if (store::jobs::HasPending(c, job_object_type::kVirtualServer, server.id)) {
     ThrowIllegalArgument("Update already pending for server '" + server.name +
                          "'; wait for its current job to finish");
@@ -253,11 +260,11 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
 
     auto ip = store::ips::FindByAddress(c, caller.account_id, ip_ref);
     if (!ip) {
-      ThrowIllegalArgument("IP " + ip_ref + " is not one of this account's addresses");
+      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is not one of this account's addresses");
     }
-    if (!ip->is_public) ThrowIllegalArgument("IP " + ip_ref + " is not a public address");
+    if (!ip->is_public) ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is not a public address");
     if (ip->state != ip_state::kUnassigned) {
-      ThrowIllegalArgument("IP " + ip_ref + " is already assigned");
+      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is already assigned");
     }
 
     const int64_t now = clock_.NowMs();
@@ -277,7 +284,7 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
     // Concurrent adds serialize on the write lock, and Assign only takes an Unassigned IP, so
     // one address can never go to two servers.
     if (!store::ips::Assign(c, ip->id, server.id)) {
-      ThrowIllegalArgument("IP " + ip_ref + " is already assigned");
+      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is already assigned");
     }
     ip->state = ip_state::kAssigned;
     ip->server_id = server.id;
@@ -415,6 +422,10 @@ std::vector<Ip> GridService::GetIps(const Caller& caller, const std::vector<std:
       if (auto ip = store::ips::Get(c, caller.account_id, *id)) out.push_back(*ip);
     }
     for (const auto& address : addresses) {
+      in_addr parsed{};
+      if (inet_pton(AF_INET, address.c_str(), &parsed) != 1) {
+        ThrowIllegalArgument("Parameter 'ip' must be an IPv4 address, got '" + address + "'");
+      }
       if (auto ip = store::ips::FindByAddress(c, caller.account_id, address)) out.push_back(*ip);
     }
     return out;
@@ -438,37 +449,183 @@ std::vector<Image> GridService::ListImages(const Caller& caller, const ImageFilt
   });
 }
 
+std::vector<Image> GridService::SelectImages(Connection& c, const Caller& caller,
+                                             const Selector& selector) {
+  auto id = ParsePositiveId(selector.value);
+  if (selector.kind == Selector::Kind::kId && !id) {
+    ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + selector.value + "'");
+  }
+  if (selector.kind != Selector::Kind::kName && id) {
+    if (auto image = store::images::GetVisible(c, caller.account_id, *id)) return {*image};
+    if (selector.kind == Selector::Kind::kId) return {};
+  }
+  return store::images::FindVisibleByName(c, caller.account_id, selector.value);
+}
+
 std::vector<Image> GridService::GetImages(const Caller& caller,
                                           const std::vector<Selector>& selectors) {
   if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or image");
-  auto found = db_.Read([&](Connection& c) {
-    std::vector<Image> out;
-    std::set<int64_t> seen;
-    auto add = [&](const Image& image) {
-      if (seen.insert(image.id).second) out.push_back(image);
-    };
-    for (const auto& selector : selectors) {
-      auto id = ParsePositiveId(selector.value);
-      if (selector.kind == Selector::Kind::kId && !id) {
-        ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + selector.value +
-                             "'");
-      }
-      if (selector.kind != Selector::Kind::kName && id) {
-        if (auto image = store::images::GetVisible(c, caller.account_id, *id)) {
-          add(*image);
-          continue;
-        }
-        if (selector.kind == Selector::Kind::kId) continue;
-      }
-      for (const auto& image :
-           store::images::FindVisibleByName(c, caller.account_id, selector.value)) {
-        add(image);
-      }
-    }
-    return out;
+  return db_.Read([&](Connection& c) {
+    return SelectEach<Image>(
+        selectors, [&](const Selector& selector) { return SelectImages(c, caller, selector); },
+        [](const Image& image) { return image; });
   });
-  if (found.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
-  return found;
+}
+
+Image GridService::SelectOwnImage(Connection& c, const Caller& caller,
+                                  const std::vector<Selector>& selectors) {
+  if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or image");
+  if (selectors.size() > 1) {
+    ThrowIllegalArgument("Give exactly one of id, name or image to select the image");
+  }
+  auto matches = SelectImages(c, caller, selectors.front());
+  if (matches.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
+  if (matches.size() > 1) {
+    ThrowIllegalArgument("More than one image matches " + Describe(selectors.front()) +
+                         "; select it by id");
+  }
+  const Image& image = matches.front();
+  if (!image.owner_account_id) {
+    ThrowIllegalArgument("Image '" + image.name +
+                         "' is a public base image; only the operator can change it");
+  }
+  if (*image.owner_account_id != caller.account_id) {
+    ThrowIllegalArgument("Image '" + image.name +
+                         "' belongs to another account; only its owner can change it");
+  }
+  if (image.state == image_state::kSaving) {
+    ThrowIllegalArgument("Update already pending for image '" + image.name +
+                         "': it is still being saved");
+  }
+  return image;
+}
+
+Image GridService::SaveImage(const Caller& caller, const ImageSaveRequest& request) {
+  const std::string& friendly_name = Required(request.friendly_name, "friendlyName");
+  const std::string& server_ref = Required(request.server, "server");
+  const std::string description = request.description.value_or("");
+  CheckLength(friendly_name, "friendlyName", options_.max_image_name_length);
+  CheckText(friendly_name, "friendlyName");
+  CheckLength(description, "description", options_.max_description_length);
+  CheckText(description, "description");
+
+  // GoGrid names saved images GSI-<uuid>; the volume carries the same uuid.
+  std::string uuid = RandomHex(16);
+  uuid[12] = '4';  // a random (version 4, RFC 4122) uuid
+  uuid[16] = "89ab"[std::stoi(uuid.substr(16, 1), nullptr, 16) & 3];
+  for (size_t at : {8, 13, 18, 23}) uuid.insert(at, "-");
+  const std::string name = "GSI-" + uuid;
+
+  Image saved = db_.Write([&](Connection& c) {
+    Server server =
+        SelectOneForChange(c, caller, {Selector{Selector::Kind::kIdOrName, server_ref}});
+    if (server.state != server_state::kOn && server.state != server_state::kOff) {
+      ThrowIllegalArgument("Server '" + server.name + "' is " +
+                           OptionById(*FixedLookup("server.state"), server.state).name +
+                           "; an image can be saved when it is On or Off");
+    }
+    ServerView view = View(c, server);
+    const int64_t now = clock_.NowMs();
+    Image image;
+    image.owner_account_id = caller.account_id;
+    image.owner_name = caller.account_name;
+    image.name = name;
+    image.friendly_name = friendly_name;
+    image.description = description;
+    image.os_id = view.image.os_id;
+    image.architecture = view.image.architecture;
+    image.type = view.image.type;
+    image.state = image_state::kSaving;
+    image.price = view.image.price;
+    image.location = std::to_string(caller.account_id) + "/" + name + ".img";
+    image.is_active = true;
+    image.is_public = false;
+    image.storage_pool = view.image.storage_pool;
+    image.volume = "gridd-image-" + uuid + ".qcow2";
+    image.created_ms = image.updated_ms = now;
+    image.parent_image_id = view.image.id;
+    image.id = store::images::InsertPrivate(c, image);
+
+    // A running server is shut down for the copy and started again (see the job), so it is
+    // Saving rather than On/Saving; a server that is off stays off.
+    const int64_t previous_state = server.state;
+    server.state =
+        server.state == server_state::kOn ? server_state::kSaving : server_state::kOffSaving;
+    server.updated_ms = now;
+    store::servers::Update(c, server);
+
+    Job job = NewJob(caller, job_object_type::kServerImage, image.id, image.name,
+                     job_command::kSaveServerImage, view.ip.datacenter_id);
+    job.detail["type"] = "server_image";
+    job.detail["name"] = image.name;
+    job.detail["friendlyName"] = image.friendly_name;
+    job.detail["description"] = image.description;
+    job.detail["server"] = server.name;
+    job.payload["server_id"] = server.id;
+    job.payload["previous_state"] = previous_state;
+    store::jobs::Insert(c, job, now);
+    return image;
+  });
+  on_job_queued_();
+  return saved;
+}
+
+Image GridService::EditImage(const Caller& caller, const ImageEditRequest& request) {
+  if (!request.friendly_name && !request.description && !request.is_public) {
+    ThrowIllegalArgument("Nothing to edit: give friendlyName, description or isPublic");
+  }
+  if (request.friendly_name) {
+    if (request.friendly_name->empty()) {
+      ThrowIllegalArgument("Parameter 'friendlyName' must not be empty");
+    }
+    CheckLength(*request.friendly_name, "friendlyName", options_.max_image_name_length);
+    CheckText(*request.friendly_name, "friendlyName");
+  }
+  if (request.description) {
+    CheckLength(*request.description, "description", options_.max_description_length);
+    CheckText(*request.description, "description");
+  }
+  return db_.Write([&](Connection& c) {
+    Image image = SelectOwnImage(c, caller, request.selectors);
+    if (image.state == image_state::kTrash) {
+      ThrowIllegalArgument("Image '" + image.name + "' is in the Trash; restore it first");
+    }
+    if (request.friendly_name) image.friendly_name = *request.friendly_name;
+    if (request.description) image.description = *request.description;
+    if (request.is_public) image.is_public = *request.is_public;
+    image.updated_ms = clock_.NowMs();
+    store::images::Update(c, image);
+    return image;
+  });
+}
+
+Image GridService::DeleteImage(const Caller& caller, const std::vector<Selector>& selectors) {
+  return db_.Write([&](Connection& c) {
+    Image image = SelectOwnImage(c, caller, selectors);
+    if (image.state == image_state::kTrash) {
+      ThrowIllegalArgument("Image '" + image.name + "' is already in the Trash");
+    }
+    // The volume stays: servers built from the image keep running on it, and restore needs it.
+    image.state = image_state::kTrash;
+    image.is_active = false;
+    image.updated_ms = clock_.NowMs();
+    store::images::Update(c, image);
+    return image;
+  });
+}
+
+Image GridService::RestoreImage(const Caller& caller, const std::vector<Selector>& selectors) {
+  return db_.Write([&](Connection& c) {
+    Image image = SelectOwnImage(c, caller, selectors);
+    if (image.state != image_state::kTrash) {
+      ThrowIllegalArgument("Image '" + image.name + "' is not in the Trash");
+    }
+    image.state = image_state::kAvailable;
+    image.is_active = true;
+    image.updated_ms = clock_.NowMs();
+    store::images::Update(c, image);
+    return image;
+  });
 }
 
 std::vector<Job> GridService::ListJobs(const Caller& caller, const JobFilter& filter) {
@@ -480,6 +637,7 @@ std::vector<Job> GridService::ListJobs(const Caller& caller, const JobFilter& fi
     for (auto& job : store::jobs::List(c, caller.account_id)) {
       if (job.created_ms < start || job.created_ms > end) continue;
       if (!filter.object_types.empty() && !Contains(filter.object_types, job.object_type)) continue;
+      if (!filter.commands.empty() && !Contains(filter.commands, job.command)) continue;
       if (!filter.states.empty() && !Contains(filter.states, job.state)) continue;
       if (filter.owner && job.owner != *filter.owner) continue;
       if (filter.object && job.object_name != *filter.object &&
@@ -502,7 +660,7 @@ std::vector<Job> GridService::GetJobs(const Caller& caller, const std::vector<st
     std::vector<Job> out;
     for (const auto& text : ids) {
       auto id = ParsePositiveId(text);
-      if (!id) ThrowIllegalArgument("Job id must be a positive integer, got '" + text + "'");
+      if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
       if (auto job = store::jobs::Get(c, caller.account_id, *id)) out.push_back(std::move(*job));
     }
     return out;
@@ -539,7 +697,7 @@ std::vector<PasswordView> GridService::GetPasswords(const Caller& caller,
     std::vector<PasswordView> out;
     for (const auto& text : ids) {
       auto id = ParsePositiveId(text);
-      if (!id) ThrowIllegalArgument("Password id must be a positive integer, got '" + text + "'");
+      if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
       auto password = store::passwords::Get(c, caller.account_id, *id, box_);
       if (!password) continue;
       PasswordView view{*password, std::nullopt};
@@ -567,6 +725,25 @@ int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+struct CivilDate {
+  int64_t year;
+  unsigned month;
+  unsigned day;
+};
+
+CivilDate CivilFromDays(int64_t z) {
+  // Howard Hinnant's civil_from_days, the inverse of DaysFromCivil.
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  return CivilDate{static_cast<int64_t>(yoe) + era * 400 + (m <= 2), m, d};
 }
 
 bool ValidDate(int y, int m, int d) {
@@ -632,6 +809,93 @@ int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t
       DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
       mi * 60 - offset_minutes * 60;
   return seconds * 1000 + std::llround(s * 1000);
+}
+
+std::pair<int64_t, int64_t> BillingPeriod(int64_t now_ms, int start_day) {
+  constexpr int64_t kDayMs = 86'400'000;
+  const int64_t today = (now_ms >= 0 ? now_ms : now_ms - kDayMs + 1) / kDayMs;
+  CivilDate date = CivilFromDays(today);
+  int64_t year = date.year;
+  int month = static_cast<int>(date.month);
+  if (date.day < static_cast<unsigned>(start_day)) {
+    if (--month == 0) {
+      month = 12;
+      --year;
+    }
+  }
+  const int64_t start =
+      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(start_day));
+  if (++month == 13) {
+    month = 1;
+    ++year;
+  }
+  const int64_t end =
+      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(start_day));
+  return {start * kDayMs, end * kDayMs};
+}
+
+BillingSummary GridService::Billing(const Caller& caller) {
+  constexpr double kHourMs = 3'600'000.0;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  const BillingOptions& prices = options_.billing;
+  const int64_t now = clock_.NowMs();
+  const auto [start, end] = BillingPeriod(now, prices.period_start_day);
+  BillingSummary out;
+  out.start_ms = start;
+  out.end_ms = end;
+
+  double gb_hours = 0;
+  double gb_in_use = 0;
+  store::usage::Transfer transfer;
+  db_.Read([&](Connection& c) {
+    for (const auto& interval : store::usage::ServerIntervals(c, caller.account_id, start, end)) {
+      const double gb = static_cast<double>(RamMib(interval.ram)) / 1024.0;
+      const bool billed = interval.powered_on || prices.bill_powered_off_servers;
+      if (!billed) continue;
+      const int64_t from = std::max(interval.start_ms, start);
+      const int64_t to = std::min(interval.end_ms.value_or(now), std::min(now, end));
+      if (to > from) gb_hours += gb * static_cast<double>(to - from) / kHourMs;
+      if (!interval.end_ms && interval.start_ms <= now) gb_in_use += gb;
+    }
+    transfer = store::usage::TransferBetween(c, caller.account_id, start, std::min(now + 1, end));
+  });
+
+  // Whole units are billed: a partial GB-hour or GB is not charged (yet).
+  auto whole = [](double value) { return static_cast<int64_t>(std::floor(value + 1e-9)); };
+  auto overage = [](int64_t used, int64_t allotment) {
+    return std::max<int64_t>(0, used - allotment);
+  };
+  auto money = [](double value) { return std::round(value * 100.0) / 100.0; };
+
+  out.memory_allotment = prices.memory_allotment_gb_hours;
+  out.memory_in_use = gb_in_use;
+  out.memory_accrued = whole(gb_hours);
+  out.memory_overage = overage(out.memory_accrued, out.memory_allotment);
+  out.memory_overage_charge =
+      money(static_cast<double>(out.memory_overage) * prices.memory_gb_hour_price);
+
+  const double gb_out = static_cast<double>(transfer.bytes_out) / kGiB;
+  out.transfer_allotment = prices.transfer_allotment_gb;
+  out.transfer_accrued = whole(gb_out);
+  out.transfer_overage = overage(out.transfer_accrued, out.transfer_allotment);
+  out.transfer_overage_charge =
+      money(static_cast<double>(out.transfer_overage) * prices.transfer_gb_price);
+
+  const double remaining_hours = static_cast<double>(std::max<int64_t>(0, end - now)) / kHourMs;
+  out.memory_projected_usage = whole(gb_hours + gb_in_use * remaining_hours);
+  out.memory_projected_overage_charge =
+      money(static_cast<double>(overage(out.memory_projected_usage, out.memory_allotment)) *
+            prices.memory_gb_hour_price);
+  out.memory_projected_total_charge =
+      money(prices.memory_allotment_price + out.memory_projected_overage_charge);
+
+  const double elapsed = static_cast<double>(std::max<int64_t>(1, now - start));
+  out.transfer_projected_usage = whole(gb_out * static_cast<double>(end - start) / elapsed);
+  out.transfer_projected_overage_charge =
+      money(static_cast<double>(overage(out.transfer_projected_usage, out.transfer_allotment)) *
+            prices.transfer_gb_price);
+  out.transfer_projected_total_charge = out.transfer_projected_overage_charge;
+  return out;
 }
 
 }  // namespace gridd::domain

@@ -103,6 +103,8 @@ const Options kJobCommand = {
     Opt(10, "CreateLoadBalancer", "Create Load Balancer"),
     Opt(11, "UpdateLoadBalancer", "Update Load Balancer"),
     Opt(12, "DeleteLoadBalancer", "Delete Load Balancer"),
+    // gridd extension: the reconciler repairs drift between a hypervisor and the database.
+    Opt(13, "ReconcileVirtualServer", "Reconcile Virtual Server"),
 };
 const Options kJobObjectType = {
     Opt(1, "VirtualServer", std::nullopt), Opt(2, "LoadBalancer", std::nullopt),

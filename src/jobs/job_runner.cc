@@ -30,7 +30,27 @@ void RecordFinished(const domain::Job& job, const char* state, int64_t now_ms) {
       {command}, static_cast<double>(std::max<int64_t>(now_ms - job.created_ms, 0)) / 1000.0);
 }
 
+// One run of a handler, shared between the worker and the thread that runs it: the worker may
+// give up at the deadline and leave the thread to finish (or hang) alone.
+struct HandlerRun {
+  std::mutex mutex;
+  std::condition_variable finished_cv;
+  bool finished = false;
+  FinalWrite final_write;
+  std::string failure;
+  bool retryable = false;
+  std::string waiting_for = "the job's handler to start";
+};
+
+thread_local HandlerRun* current_run = nullptr;
+
 }  // namespace
+
+void SetJobStep(std::string waiting_for) {
+  if (current_run == nullptr) return;
+  std::lock_guard<std::mutex> lock(current_run->mutex);
+  current_run->waiting_for = std::move(waiting_for);
+}
 
 JobRunner::JobRunner(store::Database& db, const Clock& clock, JobRunnerOptions options)
     : db_(db), clock_(clock), options_(options) {}
@@ -111,6 +131,8 @@ bool JobRunner::Stop(int64_t grace_ms) {
     all_idle = idle_.wait_for(lock, std::chrono::milliseconds(grace_ms),
                               [&] { return running_.load() == 0; });
   }
+  // A handler abandoned at its deadline still uses the hypervisor and the database.
+  if (hung_->load() > 0) all_idle = false;
   for (auto& worker : workers) {
     if (all_idle) {
       worker.join();
@@ -191,17 +213,58 @@ void JobRunner::Execute(const domain::Job& job) {
   auto it = handlers_.find(job.command);
   std::string failure;
   bool retryable = false;
+  bool past_deadline = false;
   FinalWrite final_write;
   if (it == handlers_.end()) {
     failure = "gridd has no handler for job command " + std::to_string(job.command);
   } else {
-    try {
-      final_write = it->second->Run(job);
-    } catch (const virt::HypervisorError& error) {
-      failure = error.what();
-      retryable = error.retryable();
-    } catch (const std::exception& error) {
-      failure = error.what();
+    // The handler runs on a thread of its own, so a call that never returns (a hung
+    // hypervisor) costs that thread, not this worker.
+    auto run = std::make_shared<HandlerRun>();
+    std::shared_ptr<JobHandler> handler = it->second;
+    std::thread([run, handler, job] {
+      current_run = run.get();
+      FinalWrite result;
+      std::string error_text;
+      bool error_retryable = false;
+      try {
+        result = handler->Run(job);
+      } catch (const virt::HypervisorError& error) {
+        error_text = error.what();
+        error_retryable = error.retryable();
+      } catch (const std::exception& error) {
+        error_text = error.what();
+      }
+      std::lock_guard<std::mutex> lock(run->mutex);
+      run->final_write = std::move(result);
+      run->failure = std::move(error_text);
+      run->retryable = error_retryable;
+      run->finished = true;
+      run->finished_cv.notify_all();
+    }).detach();
+    auto deadline_it = options_.deadline_ms_by_command.find(job.command);
+    const int64_t deadline_ms =
+        deadline_it != options_.deadline_ms_by_command.end() ? deadline_it->second : options_.deadline_ms;
+    std::unique_lock<std::mutex> lock(run->mutex);
+    if (run->finished_cv.wait_for(lock, std::chrono::milliseconds(deadline_ms),
+                                  [&] { return run->finished; })) {
+      final_write = std::move(run->final_write);
+      failure = std::move(run->failure);
+      retryable = run->retryable;
+    } else {
+      past_deadline = true;
+      failure = "deadline of " +
+                (deadline_ms % 1000 == 0 ? std::to_string(deadline_ms / 1000) + " s"
+                                         : std::to_string(deadline_ms) + " ms") +
+                " passed while waiting for " + run->waiting_for;
+      // Count the thread as hung until its call returns; its late result is discarded.
+      hung_->fetch_add(1);
+      lock.unlock();
+      std::thread([run, hung = hung_] {
+        std::unique_lock<std::mutex> wait_lock(run->mutex);
+        run->finished_cv.wait(wait_lock, [&] { return run->finished; });
+        hung->fetch_sub(1);
+      }).detach();
     }
   }
   const int64_t now = clock_.NowMs();
@@ -214,7 +277,7 @@ void JobRunner::Execute(const domain::Job& job) {
     spdlog::info("jobs: job {} ({} #{}) succeeded", job.id, job.object_name, job.object_id);
     return;
   }
-  if (retryable && job.attempts < options_.max_attempts) {
+  if (retryable && !past_deadline && job.attempts < options_.max_attempts) {
     const int shift = std::min(job.attempts - 1, 20);
     const int64_t delay = std::min(options_.retry_base_ms << shift, options_.retry_max_ms);
     db_.Write([&](store::Connection& c) {
@@ -228,7 +291,13 @@ void JobRunner::Execute(const domain::Job& job) {
   }
   if (retryable) failure = "gave up after " + std::to_string(job.attempts) + " attempts: " + failure;
   db_.Write([&](store::Connection& c) {
-    if (it != handlers_.end()) it->second->OnFailure(job, c);
+    if (it != handlers_.end()) {
+      if (past_deadline) {
+        it->second->OnDeadline(job, c);
+      } else {
+        it->second->OnFailure(job, c);
+      }
+    }
     store::jobs::Finish(c, job.id, domain::job_state::kFailed, failure, now);
   });
   RecordFinished(job, "Failed", now);

@@ -157,6 +157,12 @@ void LoadBalancerMonitor::Poll() {
   db_.Write([&](store::Connection& c) {
     const int64_t now = clock_.NowMs();
     for (const auto& balancer : store::load_balancers::ListAll(c)) {
+      // Traffic is metered for billing whatever the balancer's state: bytes served are billed.
+      if (auto it = statuses.find(balancer.id); it != statuses.end()) {
+        store::usage::RecordBalancerCounters(c, balancer.account_id, balancer.id,
+                                             balancer.created_ms, it->second.bytes_in,
+                                             it->second.bytes_out, now);
+      }
       if (balancer.deleting ||
           store::jobs::HasPending(c, domain::job_object_type::kLoadBalancer, balancer.id)) {
         continue;

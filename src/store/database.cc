@@ -1,5 +1,11 @@
 #include "gridd/store/database.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 namespace gridd::store {
 namespace {
 
@@ -128,7 +134,26 @@ Statement Connection::Prepare(std::string_view sql) {
 int64_t Connection::LastInsertId() const { return sqlite3_last_insert_rowid(db_); }
 int Connection::Changes() const { return sqlite3_changes(db_); }
 
-Database::Database(const std::string& path, int reader_connections) {
+namespace {
+// The database whose writer connection the current thread holds inside Database::Write, and
+// whether its reads go through that writer (Database::Atomic).
+thread_local Database* writer_holder = nullptr;
+thread_local bool reads_join_writer = false;
+}  // namespace
+
+Database::WriterScope::WriterScope(Database& db, bool reads_join)
+    : previous(writer_holder), previous_reads_join(reads_join_writer) {
+  writer_holder = &db;
+  reads_join_writer = reads_join;
+}
+Database::WriterScope::~WriterScope() {
+  writer_holder = previous;
+  reads_join_writer = previous_reads_join;
+}
+bool Database::HoldsWriter() const { return writer_holder == this; }
+bool Database::ReadsJoinWriter() const { return writer_holder == this && reads_join_writer; }
+
+Database::Database(const std::string& path, int reader_connections) : path_(path) {
   writer_ = std::make_unique<Connection>(path);
   const bool in_memory = path == ":memory:";
   if (!in_memory) {
@@ -147,6 +172,49 @@ Database::Database(const std::string& path, int reader_connections) {
 }
 
 Database::~Database() = default;
+
+void Database::BackupTo(const std::filesystem::path& destination) {
+  if (path_ == ":memory:") throw StoreError(SQLITE_MISUSE, "an in-memory database has no backup");
+  const std::filesystem::path partial = destination.string() + ".partial";
+  std::filesystem::remove(partial);
+  {
+    // Create the file 0600 before SQLite opens it: a backup holds every secret gridd keeps
+    // (sealed), and the account and key names in clear.
+    int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      throw StoreError(SQLITE_CANTOPEN, "cannot create " + partial.string() + ": " + std::strerror(errno));
+    }
+    ::close(fd);
+  }
+  try {
+    // A connection of its own: the copy is one read transaction (one snapshot), so it is
+    // consistent, and in WAL mode it never blocks the writer.
+    Connection source(path_);
+    Connection target(partial.string());
+    sqlite3_backup* backup = sqlite3_backup_init(target.handle(), "main", source.handle(), "main");
+    if (backup == nullptr) ThrowError(target.handle(), sqlite3_errcode(target.handle()), "backup to " + destination.string());
+    const int rc = sqlite3_backup_step(backup, -1);
+    sqlite3_backup_finish(backup);
+    if (rc != SQLITE_DONE) ThrowError(target.handle(), rc, "backup to " + destination.string());
+    // A self-contained file: a restore needs no -wal beside it.
+    target.Exec("PRAGMA journal_mode = DELETE");
+  } catch (...) {
+    std::filesystem::remove(partial);
+    throw;
+  }
+  int fd = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  std::filesystem::rename(partial, destination);
+  int dir_fd = ::open(destination.parent_path().empty() ? "." : destination.parent_path().c_str(),
+                      O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
 
 Database::ReaderLease::ReaderLease(Database& database) : db(database) {
   std::unique_lock<std::mutex> lock(db.readers_mutex_);

@@ -172,6 +172,59 @@ CREATE TABLE load_balancer_members (
 );
 CREATE INDEX load_balancer_members_by_lb ON load_balancer_members(lb_id, position);
 )sql",
+      // 3: metering for myaccount.billing.get: each server's RAM and power over time (one row
+      // per interval, the open one has no end), and load-balancer traffic as HAProxy counts it;
+      // the parent of saved images.
+      R"sql(
+CREATE TABLE server_usage (
+  id          INTEGER PRIMARY KEY,
+  account_id  INTEGER NOT NULL REFERENCES accounts(id),
+  server_id   INTEGER NOT NULL,
+  ram         INTEGER NOT NULL,
+  powered_on  INTEGER NOT NULL,
+  start_ms    INTEGER NOT NULL,
+  end_ms      INTEGER
+);
+CREATE UNIQUE INDEX server_usage_open ON server_usage(server_id) WHERE end_ms IS NULL;
+CREATE INDEX server_usage_by_account ON server_usage(account_id, start_ms);
+INSERT INTO server_usage (account_id, server_id, ram, powered_on, start_ms)
+  SELECT account_id, id, ram, state NOT IN (3, 10), CAST(strftime('%s', 'now') AS INTEGER) * 1000
+  FROM servers;
+CREATE TABLE transfer_usage (
+  id                INTEGER PRIMARY KEY,
+  account_id        INTEGER NOT NULL REFERENCES accounts(id),
+  load_balancer_id  INTEGER NOT NULL,
+  bytes_in          INTEGER NOT NULL,
+  bytes_out         INTEGER NOT NULL,
+  at_ms             INTEGER NOT NULL
+);
+CREATE INDEX transfer_usage_by_account ON transfer_usage(account_id, at_ms);
+CREATE TABLE transfer_counters (
+  load_balancer_id  INTEGER PRIMARY KEY,
+  created_ms        INTEGER NOT NULL,
+  bytes_in          INTEGER NOT NULL,
+  bytes_out         INTEGER NOT NULL
+);
+-- The image a saved image was made from (its server's image), so a hypervisor that forgets
+-- its volumes can rebuild the chain.
+ALTER TABLE images ADD COLUMN parent_image_id INTEGER REFERENCES images(id);
+)sql",
+      // 4: idempotent requests (the idempotency_key extension): the answer to a mutating
+      // request, written in the same transaction as its change and kept for 24 hours.
+      R"sql(
+CREATE TABLE idempotent_requests (
+  account_id       INTEGER NOT NULL REFERENCES accounts(id),
+  idempotency_key  TEXT NOT NULL,
+  method           TEXT NOT NULL,
+  params_hash      TEXT NOT NULL,
+  status           INTEGER NOT NULL,
+  content_type     TEXT NOT NULL,
+  body             BLOB NOT NULL,
+  created_ms       INTEGER NOT NULL,
+  PRIMARY KEY (account_id, idempotency_key)
+);
+CREATE INDEX idempotent_requests_by_age ON idempotent_requests(created_ms);
+)sql",
   };
   return migrations;
 }

@@ -307,7 +307,7 @@ namespace {
 constexpr const char* kSelect =
     "SELECT m.id, m.owner_account_id, coalesce(a.name, 'GoGrid'), m.name, m.friendly_name, "
     "m.description, m.os_id, m.architecture, m.type, m.state, m.price, m.location, m.is_active, "
-    "m.is_public, m.storage_pool, m.volume, m.created_ms, m.updated_ms "
+    "m.is_public, m.storage_pool, m.volume, m.created_ms, m.updated_ms, m.parent_image_id "
     "FROM images m LEFT JOIN accounts a ON a.id = m.owner_account_id ";
 Image Row(const Statement& s) {
   Image image;
@@ -329,9 +329,11 @@ Image Row(const Statement& s) {
   image.volume = s.Text(15);
   image.created_ms = s.Int(16);
   image.updated_ms = s.Int(17);
+  image.parent_image_id = s.OptionalInt(18);
   return image;
 }
-constexpr const char* kVisible = "(m.is_public = 1 OR m.owner_account_id = ?1) ";
+// Public images are everyone's; a published customer image in the Trash is only its owner's.
+constexpr const char* kVisible = "(m.owner_account_id = ?1 OR (m.is_public = 1 AND m.state != 4)) ";
 }  // namespace
 
 int64_t UpsertPublic(Connection& c, const Image& image, int64_t now_ms) {
@@ -404,6 +406,51 @@ std::vector<Image> ListAll(Connection& c) {
   while (s.Step()) out.push_back(Row(s));
   return out;
 }
+
+int64_t InsertPrivate(Connection& c, const Image& image) {
+  c.Prepare(
+       "INSERT INTO images (owner_account_id, name, friendly_name, description, os_id, "
+       "architecture, type, state, price, location, is_active, is_public, storage_pool, volume, "
+       "created_ms, updated_ms, parent_image_id) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")
+      .Bind(1, image.owner_account_id)
+      .Bind(2, image.name)
+      .Bind(3, image.friendly_name)
+      .Bind(4, image.description)
+      .Bind(5, image.os_id)
+      .Bind(6, image.architecture)
+      .Bind(7, image.type)
+      .Bind(8, image.state)
+      .Bind(9, image.price)
+      .Bind(10, image.location)
+      .Bind(11, image.is_active)
+      .Bind(12, image.is_public)
+      .Bind(13, image.storage_pool)
+      .Bind(14, image.volume)
+      .Bind(15, image.created_ms)
+      .Bind(16, image.updated_ms)
+      .Bind(17, image.parent_image_id)
+      .Run();
+  return c.LastInsertId();
+}
+
+void Update(Connection& c, const Image& image) {
+  c.Prepare(
+       "UPDATE images SET friendly_name = ?, description = ?, state = ?, is_active = ?, "
+       "is_public = ?, updated_ms = ? WHERE id = ?")
+      .Bind(1, image.friendly_name)
+      .Bind(2, image.description)
+      .Bind(3, image.state)
+      .Bind(4, image.is_active)
+      .Bind(5, image.is_public)
+      .Bind(6, image.updated_ms)
+      .Bind(7, image.id)
+      .Run();
+}
+
+void Delete(Connection& c, int64_t id) {
+  c.Prepare("DELETE FROM images WHERE id = ?").Bind(1, id).Run();
+}
 }  // namespace images
 
 // ------------------------------------------------------------------------------------- servers
@@ -454,7 +501,9 @@ int64_t Insert(Connection& c, const Server& server) {
       .Bind(10, server.created_ms)
       .Bind(11, server.updated_ms)
       .Run();
-  return c.LastInsertId();
+  const int64_t id = c.LastInsertId();
+  usage::TrackServer(c, id, server.created_ms);
+  return id;
 }
 
 std::optional<Server> Get(Connection& c, int64_t account_id, int64_t id) {
@@ -494,6 +543,7 @@ void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms) {
       .Bind(2, now_ms)
       .Bind(3, id)
       .Run();
+  usage::TrackServer(c, id, now_ms);
 }
 
 void Update(Connection& c, const Server& server) {
@@ -510,12 +560,128 @@ void Update(Connection& c, const Server& server) {
       .Bind(8, server.updated_ms)
       .Bind(9, server.id)
       .Run();
+  usage::TrackServer(c, server.id, server.updated_ms);
+}
+
+void Delete(Connection& c, int64_t id, int64_t now_ms) {
+  c.Prepare("DELETE FROM servers WHERE id = ?").Bind(1, id).Run();
+  usage::TrackServer(c, id, now_ms);
 }
 
 void Delete(Connection& c, int64_t id) {
-  c.Prepare("DELETE FROM servers WHERE id = ?").Bind(1, id).Run();
+  auto s = c.Prepare("SELECT updated_ms FROM servers WHERE id = ?");
+  s.Bind(1, id);
+  const int64_t last_change = s.Step() ? s.Int(0) : 0;
+  Delete(c, id, last_change);
 }
 }  // namespace servers
+
+// ------------------------------------------------------------------------------------- usage
+namespace usage {
+
+void TrackServer(Connection& c, int64_t server_id, int64_t now_ms) {
+  std::optional<ServerInterval> now;
+  std::optional<int64_t> account_id;
+  {
+    auto s = c.Prepare("SELECT account_id, ram, state FROM servers WHERE id = ?");
+    s.Bind(1, server_id);
+    if (s.Step()) {
+      account_id = s.Int(0);
+      const int64_t state = s.Int(2);
+      now = ServerInterval{
+          server_id, s.Int(1),
+          state != domain::server_state::kOff && state != domain::server_state::kOffSaving, now_ms,
+          std::nullopt};
+    }
+  }
+  auto open = c.Prepare(
+      "SELECT id, ram, powered_on, start_ms FROM server_usage WHERE server_id = ? AND end_ms IS "
+      "NULL");
+  open.Bind(1, server_id);
+  if (open.Step()) {
+    const int64_t open_id = open.Int(0);
+    if (now && open.Int(1) == now->ram && (open.Int(2) != 0) == now->powered_on) return;
+    const int64_t end = std::max(now_ms, open.Int(3));
+    c.Prepare("UPDATE server_usage SET end_ms = ? WHERE id = ?")
+        .Bind(1, end)
+        .Bind(2, open_id)
+        .Run();
+  }
+  if (!now) return;
+  c.Prepare(
+       "INSERT INTO server_usage (account_id, server_id, ram, powered_on, start_ms) "
+       "VALUES (?, ?, ?, ?, ?)")
+      .Bind(1, *account_id)
+      .Bind(2, server_id)
+      .Bind(3, now->ram)
+      .Bind(4, now->powered_on)
+      .Bind(5, now_ms)
+      .Run();
+}
+
+std::vector<ServerInterval> ServerIntervals(Connection& c, int64_t account_id, int64_t from_ms,
+                                            int64_t to_ms) {
+  auto s = c.Prepare(
+      "SELECT server_id, ram, powered_on, start_ms, end_ms FROM server_usage "
+      "WHERE account_id = ? AND start_ms < ? AND (end_ms IS NULL OR end_ms > ?) ORDER BY id");
+  s.Bind(1, account_id).Bind(2, to_ms).Bind(3, from_ms);
+  std::vector<ServerInterval> out;
+  while (s.Step()) {
+    out.push_back(ServerInterval{s.Int(0), s.Int(1), s.Int(2) != 0, s.Int(3), s.OptionalInt(4)});
+  }
+  return out;
+}
+
+void RecordBalancerCounters(Connection& c, int64_t account_id, int64_t load_balancer_id,
+                            int64_t created_ms, uint64_t bytes_in, uint64_t bytes_out,
+                            int64_t now_ms) {
+  const auto in = static_cast<int64_t>(bytes_in);
+  const auto out = static_cast<int64_t>(bytes_out);
+  int64_t grown_in = in;
+  int64_t grown_out = out;
+  auto last = c.Prepare(
+      "SELECT bytes_in, bytes_out FROM transfer_counters WHERE load_balancer_id = ? AND "
+      "created_ms = ?");
+  last.Bind(1, load_balancer_id).Bind(2, created_ms);
+  if (last.Step()) {
+    // HAProxy's counters restart at 0 with each new worker: a smaller reading is a fresh count.
+    if (in >= last.Int(0) && out >= last.Int(1)) {
+      grown_in = in - last.Int(0);
+      grown_out = out - last.Int(1);
+    }
+  }
+  c.Prepare(
+       "INSERT INTO transfer_counters (load_balancer_id, created_ms, bytes_in, bytes_out) "
+       "VALUES (?, ?, ?, ?) ON CONFLICT(load_balancer_id) DO UPDATE SET "
+       "created_ms = excluded.created_ms, bytes_in = excluded.bytes_in, "
+       "bytes_out = excluded.bytes_out")
+      .Bind(1, load_balancer_id)
+      .Bind(2, created_ms)
+      .Bind(3, in)
+      .Bind(4, out)
+      .Run();
+  if (grown_in == 0 && grown_out == 0) return;
+  c.Prepare(
+       "INSERT INTO transfer_usage (account_id, load_balancer_id, bytes_in, bytes_out, at_ms) "
+       "VALUES (?, ?, ?, ?, ?)")
+      .Bind(1, account_id)
+      .Bind(2, load_balancer_id)
+      .Bind(3, grown_in)
+      .Bind(4, grown_out)
+      .Bind(5, now_ms)
+      .Run();
+}
+
+Transfer TransferBetween(Connection& c, int64_t account_id, int64_t from_ms, int64_t to_ms) {
+  auto s = c.Prepare(
+      "SELECT coalesce(sum(bytes_in), 0), coalesce(sum(bytes_out), 0) FROM transfer_usage "
+      "WHERE account_id = ? AND at_ms >= ? AND at_ms < ?");
+  s.Bind(1, account_id).Bind(2, from_ms).Bind(3, to_ms);
+  s.Step();
+  return Transfer{s.Int(0), s.Int(1)};
+}
+
+}  // namespace usage
 
 // ------------------------------------------------------------------------------ load balancers
 namespace load_balancers {

@@ -122,6 +122,22 @@ std::string OverlayVolumeXml(const std::string& name, uint64_t capacity_bytes,
   return xml;
 }
 
+// A full copy of a volume: its own format and no backing store, so libvirt flattens the
+// source's chain into it. The allocation is the source's capacity, the most the copy can take,
+// so a pool that cannot hold it refuses the copy before any byte is written.
+std::string CopyVolumeXml(const std::string& name, uint64_t capacity_bytes,
+                          const std::string& format) {
+  std::string xml = "<volume>\n";
+  xml += "  <name>" + XmlEscape(name) + "</name>\n";
+  xml += "  <capacity unit='bytes'>" + std::to_string(capacity_bytes) + "</capacity>\n";
+  xml += "  <allocation unit='bytes'>" + std::to_string(capacity_bytes) + "</allocation>\n";
+  xml += "  <target>\n";
+  xml += "    <format type='" + XmlEscape(format) + "'/>\n";
+  xml += "  </target>\n";
+  xml += "</volume>\n";
+  return xml;
+}
+
 DomainHandle FindDomain(virConnectPtr conn, const std::string& name, const std::string& what) {
   DomainHandle domain(virDomainLookupByName(conn, name.c_str()));
   if (domain) return domain;
@@ -409,6 +425,36 @@ bool LibvirtHypervisor::VolumeExists(const std::string& storage_pool, const std:
     const std::string what = "look up volume " + volume;
     PoolHandle pool = LookupPool(conn, storage_pool, what);
     return FindVolumeRefreshing(pool.get(), volume, what) != nullptr;
+  });
+}
+
+void LibvirtHypervisor::CopyVolume(const std::string& storage_pool, const std::string& source,
+                                   const std::string& target, const std::string& format) {
+  Run([&](virConnectPtr conn) {
+    const std::string what = "copy volume " + source + " to " + target;
+    PoolHandle pool = LookupPool(conn, storage_pool, what);
+    VolumeHandle from = FindVolumeRefreshing(pool.get(), source, what);
+    if (!from) {
+      throw HypervisorError(HypervisorErrorKind::kNotFound,
+                            what + ": no volume " + source + " in pool " + storage_pool);
+    }
+    // A target that exists before the copy starts is an interrupted attempt's leftover.
+    if (VolumeHandle stale = FindVolume(pool.get(), target, what)) {
+      if (virStorageVolDelete(stale.get(), 0) < 0) ThrowLastError(what + ": remove stale copy");
+    }
+    virStorageVolInfo info{};
+    if (virStorageVolGetInfo(from.get(), &info) < 0) ThrowLastError(what + ": source info");
+    const std::string xml = CopyVolumeXml(target, info.capacity, format);
+    VolumeHandle created(virStorageVolCreateXMLFrom(pool.get(), xml.c_str(), from.get(), 0));
+    if (created) return;
+    LastError error = TakeLastError();
+    // libvirt removes what it created on most failures; make sure nothing half-made stays.
+    if (VolumeHandle partial = FindVolume(pool.get(), target, what)) {
+      if (virStorageVolDelete(partial.get(), 0) < 0) {
+        spdlog::warn("{}: cannot remove the partial copy: {}", what, TakeLastError().message);
+      }
+    }
+    ThrowError(error, what + " in pool " + storage_pool);
   });
 }
 

@@ -28,6 +28,8 @@ class LibvirtHypervisor : public Hypervisor {
   void EnsureDisk(const DiskSpec& disk) override;
   void DeleteDisk(const std::string& storage_pool, const std::string& volume) override;
   bool VolumeExists(const std::string& storage_pool, const std::string& volume) override;
+  void CopyVolume(const std::string& storage_pool, const std::string& source,
+                  const std::string& target, const std::string& format) override;
 
   void DefineDomain(const DomainSpec& spec) override;
   void UndefineDomain(const std::string& name) override;

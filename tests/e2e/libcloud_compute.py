@@ -5,8 +5,9 @@ Usage: /usr/bin/python3 libcloud_compute.py --host 127.0.0.1 --port 8080 --key K
 
 Walks through what a libcloud user does: list images, sizes, locations and free IPs; create a
 server; wait for it to run and show its password; reboot it; resize it and change its
-description; destroy it and see its IP freed. Also checks that bad credentials raise
-InvalidCredsError. Prints one line per step; exits 0 on success, 1 with a message on failure.
+description; save it as an image, edit the image and build a second server from it; read the
+account's bill; destroy the servers and see their IPs freed. Also checks that bad credentials
+raise InvalidCredsError. Prints one line per step; exits 0 on success, 1 with a message on failure.
 Only the standard library and libcloud are used.
 """
 
@@ -28,6 +29,7 @@ POLL_TIMEOUT = 60.0
 POLL_INTERVAL = 0.5
 EXPECTED_SIZES = ["512MB", "1GB", "2GB", "4GB", "8GB", "16GB", "24GB"]
 EDITED_DESCRIPTION = "edited by libcloud"
+IMAGE_DESCRIPTION = "saved and edited by libcloud"
 
 
 def make_driver(host, port, key, secret):
@@ -216,6 +218,8 @@ def run(args, created):
     node = poll_nodes(driver, "server %s to show the edit" % node.id, edited_and_running)
     ok(describe_node(node))
 
+    node = save_and_use_image(driver, node, size_512, locations[0], created)
+
     step("destroy_node(%s)" % node.id)
     result = driver.destroy_node(node)
     check(result is True, "destroy_node returned %r, expected True" % (result,))
@@ -237,6 +241,76 @@ def run(args, created):
             )
         time.sleep(POLL_INTERVAL)
     ok()
+
+
+def image_state(driver, image_id):
+    """The image's state name, read through libcloud's own signed connection."""
+    body = driver.connection.request("/api/grid/image/get", params={"id": image_id}).object
+    return body["list"][0]["state"]["name"]
+
+
+def save_and_use_image(driver, node, size, location, created):
+    """ex_save_image, wait until Available, ex_edit_image, list_images by location, a server
+    from the saved image, and the bill of the running servers. Returns the original node."""
+    image_name = "lc-image-%s" % node.id
+    step("ex_save_image(%s, %r)" % (node.id, image_name))
+    image = driver.ex_save_image(node, image_name)
+    check(image.id and image.name == image_name,
+          "ex_save_image returned id=%r name=%r, expected name %r" % (image.id, image.name, image_name))
+    ok("image id=%s" % image.id)
+
+    step("image %s becomes Available and the server runs again" % image.id)
+    deadline = time.monotonic() + POLL_TIMEOUT
+    state = image_state(driver, image.id)
+    while state != "Available" and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+        state = image_state(driver, image.id)
+    check(state == "Available", "image %s is %r after %.0f s" % (image.id, state, POLL_TIMEOUT))
+    node = poll_nodes(driver, "server %s to be RUNNING after the save" % node.id,
+                      lambda nodes: (lambda n: n if n is not None and n.state == NodeState.RUNNING
+                                     else None)(node_with_id(nodes, created["id"])))
+    ok()
+
+    step("ex_edit_image(%s, public=False, description, name)" % image.id)
+    new_name = image_name + "-v2"
+    edited = driver.ex_edit_image(image=image, public=False, ex_description=IMAGE_DESCRIPTION,
+                                  name=new_name)
+    check(edited.id == image.id and edited.name == new_name,
+          "ex_edit_image returned id=%r name=%r, expected %r %r"
+          % (edited.id, edited.name, image.id, new_name))
+    ok()
+
+    step("list_images(location=%s) shows the edited image" % location.id)
+    listed = {i.id: i.name for i in driver.list_images(location=location)}
+    check(listed.get(edited.id) == new_name,
+          "list_images(location) has %r for image %s" % (listed.get(edited.id), edited.id))
+    ok("%d images" % len(listed))
+
+    copy_name = "lc-copy-%s" % node.id
+    step("ex_create_node_nowait(name=%r, image=%s) from the saved image" % (copy_name, edited.id))
+    copy = driver.ex_create_node_nowait(name=copy_name, size=size, image=edited)
+    copy_ip = copy.public_ips[0]
+
+    def copy_running(nodes):
+        found = node_with_ip(nodes, copy_ip)
+        return found if found is not None and found.id and found.state == NodeState.RUNNING else None
+
+    copy = poll_nodes(driver, "the server from the saved image to run", copy_running)
+    ok(describe_node(copy))
+
+    step("myaccount.billing.get counts the RAM of both servers")
+    bill = driver.connection.request("/api/myaccount/billing/get").object["list"][0]
+    check(bill.get("object") == "billingsummary", "billing answer: %r" % (bill,))
+    check(bill.get("memoryInUse") == 1.5,
+          "memoryInUse is %r, expected 1.5 (1GB + 512MB deployed)" % bill.get("memoryInUse"))
+    ok("memoryInUse=%s memoryAccrued=%s" % (bill["memoryInUse"], bill["memoryAccrued"]))
+
+    step("destroy_node(%s) (the server from the image)" % copy.id)
+    check(driver.destroy_node(copy) is True, "destroy_node of the copy failed")
+    poll_nodes(driver, "the copy %s to be gone" % copy.id,
+               lambda nodes: node_with_ip(nodes, copy_ip) is None)
+    ok()
+    return node
 
 
 def cleanup(args, created):

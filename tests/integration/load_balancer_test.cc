@@ -818,5 +818,115 @@ TEST_F(LoadBalancerTest, AChangeWhileAnotherIsPendingIsRefused) {
   }
 }
 
+// ------------------------------------------------------------------------------ metering
+
+// A backend that answers a client's first byte with `bytes` bytes of data, then closes; health
+// checks (which send nothing) get nothing.
+class DataSource {
+ public:
+  DataSource(const std::string& ip, uint64_t bytes) : bytes_(bytes) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address = tcp_detail::MakeAddress(ip, 0);
+    const int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        listen(listen_fd_, 64) != 0) {
+      throw std::runtime_error("cannot listen on " + ip + ": " + std::strerror(errno));
+    }
+    socklen_t length = sizeof(address);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    acceptor_ = std::thread([this] {
+      while (true) {
+        const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) {
+          if (errno == EINTR || errno == ECONNABORTED) continue;
+          return;  // the listener was shut down
+        }
+        servers_.emplace_back([this, fd] { Serve(fd); });
+      }
+    });
+  }
+  ~DataSource() {
+    shutdown(listen_fd_, SHUT_RDWR);
+    acceptor_.join();
+    for (auto& server : servers_) server.join();
+    close(listen_fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  void Serve(int fd) {
+    timeval timeout{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    char request = 0;
+    if (recv(fd, &request, 1, 0) == 1) {
+      const std::string chunk(1 << 20, 'x');
+      for (uint64_t sent = 0; sent < bytes_;) {
+        const size_t size = static_cast<size_t>(std::min<uint64_t>(chunk.size(), bytes_ - sent));
+        const ssize_t n = send(fd, chunk.data(), size, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += static_cast<uint64_t>(n);
+      }
+    }
+    close(fd);
+  }
+
+  uint64_t bytes_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread acceptor_;
+  std::vector<std::thread> servers_;  // touched by the acceptor only until it has joined
+};
+
+TEST_F(LoadBalancerTest, TrafficThroughABalancerIsBilledAsTransfer) {
+  constexpr uint64_t kBytes = (1ull << 30) + (64ull << 20);  // just over one GB out
+  DataSource source(Real(2), kBytes);
+  const uint16_t port = PickPort(kVip, 7);
+  auto added = client_->Call("grid/loadbalancer/add",
+                             {{"name", "metered"},
+                              {"virtualip.ip", kVip},
+                              {"virtualip.port", std::to_string(port)},
+                              {"realiplist.0.ip", Real(2)},
+                              {"realiplist.0.port", std::to_string(source.port())}});
+  ASSERT_EQ(added.status, 200u) << added.body;
+  const int64_t id = added.json()["list"][0]["id"];
+  ASSERT_TRUE(WaitForState(id, "On"));
+  EXPECT_EQ(CallOk(*client_, "myaccount/billing/get")["list"][0]["transferAccrued"], 0);
+
+  uint64_t received = 0;
+  {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    timeval timeout{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    const sockaddr_in address = tcp_detail::MakeAddress(kVip, port);
+    ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0)
+        << std::strerror(errno);
+    ASSERT_EQ(send(fd, "g", 1, MSG_NOSIGNAL), 1);
+    std::vector<char> buffer(1 << 20);
+    while (received < kBytes) {
+      const ssize_t n = recv(fd, buffer.data(), buffer.size(), 0);
+      if (n <= 0) break;
+      received += static_cast<uint64_t>(n);
+    }
+    close(fd);
+  }
+  ASSERT_EQ(received, kBytes);
+
+  // The monitor reads HAProxy's counters every second and records their growth.
+  nlohmann::json bill;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        bill = CallOk(*client_, "myaccount/billing/get")["list"][0];
+        return bill["transferAccrued"] == 1;
+      },
+      kWait))
+      << bill.dump();
+  EXPECT_EQ(bill["transferOverage"], 1) << "no allotment in the shipped configuration";
+}
+
 }  // namespace
 }  // namespace gridd::testing

@@ -16,6 +16,7 @@
 #include "gridd/common/clock.h"
 #include "gridd/domain/account_service.h"
 #include "gridd/domain/grid_service.h"
+#include "gridd/domain/idempotent_requests.h"
 #include "gridd/domain/load_balancer_service.h"
 
 namespace gridd::api {
@@ -43,10 +44,11 @@ struct ApiServiceOptions {
 
 class ApiService {
  public:
-  // `balancers` may be null when gridd runs without a load-balancing engine.
+  // `balancers` may be null when gridd runs without a load-balancing engine; `idempotent`
+  // may be null when the idempotency_key extension is off (the parameter is then refused).
   ApiService(domain::GridService& grid, domain::AccountService& accounts,
              domain::LoadBalancerService* balancers, const Clock& clock,
-             ApiServiceOptions options);
+             ApiServiceOptions options, domain::IdempotentRequests* idempotent = nullptr);
 
   HttpResponse Handle(const HttpRequest& request);
   // What the HTTP server answers for malformed HTTP (oversized headers, bad framing).
@@ -63,6 +65,7 @@ class ApiService {
     unsigned roles;
     double min_version;
     Handler handler;
+    bool mutating = false;  // changes state: accepts idempotency_key
   };
   // The route table, by request path ("/api/grid/server/list"); for tests of the role matrix.
   const std::map<std::string, Route, std::less<>>& routes() const { return routes_; }
@@ -75,6 +78,7 @@ class ApiService {
   domain::GridService& grid_;
   domain::AccountService& accounts_;
   domain::LoadBalancerService* balancers_;
+  domain::IdempotentRequests* idempotent_;
   const Clock& clock_;
   SignatureVerifier verifier_;
   RateLimiter per_key_;

@@ -31,6 +31,10 @@ Json ServerJson(const domain::ServerView& view, const RenderContext& context);
 Json JobJson(const domain::Job& job, const RenderContext& context);
 Json LoadBalancerJson(const domain::LoadBalancerView& view, const RenderContext& context);
 Json PasswordJson(const domain::PasswordView& view, const RenderContext& context);
+// The billingsummary of spec §9.12 with the attributes API version `version` knows:
+// startTimestamp/endTimestamp from 1.1, the projections from 1.3. startDate and endDate are
+// Java Date strings in UTC ("Sat Jul 12 00:00:00 UTC 2008"), as GoGrid's XML and CSV showed.
+Json BillingSummaryJson(const domain::BillingSummary& summary, double version);
 
 struct Summary {
   int64_t total = 0;

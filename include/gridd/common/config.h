@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gridd {
@@ -80,6 +81,12 @@ struct Config {
   int job_max_attempts = 5;
   int job_retry_base_ms = 1000;
   int job_retry_max_ms = 60000;
+  // Longest a job may run, by job command name ("StartVirtualServer"…); others get the default.
+  int job_deadline_seconds = 600;
+  std::vector<std::pair<std::string, int>> job_deadlines_by_command;
+  // [reconciler]
+  int reconcile_interval_seconds = 60;  // 0: only at start
+  bool reconcile_remove_orphans = false;
   // [loadbalancer]
   bool lb_enabled = false;
   std::string haproxy_binary = "/usr/sbin/haproxy";
@@ -87,6 +94,14 @@ struct Config {
   int lb_status_interval_ms = 1000;
   // IPv4 networks ("127.0.0.0/8") virtual IPs must lie in; empty allows any.
   std::vector<std::string> lb_vip_networks;
+  // [billing] (myaccount.billing.get)
+  int billing_period_start_day = 1;  // day of the month a billing period starts, 1-28 (UTC)
+  int64_t billing_memory_allotment_gb_hours = 0;
+  double billing_memory_allotment_price = 0;   // US$ per period for the allotment
+  double billing_memory_gb_hour_price = 0.19;  // US$ per GB-hour over the allotment
+  int64_t billing_transfer_allotment_gb = 0;
+  double billing_transfer_gb_price = 0;     // US$ per outbound GB over the allotment
+  bool billing_powered_off_servers = true;  // deployed RAM is billed whether on or off
   // [accounts]
   int ip_block_size = 16;
   std::string initial_account = "default";

@@ -83,6 +83,7 @@ struct Image {
   std::string volume;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  std::optional<int64_t> parent_image_id;  // a saved image's origin (its server's image)
 };
 
 struct Server {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gridd/common/clock.h"
@@ -101,22 +102,77 @@ struct ImageFilter {
   std::vector<int64_t> datacenters;
 };
 
+struct ImageSaveRequest {
+  std::optional<std::string> friendly_name;
+  std::optional<std::string> server;  // id or name
+  std::optional<std::string> description;
+};
+
+struct ImageEditRequest {
+  std::vector<Selector> selectors;
+  std::optional<std::string> friendly_name;
+  std::optional<std::string> description;
+  std::optional<bool> is_public;
+};
+
 struct JobFilter {
   std::optional<int64_t> start_ms;
   std::optional<int64_t> end_ms;
   std::vector<int64_t> object_types;
+  std::vector<int64_t> commands;
   std::vector<int64_t> states;
   std::optional<std::string> owner;
   std::optional<std::string> object;
   std::vector<int64_t> datacenters;
 };
 
+// Prices and allotments of a billing period (config [billing]).
+struct BillingOptions {
+  int period_start_day = 1;
+  int64_t memory_allotment_gb_hours = 0;
+  double memory_allotment_price = 0;
+  double memory_gb_hour_price = 0.19;
+  int64_t transfer_allotment_gb = 0;
+  double transfer_gb_price = 0;
+  bool bill_powered_off_servers = true;
+};
+
+// The account's current billing period (spec §9.12): RAM in GB-hours, transfer in outbound GB,
+// both from metering; whole units are rounded down, charges in US$.
+struct BillingSummary {
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;
+  int64_t memory_allotment = 0;
+  double memory_in_use = 0;  // GB of RAM deployed now
+  int64_t memory_accrued = 0;
+  int64_t memory_overage = 0;
+  double memory_overage_charge = 0;
+  int64_t transfer_allotment = 0;
+  int64_t transfer_accrued = 0;
+  int64_t transfer_overage = 0;
+  double transfer_overage_charge = 0;
+  // Projections for the whole period: RAM as deployed now until its end, transfer at the rate
+  // of the period so far.
+  int64_t memory_projected_usage = 0;
+  double memory_projected_overage_charge = 0;
+  double memory_projected_total_charge = 0;
+  int64_t transfer_projected_usage = 0;
+  double transfer_projected_overage_charge = 0;
+  double transfer_projected_total_charge = 0;
+};
+
+// The billing period containing `now_ms`: [start, end) from `start_day` 00:00 UTC to the same
+// day of the next month.
+std::pair<int64_t, int64_t> BillingPeriod(int64_t now_ms, int start_day);
+
 struct GridServiceOptions {
   size_t max_name_length = 20;
   size_t max_description_length = 500;
+  size_t max_image_name_length = 100;
   size_t password_length = 12;
   // IPv4 CIDRs a load balancer's virtual IP must lie in; empty allows any.
   std::vector<std::string> vip_networks;
+  BillingOptions billing;
 };
 
 class GridService {
@@ -145,6 +201,14 @@ class GridService {
 
   std::vector<Image> ListImages(const Caller& caller, const ImageFilter& filter);
   std::vector<Image> GetImages(const Caller& caller, const std::vector<Selector>& selectors);
+  // Saves a private image from a server's disk: the image is Saving and the server Saving
+  // (Off/Saving when it was off) until the SaveServerImage job has copied the disk.
+  Image SaveImage(const Caller& caller, const ImageSaveRequest& request);
+  // Changes an owned image's friendly name, description or public flag.
+  Image EditImage(const Caller& caller, const ImageEditRequest& request);
+  // Moves an owned image to the Trash (no new servers from it) and back.
+  Image DeleteImage(const Caller& caller, const std::vector<Selector>& selectors);
+  Image RestoreImage(const Caller& caller, const std::vector<Selector>& selectors);
 
   std::vector<Job> ListJobs(const Caller& caller, const JobFilter& filter);
   std::vector<Job> GetJobs(const Caller& caller, const std::vector<std::string>& ids);
@@ -153,12 +217,20 @@ class GridService {
                                           const std::vector<int64_t>& datacenters);
   std::vector<PasswordView> GetPasswords(const Caller& caller, const std::vector<std::string>& ids);
 
+  // myaccount.billing.get: the current period of the caller's account.
+  BillingSummary Billing(const Caller& caller);
+
  private:
   ServerView View(store::Connection& c, const Server& server);
   // Resolves one server for a change: exactly one selector, exactly one match, no job pending.
   Server SelectOneForChange(store::Connection& c, const Caller& caller,
                             const std::vector<Selector>& selectors);
   std::vector<Server> Select(store::Connection& c, const Caller& caller, const Selector& selector);
+  std::vector<Image> SelectImages(store::Connection& c, const Caller& caller,
+                                  const Selector& selector);
+  // Resolves one image the caller owns for a change: exactly one selector and one match.
+  Image SelectOwnImage(store::Connection& c, const Caller& caller,
+                       const std::vector<Selector>& selectors);
   Job NewServerJob(const Caller& caller, const Server& server, const Ip& ip, const Image& image,
                    int64_t command);
 

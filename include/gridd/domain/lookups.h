@@ -41,7 +41,9 @@ inline constexpr int64_t kStartVirtualServer = 1, kStopVirtualServer = 2,
                          kSaveServerImage = 5, kCreateVirtualServer = 6,
                          kDeleteVirtualServer = 7, kDeleteServerImage = 8,
                          kRestoreServerImage = 9, kCreateLoadBalancer = 10,
-                         kUpdateLoadBalancer = 11, kDeleteLoadBalancer = 12;
+                         kUpdateLoadBalancer = 11, kDeleteLoadBalancer = 12,
+                         // gridd's own: a repair found by the reconciler (docs/api.md).
+                         kReconcileVirtualServer = 13;
 }
 namespace job_object_type {
 inline constexpr int64_t kVirtualServer = 1, kLoadBalancer = 2, kCloudStorage = 3,

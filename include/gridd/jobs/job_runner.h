@@ -33,7 +33,15 @@ class JobHandler {
   virtual FinalWrite Run(const domain::Job& job) = 0;
   // Called (in the transaction that marks the job Failed) when the job will not be retried.
   virtual void OnFailure(const domain::Job& job, store::Connection& c) = 0;
+  // Called instead of OnFailure when the job passed its deadline while Run is still inside a
+  // call that does not return; must leave the object in a defined state without calling that
+  // (possibly hung) hypervisor or engine.
+  virtual void OnDeadline(const domain::Job& job, store::Connection& c) { OnFailure(job, c); }
 };
+
+// Called by a handler before each step that waits on something outside gridd ("the hypervisor
+// to start domain gridd-7"), so a job failed by its deadline says what it was waiting for.
+void SetJobStep(std::string waiting_for);
 
 struct JobRunnerOptions {
   int workers = 4;
@@ -42,6 +50,9 @@ struct JobRunnerOptions {
   int64_t retry_base_ms = 1000;
   int64_t retry_max_ms = 60'000;
   int64_t idle_poll_ms = 1000;  // how often idle workers look for due retries and lost leases
+  // Longest one run of a job's handler may take; then the job fails and its worker moves on.
+  int64_t deadline_ms = 600'000;
+  std::map<int64_t, int64_t> deadline_ms_by_command;
 };
 
 class JobRunner {
@@ -72,6 +83,9 @@ class JobRunner {
   // Puts jobs left Processing back in the queue; returns how many (what Start does first).
   int RequeueAbandoned();
 
+  // Handler runs given up at their deadline whose call has not returned yet.
+  int hung_handlers() const { return hung_->load(); }
+
  private:
   void WorkerLoop(size_t index);
   void StartWorkerLocked(size_t index);
@@ -89,6 +103,7 @@ class JobRunner {
   bool stopping_ = false;
   uint64_t notifications_ = 0;
   std::atomic<int> running_{0};
+  std::shared_ptr<std::atomic<int>> hung_ = std::make_shared<std::atomic<int>>(0);
   std::condition_variable idle_;
 };
 

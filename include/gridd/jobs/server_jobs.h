@@ -16,7 +16,8 @@ struct ServerJobOptions {
   int shutdown_timeout_seconds = 60;
 };
 
-// Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer.
+// Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer and
+// SaveServerImage.
 void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
                         const Clock& clock, ServerJobOptions options);
 
@@ -24,8 +25,9 @@ void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor
 std::string DomainName(int64_t server_id);
 std::string DiskVolume(int64_t server_id);
 
-// For hypervisors with volatile state: defines every server's domain again and starts those
-// the database says are on. Returns the number of servers rebuilt.
+// For hypervisors with volatile state: copies saved images' volumes again from their parent
+// images, defines every server's domain again and starts those the database says are on.
+// Returns the number of servers rebuilt.
 int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor);
 
 }  // namespace gridd::jobs

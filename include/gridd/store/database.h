@@ -111,10 +111,14 @@ class Database {
   explicit Database(const std::string& path, int reader_connections = 4);
   ~Database();
 
-  // Runs fn(Connection&) inside BEGIN IMMEDIATE … COMMIT; rolls back when fn throws.
+  // Runs fn(Connection&) inside BEGIN IMMEDIATE … COMMIT; rolls back when fn throws. Called
+  // again from inside fn (on the same thread), it runs within the enclosing transaction under a
+  // SAVEPOINT.
   template <typename F>
   auto Write(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    if (HoldsWriter()) return Nested(std::forward<F>(fn));
     std::lock_guard<std::mutex> lock(writer_mutex_);
+    WriterScope scope(*this, false);
     writer_->Exec("BEGIN IMMEDIATE");
     try {
       if constexpr (std::is_void_v<decltype(fn(*writer_))>) {
@@ -131,10 +135,34 @@ class Database {
     }
   }
 
-  // Runs fn(Connection&) inside a read transaction (a consistent snapshot).
+  // Like Write, but every Write and Read that fn makes on this thread joins the transaction
+  // (reads see its changes), so several services' changes commit as one, or not at all.
+  template <typename F>
+  auto Atomic(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    if (HoldsWriter()) return Nested(std::forward<F>(fn));
+    std::lock_guard<std::mutex> lock(writer_mutex_);
+    WriterScope scope(*this, true);
+    writer_->Exec("BEGIN IMMEDIATE");
+    try {
+      if constexpr (std::is_void_v<decltype(fn(*writer_))>) {
+        fn(*writer_);
+        writer_->Exec("COMMIT");
+      } else {
+        auto result = fn(*writer_);
+        writer_->Exec("COMMIT");
+        return result;
+      }
+    } catch (...) {
+      writer_->Exec("ROLLBACK");
+      throw;
+    }
+  }
+
+  // Runs fn(Connection&) inside a read transaction (a consistent snapshot), which sees only
+  // committed data, except inside Atomic on the same thread.
   template <typename F>
   auto Read(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
-    if (readers_.empty()) return Write(std::forward<F>(fn));
+    if (readers_.empty() || ReadsJoinWriter()) return Write(std::forward<F>(fn));
     ReaderLease lease(*this);
     Connection& connection = *lease.connection;
     connection.Exec("BEGIN");
@@ -153,6 +181,11 @@ class Database {
     }
   }
 
+  // Writes a consistent copy of the whole database to `destination` (replaced atomically,
+  // mode 0600) with SQLite's online backup API, while other connections keep reading and
+  // writing. Throws StoreError naming the file on failure.
+  void BackupTo(const std::filesystem::path& destination);
+
   int schema_version() const { return schema_version_; }
 
  private:
@@ -163,6 +196,35 @@ class Database {
     Connection* connection;
   };
 
+  // Marks the writer as held by the current thread for the scope's lifetime.
+  struct WriterScope {
+    WriterScope(Database& db, bool reads_join);
+    ~WriterScope();
+    Database* previous;
+    bool previous_reads_join;
+  };
+  bool HoldsWriter() const;
+  bool ReadsJoinWriter() const;
+  template <typename F>
+  auto Nested(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    writer_->Exec("SAVEPOINT nested_write");
+    try {
+      if constexpr (std::is_void_v<decltype(fn(*writer_))>) {
+        fn(*writer_);
+        writer_->Exec("RELEASE nested_write");
+      } else {
+        auto result = fn(*writer_);
+        writer_->Exec("RELEASE nested_write");
+        return result;
+      }
+    } catch (...) {
+      writer_->Exec("ROLLBACK TO nested_write");
+      writer_->Exec("RELEASE nested_write");
+      throw;
+    }
+  }
+
+  std::string path_;
   std::unique_ptr<Connection> writer_;
   std::mutex writer_mutex_;
   std::vector<std::unique_ptr<Connection>> readers_;

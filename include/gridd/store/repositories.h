@@ -93,6 +93,11 @@ std::optional<Image> GetVisible(Connection& c, int64_t account_id, int64_t id);
 std::vector<Image> FindVisibleByName(Connection& c, int64_t account_id, const std::string& name);
 std::optional<Image> GetAny(Connection& c, int64_t id);
 std::vector<Image> ListAll(Connection& c);
+// A customer's image (grid.image.save); returns its id.
+int64_t InsertPrivate(Connection& c, const Image& image);
+// Writes what a customer or a job may change: names, flags, state and updated time.
+void Update(Connection& c, const Image& image);
+void Delete(Connection& c, int64_t id);
 }  // namespace images
 
 namespace servers {
@@ -104,8 +109,40 @@ std::vector<Server> List(Connection& c, int64_t account_id);
 std::vector<Server> ListAll(Connection& c);
 void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms);
 void Update(Connection& c, const Server& server);
+// Removes the server; its usage interval ends at now_ms.
+void Delete(Connection& c, int64_t id, int64_t now_ms);
+// Without a time, the interval ends at the server's last change.
 void Delete(Connection& c, int64_t id);
 }  // namespace servers
+
+// Metering for billing. The servers:: writers call usage::TrackServer in their own statement's
+// transaction, so no state change can commit without its usage record.
+namespace usage {
+struct ServerInterval {
+  int64_t server_id = 0;
+  int64_t ram = 0;  // server.ram option id
+  bool powered_on = false;
+  int64_t start_ms = 0;
+  std::optional<int64_t> end_ms;  // open while the server keeps this RAM and power state
+};
+// Closes the server's open interval and opens a new one when its RAM or power changed; closes
+// it when the server is gone.
+void TrackServer(Connection& c, int64_t server_id, int64_t now_ms);
+// Intervals of the account that overlap [from_ms, to_ms).
+std::vector<ServerInterval> ServerIntervals(Connection& c, int64_t account_id, int64_t from_ms,
+                                            int64_t to_ms);
+struct Transfer {
+  int64_t bytes_in = 0;
+  int64_t bytes_out = 0;
+};
+// Records load-balancer traffic from HAProxy's cumulative counters: the growth since the last
+// reading (all of it after a reload reset the counters) is added at now_ms. `created_ms` tells
+// a balancer from a later one that reuses its id.
+void RecordBalancerCounters(Connection& c, int64_t account_id, int64_t load_balancer_id,
+                            int64_t created_ms, uint64_t bytes_in, uint64_t bytes_out,
+                            int64_t now_ms);
+Transfer TransferBetween(Connection& c, int64_t account_id, int64_t from_ms, int64_t to_ms);
+}  // namespace usage
 
 namespace load_balancers {
 int64_t Insert(Connection& c, const LoadBalancer& balancer);

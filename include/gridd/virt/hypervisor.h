@@ -98,6 +98,12 @@ class Hypervisor {
   virtual void DeleteDisk(const std::string& storage_pool, const std::string& volume) = 0;
   // Checks that a volume exists in the pool (images the operator lists must be real).
   virtual bool VolumeExists(const std::string& storage_pool, const std::string& volume) = 0;
+  // Creates `target` in the pool as a standalone copy of `source` (a server's overlay is
+  // flattened, so the copy needs no backing file) written in `format`, which is stated, never
+  // probed. An existing `target` is replaced first: it can only be the half-made copy of an
+  // interrupted attempt. When the copy fails, no `target` is left behind.
+  virtual void CopyVolume(const std::string& storage_pool, const std::string& source,
+                          const std::string& target, const std::string& format) = 0;
 
   // Defines (or redefines, for edits) the persistent domain. Does not start it.
   virtual void DefineDomain(const DomainSpec& spec) = 0;

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -851,6 +852,292 @@ TEST(InMemorySeedTest, ApplySeedsFinishesOnAnInMemoryDatabase) {
   EXPECT_NO_THROW(done.get());
   EXPECT_EQ(stack->catalog.Datacenters().size(), config.datacenters.size());
   delete stack;
+}
+
+// docs/api.md documents exactly the routed methods: a "## group.object.verb" heading for each,
+// followed by a line with its path, the version it needs and the roles that may call it, all
+// as the route table says. Alias paths are named in their method's section.
+TEST_F(ApiServiceTest, TheApiReferenceDocumentsEveryRouteAsRouted) {
+  std::ifstream in(gridd::testing::SourceDir() / "docs" / "api.md");
+  ASSERT_TRUE(in) << "docs/api.md is missing";
+  struct Documented {
+    std::string path;
+    std::string since;
+    std::string roles;
+    std::string section;
+  };
+  std::map<std::string, Documented> documented;  // by method path, "/grid/server/list"
+  std::string current;
+  bool in_methods = false;
+  for (std::string line; std::getline(in, line);) {
+    // Method sections are the "## " headings of the "# Methods" part, up to the next part.
+    if (line.rfind("# ", 0) == 0) in_methods = line == "# Methods";
+    if (!in_methods) continue;
+    if (line.rfind("## ", 0) == 0) {
+      current = "/" + line.substr(3);
+      std::replace(current.begin(), current.end(), '.', '/');
+      EXPECT_FALSE(documented.count(current)) << line << " is documented twice";
+      documented[current] = {};
+      continue;
+    }
+    if (current.empty()) continue;
+    Documented& doc = documented[current];
+    doc.section += line + "\n";
+    const std::string since_mark = " · since ", roles_mark = " · roles: ";
+    const auto since_at = line.find(since_mark);
+    const auto roles_at = line.find(roles_mark);
+    if (doc.path.empty() && line.rfind("`/api/", 0) == 0 && since_at != std::string::npos &&
+        roles_at != std::string::npos) {
+      doc.path = line.substr(1, line.find('`', 1) - 1);
+      doc.since = line.substr(since_at + since_mark.size(), roles_at - since_at - since_mark.size());
+      doc.roles = line.substr(roles_at + roles_mark.size());
+    }
+  }
+  ASSERT_FALSE(documented.empty()) << "no method sections under '# Methods'";
+
+  const std::map<unsigned, const char*> role_names = {{kSuper, "Super User"},
+                                                      {kSystem, "System User"},
+                                                      {kBilling, "Billing User"},
+                                                      {kReadOnly, "Read Only User"}};
+  std::set<std::string> routed;
+  for (const auto& [path, route] : api_.routes()) {
+    routed.insert(route.method);
+    auto it = documented.find(route.method);
+    if (it == documented.end()) {
+      ADD_FAILURE() << route.method << " is routed but not documented in docs/api.md";
+      continue;
+    }
+    const Documented& doc = it->second;
+    if (path != doc.path) {
+      EXPECT_NE(doc.section.find("`" + path + "`"), std::string::npos)
+          << "the alias path " << path << " is not named in the section of " << route.method;
+      continue;
+    }
+    char since[8];
+    std::snprintf(since, sizeof(since), "%.1f", route.min_version);
+    EXPECT_EQ(doc.since, since) << route.method;
+    std::string roles;
+    for (const auto& [mask, name] : role_names) {
+      if (route.roles & mask) roles += std::string(roles.empty() ? "" : ", ") + name;
+    }
+    EXPECT_EQ(doc.roles, roles) << route.method;
+  }
+  for (const auto& [method, doc] : documented) {
+    EXPECT_TRUE(routed.count(method)) << method << " is documented but not routed";
+    EXPECT_FALSE(doc.path.empty()) << method << " has no path · since · roles line";
+  }
+}
+
+// ------------------------------------------------------------------- versions (spec §7, §8)
+
+// A signed GET at API version `v`.
+#define GET_AT(v, path, ...) GetRaw(path, Auth(super_) + "&v=" v "&" + Query(Pairs __VA_ARGS__))
+
+TEST_F(ApiServiceTest, DatacenterParametersCountFromVersion15) {
+  // Before 1.5 a datacenter is a parameter the version does not know: ignored, like any other.
+  for (const char* path : {"/api/grid/server/list", "/api/grid/ip/list", "/api/grid/image/list",
+                           "/api/grid/job/list", "/api/support/password/list"}) {
+    SCOPED_TRACE(path);
+    Reply old = GET_AT("1.4", path, {{"datacenter", "Atlantis"}});
+    EXPECT_EQ(old.status, 200u) << old.raw;
+    Reply current = GET_AT("1.5", path, {{"datacenter", "Atlantis"}});
+    EXPECT_EQ(current.status, 400u) << current.raw;
+    EXPECT_NE(current.Message().find("datacenter"), std::string::npos) << current.raw;
+  }
+  // The lookups are not gated: salt asks for ip.datacenter with v=1.0.
+  Reply salt = GET_AT("1.0", "/api/common/lookup/list", {{"lookup", "ip.datacenter"}});
+  EXPECT_EQ(salt.status, 200u) << salt.raw;
+  EXPECT_EQ(salt.First()["name"], "US-West-1");
+}
+
+TEST_F(ApiServiceTest, IpFiltersCountFromVersion11) {
+  AddServer("web1", FreePublicIp());
+  Reply old = GET_AT("1.0", "/api/grid/ip/list", {{"ip.state", "Assigned"}});
+  EXPECT_EQ(old.body["list"].size(), static_cast<size_t>(IpCount(true) + IpCount(false)));
+  Reply current = GET_AT("1.1", "/api/grid/ip/list", {{"ip.state", "Assigned"}});
+  EXPECT_EQ(current.body["list"].size(), 1u) << current.raw;
+}
+
+TEST_F(ApiServiceTest, ImageFiltersCountFromVersion12) {
+  const size_t all = Get("/api/grid/image/list").body["list"].size();
+  ASSERT_GT(all, 0u);
+  for (const Pairs& filter :
+       {Pairs{{"isPublic", "false"}}, Pairs{{"state", "Trash"}}, Pairs{{"image.state", "Trash"}}}) {
+    Reply old = GetRaw("/api/grid/image/list", Auth(super_) + "&v=1.1&" + Query(filter));
+    EXPECT_EQ(old.body["list"].size(), all) << filter[0].first;
+    Reply current = GetRaw("/api/grid/image/list", Auth(super_) + "&v=1.2&" + Query(filter));
+    EXPECT_TRUE(current.body["list"].empty()) << filter[0].first << ": " << current.raw;
+  }
+}
+
+TEST_F(ApiServiceTest, MethodsAnswerFromTheVersionThatIntroducedThem) {
+  const std::vector<std::pair<std::string, std::string>> introduced = {
+      {"/api/grid/image/save", "1.2"},    {"/api/grid/image/get", "1.3"},
+      {"/api/grid/image/edit", "1.3"},    {"/api/grid/image/delete", "1.3"},
+      {"/api/grid/image/restore", "1.3"}, {"/api/grid/loadbalancer/edit", "1.4"},
+      {"/api/grid/server/edit", "1.6"},
+  };
+  const char* versions[] = {"1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7", "1.8", "1.9"};
+  for (const auto& [path, since] : introduced) {
+    for (const char* v : versions) {
+      Reply reply = GetRaw(path, Auth(super_) + "&v=" + v);
+      const bool known = std::string(v) >= since;
+      if (known) {
+        EXPECT_EQ(reply.Message().find("needs API version"), std::string::npos)
+            << path << " v=" << v << ": " << reply.raw;
+      } else {
+        EXPECT_EQ(reply.status, 400u) << path << " v=" << v;
+        EXPECT_NE(reply.Message().find("needs API version " + since), std::string::npos)
+            << path << " v=" << v << ": " << reply.raw;
+      }
+    }
+  }
+  for (const char* v : versions) {
+    EXPECT_EQ(GetRaw("/api/myaccount/billing/get", Auth(super_) + "&v=" + v).status, 200u) << v;
+  }
+}
+
+TEST_F(ApiServiceTest, SavingStatesAreNamedAsTheCallersVersionKnowsThem) {
+  const std::string ip = FreePublicIp();
+  AddServer("web1", ip);
+  FinishPendingJobs(domain::server_state::kOn);
+  const std::string id =
+      std::to_string(Get("/api/grid/server/get", {{"name", "web1"}}).First()["id"].get<int64_t>());
+  Reply saved = Get("/api/grid/image/save", {{"server", id}, {"friendlyName", "golden"}});
+  ASSERT_EQ(saved.status, 200u) << saved.raw;
+  EXPECT_EQ(saved.First()["state"]["name"], "Saving");
+  auto state_at = [&](const char* v) {
+    Reply reply = GetRaw("/api/grid/server/get", Auth(super_) + "&v=" + v + "&id=" + id);
+    return reply.First()["state"]["name"].get<std::string>();
+  };
+  // A running server is stopped for the copy: Saving at every version.
+  for (const char* v : {"1.0", "1.7", "1.8", "1.9"}) EXPECT_EQ(state_at(v), "Saving") << v;
+  db_.Write([&](store::Connection& c) {
+    store::servers::SetState(c, std::stoll(id), domain::server_state::kOffSaving, clock_.NowMs());
+  });
+  EXPECT_EQ(state_at("1.8"), "Saving");
+  EXPECT_EQ(state_at("1.9"), "Off/Saving");
+  db_.Write([&](store::Connection& c) {
+    store::servers::SetState(c, std::stoll(id), domain::server_state::kOnSaving, clock_.NowMs());
+  });
+  EXPECT_EQ(state_at("1.7"), "Saving");
+  EXPECT_EQ(state_at("1.8"), "On/Saving");
+  db_.Write([&](store::Connection& c) {
+    store::servers::SetState(c, std::stoll(id), domain::server_state::kOffSaving, clock_.NowMs());
+  });
+  // The password list nests the same server, under the same rule.
+  Reply passwords = GetRaw("/api/support/password/list", Auth(super_) + "&v=1.8");
+  EXPECT_EQ(passwords.First()["server"]["state"]["name"], "Saving") << passwords.raw;
+}
+
+TEST_F(ApiServiceTest, BillingSummaryGainsTimestampsIn11AndProjectionsIn13) {
+  Reply v10 = GetRaw("/api/myaccount/billing/get", Auth(super_) + "&v=1.0");
+  ASSERT_EQ(v10.status, 200u) << v10.raw;
+  const json& old = v10.First();
+  EXPECT_EQ(old["object"], "billingsummary");
+  for (const char* key : {"startDate", "endDate", "memoryAllotment", "memoryInUse", "memoryAccrued",
+                          "memoryOverage", "memoryOverageCharge", "transferAllotment",
+                          "transferAccrued", "transferOverage", "transferOverageCharge"}) {
+    EXPECT_TRUE(old.contains(key)) << key;
+  }
+  EXPECT_FALSE(old.contains("startTimestamp"));
+  EXPECT_FALSE(old.contains("memoryProjectedUsage"));
+  const json v11 = GetRaw("/api/myaccount/billing/get", Auth(super_) + "&v=1.1").First();
+  EXPECT_TRUE(v11["startTimestamp"].is_number_integer());
+  EXPECT_LT(v11["startTimestamp"].get<int64_t>(), kStartMs);
+  EXPECT_GT(v11["endTimestamp"].get<int64_t>(), kStartMs);
+  EXPECT_FALSE(v11.contains("memoryProjectedUsage"));
+  const json v13 = GetRaw("/api/myaccount/billing/get", Auth(super_) + "&v=1.3").First();
+  for (const char* key : {"memoryProjectedUsage", "memoryProjectedOverageCharge",
+                          "memoryProjectedTotalCharge", "transferProjectedUsage",
+                          "transferProjectedOverageCharge", "transferProjectedTotalCharge"}) {
+    EXPECT_TRUE(v13.contains(key)) << key;
+  }
+  // kStartMs is in November 2023; periods start on the 1st by default.
+  EXPECT_EQ(v13["startDate"], "Wed Nov 01 00:00:00 UTC 2023");
+  EXPECT_EQ(v13["endDate"], "Fri Dec 01 00:00:00 UTC 2023");
+}
+
+TEST_F(ApiServiceTest, BillingCountsTheAccountsServersAndComesInCsv) {
+  AddServer("web1", FreePublicIp());  // 512 MB
+  FinishPendingJobs(domain::server_state::kOn);
+  clock_.AdvanceMs(10 * 3'600'000);
+  const json bill = Get("/api/myaccount/billing/get").First();
+  EXPECT_EQ(bill["memoryAccrued"], 5);
+  EXPECT_EQ(bill["memoryInUse"], 0.5);
+  EXPECT_EQ(bill["transferAccrued"], 0) << "no load balancer, nothing measured";
+  HttpResponse csv = api_.Handle(
+      HttpRequest{"GET", "/api/myaccount/billing/get?" + Auth(super_) + "&v=1.0&format=csv", "", "",
+                  "127.0.0.1"});
+  EXPECT_EQ(csv.content_type, "text/csv; charset=UTF-8");
+  EXPECT_NE(csv.body.find("# startDate,endDate,memoryAllotment,memoryInUse,memoryAccrued,"
+                          "memoryOverage,memoryOverageCharge,transferAllotment,transferAccrued,"
+                          "transferOverage,transferOverageCharge"),
+            std::string::npos)
+      << csv.body;
+}
+
+// -------------------------------------------------------------------------- images (§8.9-8.14)
+
+TEST_F(ApiServiceTest, ImageListFiltersAsTheSpecNamesThem) {
+  const size_t all = Get("/api/grid/image/list").body["list"].size();
+  ASSERT_EQ(all, TestConfig().images.size());
+  // type / image.type by name or id, any case; every shipped image is a Web Server.
+  for (const Pairs& filter : {Pairs{{"type", "web server"}}, Pairs{{"image.type", "1"}}}) {
+    EXPECT_EQ(Get("/api/grid/image/list", filter).body["list"].size(), all) << filter[0].first;
+  }
+  EXPECT_TRUE(
+      Get("/api/grid/image/list", {{"image.type", "Database Server"}}).body["list"].empty());
+  EXPECT_EQ(Get("/api/grid/image/list", {{"isPublic", "true"}}).body["list"].size(), all);
+  EXPECT_EQ(Get("/api/grid/image/list", {{"state", "Available"}}).body["list"].size(), all);
+  // Images are usable in every datacenter; the filter must still name one.
+  EXPECT_EQ(Get("/api/grid/image/list", {{"datacenter", "1"}}).body["list"].size(), all);
+  EXPECT_EQ(Get("/api/grid/image/list", {{"datacenter", "US-West-1"}}).body["list"].size(), all);
+  for (const Pairs& bad : {Pairs{{"datacenter", "Mars-1"}}, Pairs{{"image.state", "Lost"}},
+                           Pairs{{"type", "Mainframe"}}, Pairs{{"isPublic", "yes"}}}) {
+    Reply reply = Get("/api/grid/image/list", bad);
+    EXPECT_EQ(reply.status, 400u) << bad[0].first;
+    EXPECT_NE(reply.Message().find(bad[0].first), std::string::npos) << reply.raw;
+  }
+}
+
+TEST_F(ApiServiceTest, ImageGetBySelectorsAndSavedImagesInEveryFormat) {
+  Reply both = Get("/api/grid/image/get", {{"id", "1"}, {"id", "2"}});
+  EXPECT_EQ(both.body["list"].size(), 2u);
+  EXPECT_EQ(Get("/api/grid/image/get", {{"name", "debian-12-amd64"}}).First()["id"], 1);
+  EXPECT_EQ(Get("/api/grid/image/get", {{"image", "Debian 12 (64-bit)"}}).First()["id"], 1);
+  EXPECT_EQ(Get("/api/grid/image/get", {{"id", "1"}, {"image", "2"}}).status, 400u);
+  EXPECT_NE(Get("/api/grid/image/get", {{"id", "999"}}).Message().find("No object found"),
+            std::string::npos);
+
+  AddServer("web1", FreePublicIp());
+  FinishPendingJobs(domain::server_state::kOn);
+  Reply saved =
+      Get("/api/grid/image/save",
+          {{"server", "web1"}, {"friendlyName", "a, \"b\" & <c>"}, {"description", "x\ny"}});
+  ASSERT_EQ(saved.status, 200u) << saved.raw;
+  EXPECT_EQ(saved.body["method"], "/grid/image/save");
+  const std::string id = std::to_string(saved.First()["id"].get<int64_t>());
+  for (const char* format : {"xml", "csv"}) {
+    HttpResponse response = api_.Handle(HttpRequest{
+        "GET", "/api/grid/image/get?" + Auth(super_) + "&v=1.9&format=" + format + "&id=" + id, "",
+        "", "127.0.0.1"});
+    EXPECT_EQ(response.status, 200u) << response.body;
+    if (std::string(format) == "xml") {
+      EXPECT_NE(response.body.find("<object name=\"serverimage\">"), std::string::npos);
+      EXPECT_NE(response.body.find("a, &quot;b&quot; &amp; &lt;c&gt;"), std::string::npos)
+          << response.body;
+    } else {
+      EXPECT_NE(response.body.find("\"a, \"\"b\"\" & <c>\""), std::string::npos) << response.body;
+    }
+  }
+  // Save's parameters: both are required, and the server must be the caller's.
+  Reply no_name = Get("/api/grid/image/save", {{"server", "web1"}});
+  EXPECT_NE(no_name.Message().find("friendlyName"), std::string::npos) << no_name.raw;
+  Reply no_server = Get("/api/grid/image/save", {{"friendlyName", "x"}});
+  EXPECT_NE(no_server.Message().find("server"), std::string::npos) << no_server.raw;
+  Reply edit_bad = Get("/api/grid/image/edit", {{"id", id}, {"isPublic", "sometimes"}});
+  EXPECT_NE(edit_bad.Message().find("isPublic"), std::string::npos) << edit_bad.raw;
 }
 
 }  // namespace

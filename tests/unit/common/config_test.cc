@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -70,6 +71,13 @@ TEST(LoadConfigTest, ParsesEveryKeyOfTheShippedConfiguration) {
   EXPECT_EQ(config.job_max_attempts, 5);
   EXPECT_EQ(config.job_retry_base_ms, 1000);
   EXPECT_EQ(config.job_retry_max_ms, 60000);
+  EXPECT_EQ(config.job_deadline_seconds, 600);
+  ASSERT_EQ(config.job_deadlines_by_command.size(), 5u);
+  EXPECT_NE(std::find(config.job_deadlines_by_command.begin(), config.job_deadlines_by_command.end(),
+                      std::pair<std::string, int>{"StopVirtualServer", 300}),
+            config.job_deadlines_by_command.end());
+  EXPECT_EQ(config.reconcile_interval_seconds, 60);
+  EXPECT_FALSE(config.reconcile_remove_orphans);
 
   EXPECT_TRUE(config.lb_enabled);
   EXPECT_EQ(config.haproxy_binary, "/usr/sbin/haproxy");
@@ -216,6 +224,23 @@ TEST(LoadConfigTest, BadNumbersNameTheKeyAndTheProblem) {
       {"[loadbalancer]\nstatus_interval_ms = 0\n",
        "loadbalancer.status_interval_ms: must be at least 100"},
       {"[loadbalancer]\nenabled = 1\n", "loadbalancer.enabled: expected true or false"},
+      {"[billing]\nperiod_start_day = 0\n", "billing.period_start_day: must be 1-28"},
+      {"[billing]\nperiod_start_day = 29\n", "billing.period_start_day: must be 1-28"},
+      {"[billing]\nmemory_gb_hour_price = -0.1\n", "billing.memory_gb_hour_price: must be a price"},
+      {"[billing]\ntransfer_gb_price = \"free\"\n", "billing.transfer_gb_price: expected a number"},
+      {"[billing]\nmemory_allotment_gb_hours = -1\n",
+       "billing.memory_allotment_gb_hours: out of range"},
+      {"[billing]\nbill_powered_off_servers = \"no\"\n",
+       "billing.bill_powered_off_servers: expected true or false"},
+      {"[jobs]\ndeadline_seconds = 0\n", "jobs.deadline_seconds: must be at least 1"},
+      {"[jobs.deadlines]\nStopVirtualServer = 0\n",
+       "jobs.deadlines.StopVirtualServer: must be a whole number of seconds between 1 and 86400"},
+      {"[jobs.deadlines]\nStopVirtualServer = 2.5\n",
+       "jobs.deadlines.StopVirtualServer: must be a whole number of seconds"},
+      {"[jobs]\ndeadlines = 5\n", "jobs.deadlines: expected a table of command = seconds"},
+      {"[reconciler]\ninterval_seconds = -1\n", "reconciler.interval_seconds: out of range"},
+      {"[reconciler]\nremove_orphans = \"yes\"\n",
+       "reconciler.remove_orphans: expected true or false"},
   };
   for (const Case& c : cases) {
     const std::string message = LoadError(c.toml);
@@ -238,6 +263,25 @@ TEST(LoadConfigTest, BadLogAndMetricsSettingsNameTheKey) {
   EXPECT_FALSE(config.metrics_enabled);
   EXPECT_EQ(config.metrics_host, "::1");
   EXPECT_EQ(config.metrics_port, 0);
+}
+
+TEST(LoadConfigTest, BillingKeysAreReadAndDefaultToGoGridsRamPrice) {
+  const Config defaults = LoadConfig(WriteConfig(""));
+  EXPECT_EQ(defaults.billing_period_start_day, 1);
+  EXPECT_DOUBLE_EQ(defaults.billing_memory_gb_hour_price, 0.19);
+  EXPECT_TRUE(defaults.billing_powered_off_servers);
+  const Config config =
+      LoadConfig(WriteConfig("[billing]\nperiod_start_day = 15\nmemory_allotment_gb_hours = 720\n"
+                             "memory_allotment_price = 49.5\nmemory_gb_hour_price = 0.08\n"
+                             "transfer_allotment_gb = 100\ntransfer_gb_price = 0.29\n"
+                             "bill_powered_off_servers = false\n"));
+  EXPECT_EQ(config.billing_period_start_day, 15);
+  EXPECT_EQ(config.billing_memory_allotment_gb_hours, 720);
+  EXPECT_DOUBLE_EQ(config.billing_memory_allotment_price, 49.5);
+  EXPECT_DOUBLE_EQ(config.billing_memory_gb_hour_price, 0.08);
+  EXPECT_EQ(config.billing_transfer_allotment_gb, 100);
+  EXPECT_DOUBLE_EQ(config.billing_transfer_gb_price, 0.29);
+  EXPECT_FALSE(config.billing_powered_off_servers);
 }
 
 TEST(LoadConfigTest, WrongTypesNameTheKey) {

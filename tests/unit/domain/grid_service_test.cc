@@ -200,25 +200,25 @@ TEST_F(GridServiceTest, AnotherAccountsIpLooksExactlyLikeAnUnknownOne) {
   const std::string bobs = Rejected([&] { Add(alice_, "web1", "192.0.2.6"); });
   const std::string unknown = Rejected([&] { Add(alice_, "web1", "192.0.2.200"); });
   const std::string unowned = Rejected([&] { Add(alice_, "web1", "192.0.2.14"); });
-  EXPECT_EQ(bobs, "IP 192.0.2.6 is not one of this account's addresses");
-  EXPECT_EQ(unknown, "IP 192.0.2.200 is not one of this account's addresses");
-  EXPECT_EQ(unowned, "IP 192.0.2.14 is not one of this account's addresses");
+  EXPECT_EQ(bobs, "Parameter 'ip': IP 192.0.2.6 is not one of this account's addresses");
+  EXPECT_EQ(unknown, "Parameter 'ip': IP 192.0.2.200 is not one of this account's addresses");
+  EXPECT_EQ(unowned, "Parameter 'ip': IP 192.0.2.14 is not one of this account's addresses");
   // Bob's address is still free for him.
   EXPECT_EQ(Add(bob_, "web1", "192.0.2.6").ip.address, "192.0.2.6");
 }
 
 TEST_F(GridServiceTest, AddServerNeedsAPublicAddress) {
   EXPECT_EQ(Rejected([&] { Add(alice_, "web1", "198.51.100.2"); }),
-            "IP 198.51.100.2 is not a public address");
+            "Parameter 'ip': IP 198.51.100.2 is not a public address");
 }
 
 TEST_F(GridServiceTest, AnAssignedIpCannotBeUsedTwice) {
   Add(alice_, "web1", "192.0.2.2");
   EXPECT_EQ(Rejected([&] { Add(alice_, "web2", "192.0.2.2"); }),
-            "IP 192.0.2.2 is already assigned");
+            "Parameter 'ip': IP 192.0.2.2 is already assigned");
   FinishPendingJobs();
   EXPECT_EQ(Rejected([&] { Add(alice_, "web2", "192.0.2.2"); }),
-            "IP 192.0.2.2 is already assigned");
+            "Parameter 'ip': IP 192.0.2.2 is already assigned");
 }
 
 TEST_F(GridServiceTest, ServersMayShareANameButChangesByThatNameAreRefused) {
@@ -472,7 +472,7 @@ TEST_F(GridServiceTest, GetJobsByIdWithHistory) {
   EXPECT_EQ(jobs[0].state, job_state::kSucceeded);
   EXPECT_EQ(jobs[0].history.back().state, job_state::kSucceeded);
   EXPECT_EQ(IllegalArgument([&] { grid_.GetJobs(alice_, {"abc"}); }),
-            "Job id must be a positive integer, got 'abc'");
+            "Parameter 'id' must be a positive integer, got 'abc'");
   EXPECT_EQ(IllegalArgument([&] { grid_.GetJobs(alice_, {"99999"}); }), kNoObjectFound);
   EXPECT_EQ(IllegalArgument([&] { grid_.GetJobs(alice_, {}); }),
             "Missing required parameter: id or job");
@@ -689,7 +689,7 @@ TEST_F(GridServiceTest, PasswordsCanBeFilteredByDatacenterAndFetchedById) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].password.password, list[0].password.password);
   EXPECT_EQ(IllegalArgument([&] { grid_.GetPasswords(alice_, {"0"}); }),
-            "Password id must be a positive integer, got '0'");
+            "Parameter 'id' must be a positive integer, got '0'");
 }
 
 TEST_F(GridServiceTest, EveryServerGetsItsOwnPassword) {

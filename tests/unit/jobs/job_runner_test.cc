@@ -525,3 +525,72 @@ TEST_F(JobRunnerTest, SetWorkersGrowsAndShrinksARunningPool) {
 
 }  // namespace
 }  // namespace gridd::jobs
+
+namespace gridd::jobs {
+namespace {
+
+TEST_F(JobRunnerTest, AJobPastItsDeadlineFailsSayingWhatItWaitedForAndFreesItsWorker) {
+  options_.deadline_ms = 200;
+  std::mutex mutex;
+  std::condition_variable released_cv;
+  bool released = false;
+  handler_->run = [&](const domain::Job& job) -> FinalWrite {
+    if (job.object_id != 1) return Nothing(job);
+    SetJobStep("the hypervisor to start gridd-1");
+    std::unique_lock<std::mutex> lock(mutex);
+    // Bounded: the test releases it; 30 s only guards against a broken test.
+    released_cv.wait_for(lock, std::chrono::seconds(30), [&] { return released; });
+    return [](store::Connection& c) { store::accounts::Insert(c, "late", kStartMs); };
+  };
+  const int64_t hung = InsertJob(1);
+  ASSERT_TRUE(Runner().RunOnce());
+  const domain::Job failed = Job(hung);
+  EXPECT_EQ(failed.state, job_state::kFailed);
+  EXPECT_EQ(failed.error.value_or(""),
+            "deadline of 200 ms passed while waiting for the hypervisor to start gridd-1");
+  EXPECT_EQ(handler_->failures().size(), 1u);
+  EXPECT_EQ(Runner().hung_handlers(), 1);
+
+  // The next request on the same object is carried out although the first call still hangs.
+  const int64_t next = InsertJob(1 + 1);
+  const int64_t same_object = InsertJob(1);
+  handler_->run = [&](const domain::Job& job) -> FinalWrite { return Nothing(job); };
+  EXPECT_TRUE(Runner().RunOnce());
+  EXPECT_TRUE(Runner().RunOnce());
+  EXPECT_EQ(Job(next).state, job_state::kSucceeded);
+  EXPECT_EQ(Job(same_object).state, job_state::kSucceeded);
+
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    released = true;
+  }
+  released_cv.notify_all();
+  for (int i = 0; i < 300 && Runner().hung_handlers() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(Runner().hung_handlers(), 0);
+  // The late result of the abandoned run is discarded: the job stays Failed.
+  EXPECT_FALSE(AccountExists("late"));
+  EXPECT_EQ(Job(hung).state, job_state::kFailed);
+}
+
+TEST_F(JobRunnerTest, DeadlinesAreChosenByCommand) {
+  options_.deadline_ms = 60'000;
+  options_.deadline_ms_by_command[kCommand] = 100;
+  handler_->run = [](const domain::Job&) -> FinalWrite {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    return FinalWrite{};
+  };
+  const int64_t id = InsertJob(1);
+  ASSERT_TRUE(Runner().RunOnce());
+  EXPECT_EQ(Job(id).state, job_state::kFailed);
+  EXPECT_NE(Job(id).error.value_or("").find("waiting for the job's handler to start"),
+            std::string::npos)
+      << Job(id).error.value_or("");
+  for (int i = 0; i < 300 && Runner().hung_handlers() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+}  // namespace gridd::jobs

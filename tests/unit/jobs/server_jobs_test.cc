@@ -2,10 +2,13 @@
 // GridService queues, the handlers carry out, and the hypervisor and database agree afterwards.
 #include "gridd/jobs/server_jobs.h"
 
+#include "gridd/jobs/reconciler.h"
+
 #include <gtest/gtest.h>
 #include <libvirt/libvirt.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -340,6 +343,260 @@ TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsAFreshHypervisor) {
   // Nothing left to rebuild the second time.
   EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 0);
   EXPECT_EQ(fresh->ListGriddDomains().size(), 2u);
+}
+
+// ------------------------------------------------------------------------------ image save
+domain::Image SaveImage(domain::GridService& grid, const domain::Caller& caller, int64_t server) {
+  domain::ImageSaveRequest request;
+  request.server = std::to_string(server);
+  request.friendly_name = "golden";
+  return grid.SaveImage(caller, request);
+}
+
+TEST_F(ServerJobsTest, SaveImageCopiesTheDiskAndBuildsServersFromTheCopy) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kSaving);
+  ASSERT_EQ(RunJobs(), 1);
+
+  auto saved = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); });
+  ASSERT_TRUE(saved.has_value());
+  EXPECT_EQ(saved->state, domain::image_state::kAvailable);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOn);
+  EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(hypervisor_->State(DomainName(source)), PowerState::kRunning);
+
+  // A server from the saved image: its disk is an overlay on the image's own volume.
+  domain::IpFilter free_ips;
+  free_ips.state = domain::ip_state::kUnassigned;
+  free_ips.type = domain::ip_type::kPublic;
+  domain::ServerAddRequest request;
+  request.name = "web02";
+  request.image = image.name;
+  request.ram = "512MB";
+  request.ip = grid_.ListIps(caller_, free_ips).front().address;
+  const int64_t copy = grid_.AddServer(caller_, request).server.id;
+  ASSERT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(copy);
+  EXPECT_EQ(hypervisor_->State(DomainName(copy)), PowerState::kRunning);
+}
+
+TEST_F(ServerJobsTest, AFailedSaveRemovesTheImageAndRestoresTheServer) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  grid_.PowerServer(caller_, ById(source), "stop");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOffSaving);
+  // The server's disk vanishes behind gridd's back: the copy cannot be made.
+  hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
+  ASSERT_EQ(RunJobs(), 1);
+
+  const domain::Job job = db_.Read(
+      [&](store::Connection& c) { return store::jobs::List(c, caller_.account_id).front(); });
+  EXPECT_EQ(job.command, domain::job_command::kSaveServerImage);
+  EXPECT_EQ(job.state, job_state::kFailed);
+  EXPECT_NE(job.error.value_or("").find(DiskVolume(source)), std::string::npos)
+      << job.error.value_or("(no error)");
+  EXPECT_FALSE(db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); })
+                   .has_value());
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOff);
+}
+
+TEST_F(ServerJobsTest, AFailedSaveOfARunningServerStartsItAgain) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
+  ASSERT_EQ(RunJobs(), 1);
+  EXPECT_EQ(hypervisor_->State(DomainName(source)), PowerState::kRunning);
+  EXPECT_EQ(ServerRow(source)->state, server_state::kOn);
+  EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+}
+
+TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsSavedImagesAndTheirServers) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  ASSERT_EQ(RunJobs(), 1);
+  domain::IpFilter free_ips;
+  free_ips.state = domain::ip_state::kUnassigned;
+  free_ips.type = domain::ip_type::kPublic;
+  domain::ServerAddRequest request;
+  request.name = "web02";
+  request.image = std::to_string(image.id);
+  request.ram = "512MB";
+  request.ip = grid_.ListIps(caller_, free_ips).front().address;
+  const int64_t copy = grid_.AddServer(caller_, request).server.id;
+  ASSERT_EQ(RunJobs(), 1);
+
+  auto fresh = virt::ConnectLibvirt(NodeUri());
+  ASSERT_FALSE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 2);
+  EXPECT_TRUE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_EQ(fresh->State(DomainName(copy)), PowerState::kRunning);
+  EXPECT_EQ(fresh->State(DomainName(source)), PowerState::kRunning);
+}
+
+TEST_F(ServerJobsTest, SaveImageRunTwiceConverges) {
+  const int64_t source = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  const domain::Image image = SaveImage(grid_, caller_, source);
+  ASSERT_EQ(RunJobs(), 1);
+  // As after a crash before the commit: the copy exists, the job runs again.
+  domain::Job again = db_.Read(
+      [&](store::Connection& c) { return store::jobs::List(c, caller_.account_id).front(); });
+  again.id = 0;
+  again.history.clear();
+  db_.Write([&](store::Connection& c) {
+    auto row = store::images::GetAny(c, image.id);
+    row->state = domain::image_state::kSaving;
+    store::images::Update(c, *row);
+    store::jobs::Insert(c, again, clock_.NowMs());
+  });
+  ASSERT_EQ(RunJobs(), 1);
+  auto saved = db_.Read([&](store::Connection& c) { return store::images::GetAny(c, image.id); });
+  EXPECT_EQ(saved->state, domain::image_state::kAvailable);
+  EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
+}
+
+}  // namespace
+}  // namespace gridd::jobs
+
+// ------------------------------------------------------------------------------ reconciler
+// Drift is made behind gridd's back through the hypervisor's own libvirt connection (the test
+// driver keeps its state per connection, so this is the one gridd uses).
+
+namespace gridd::jobs {
+namespace {
+
+class ReconcilerTest : public ServerJobsTest {
+ protected:
+  Reconciler MakeReconciler(bool remove_orphans = false) {
+    return Reconciler(db_, *hypervisor_, nullptr, clock_, nullptr, {remove_orphans});
+  }
+  // Runs `fn` on the live domain of the server through the raw libvirt connection.
+  void OnDomain(int64_t server_id, const std::function<int(virDomainPtr)>& fn) {
+    auto connection = Libvirt()->ConnectionForTest();
+    virDomainPtr domain = virDomainLookupByName(connection.get(), DomainName(server_id).c_str());
+    ASSERT_NE(domain, nullptr);
+    EXPECT_EQ(fn(domain), 0);
+    virDomainFree(domain);
+  }
+};
+
+TEST_F(ReconcilerTest, AVanishedDomainIsRecreatedAndStartedByAJobWithHistory) {
+  const int64_t id = AddServer("web-1");
+  RunJobs();
+  ASSERT_EQ(ServerRow(id)->state, server_state::kOn);
+  OnDomain(id, [](virDomainPtr d) { return virDomainDestroy(d) | virDomainUndefine(d); });
+  ASSERT_EQ(DomainsFor(*hypervisor_, id), 0);
+
+  auto reconciler = MakeReconciler();
+  const auto report = reconciler.RunOnce();
+  ASSERT_EQ(report.findings.size(), 1u);
+  EXPECT_EQ(report.findings[0].kind, "missing-domain");
+  EXPECT_EQ(report.findings[0].object, "server " + std::to_string(id));
+  // A second pass while the repair is queued does not queue another.
+  EXPECT_TRUE(reconciler.RunOnce().findings.empty());
+
+  EXPECT_EQ(RunJobs(), 1);
+  const domain::Job repair = LastJob(id);
+  EXPECT_EQ(repair.command, domain::job_command::kReconcileVirtualServer);
+  EXPECT_EQ(repair.state, job_state::kSucceeded) << repair.error.value_or("");
+  EXPECT_EQ(repair.detail["finding"], "domain " + DomainName(id) + " missing on " + NodeUri());
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
+  EXPECT_TRUE(reconciler.RunOnce().findings.empty());
+}
+
+TEST_F(ReconcilerTest, AGuestPoweredOffBehindGriddsBackIsRecordedOff) {
+  const int64_t id = AddServer("web-1");
+  RunJobs();
+  OnDomain(id, [](virDomainPtr d) { return virDomainDestroy(d); });
+
+  auto reconciler = MakeReconciler();
+  const auto report = reconciler.RunOnce();
+  ASSERT_EQ(report.findings.size(), 1u);
+  EXPECT_EQ(report.findings[0].kind, "power-drift");
+  EXPECT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
+  // Recorded, not overridden: the guest stays off, and the customer can start it again.
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
+  EXPECT_TRUE(reconciler.RunOnce().findings.empty());
+  grid_.PowerServer(caller_, ById(id), std::string("start"));
+  RunJobs();
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
+}
+
+TEST_F(ReconcilerTest, AnOrphanDomainIsReportedAndRemovedOnlyWhenEnabled) {
+  const int64_t id = AddServer("web-1");
+  RunJobs();
+  // The row vanishes (e.g. a database restored from an older backup) but the domain stays.
+  db_.Write([&](store::Connection& c) {
+    c.Prepare("DELETE FROM passwords WHERE server_id = ?").Bind(1, id).Run();
+    c.Prepare("DELETE FROM servers WHERE id = ?").Bind(1, id).Run();
+  });
+
+  auto report = MakeReconciler().RunOnce();
+  ASSERT_EQ(report.findings.size(), 1u);
+  EXPECT_EQ(report.findings[0].kind, "orphan-domain");
+  EXPECT_EQ(report.findings[0].action, "reported");
+  EXPECT_EQ(DomainsFor(*hypervisor_, id), 1) << "left alone by default";
+
+  report = MakeReconciler(true).RunOnce();
+  ASSERT_EQ(report.findings.size(), 1u);
+  EXPECT_EQ(report.findings[0].action, "removed");
+  EXPECT_EQ(DomainsFor(*hypervisor_, id), 0);
+}
+
+TEST_F(ReconcilerTest, AFailedRepairIsReportedNotQueuedAgainEveryPass) {
+  const int64_t id = AddServer("web-1");
+  RunJobs();
+  OnDomain(id, [](virDomainPtr d) { return virDomainDestroy(d) | virDomainUndefine(d); });
+  // The server's disk is gone and its image points nowhere, so re-creating cannot work.
+  hypervisor_->DeleteDisk("gridd", DiskVolume(id));
+  db_.Write([&](store::Connection& c) {
+    c.Prepare("UPDATE images SET volume = 'gone.qcow2' WHERE name = ?").Bind(1, kImage).Run();
+  });
+  auto reconciler = MakeReconciler();
+  ASSERT_EQ(reconciler.RunOnce().findings.size(), 1u);
+  RunJobs();
+  const domain::Job failed = LastJob(id);
+  EXPECT_EQ(failed.state, job_state::kFailed);
+  EXPECT_FALSE(failed.error.value_or("").empty());
+  const auto report = reconciler.RunOnce();
+  ASSERT_EQ(report.findings.size(), 1u);
+  EXPECT_EQ(report.findings[0].action, "left alone: repair job " + std::to_string(failed.id) + " failed");
+  EXPECT_EQ(RunJobs(), 0);
+
+  // The operator fixes the cause and asks again (gridctl reconcile): the repair is retried.
+  db_.Write([&](store::Connection& c) {
+    c.Prepare("UPDATE images SET volume = ? WHERE name = ?")
+        .Bind(1, TestConfig().images[0].volume)
+        .Bind(2, kImage)
+        .Run();
+  });
+  ASSERT_EQ(reconciler.RunOnce(true).findings.size(), 1u);
+  EXPECT_EQ(RunJobs(), 1);
+  ExpectLastJobSucceeded(id);
+  // The failed repair recorded the server Off (what the hypervisor showed); it is re-created
+  // as such, and the customer's start works.
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
+  EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
+  grid_.PowerServer(caller_, ById(id), std::string("start"));
+  RunJobs();
+  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+}
+
+TEST_F(ReconcilerTest, ServersWithAJobPendingAreLeftToThatJob) {
+  const int64_t id = AddServer("web-1");  // create job queued, no domain yet
+  EXPECT_TRUE(MakeReconciler().RunOnce().findings.empty());
+  RunJobs();
+  ExpectLastJobSucceeded(id);
 }
 
 }  // namespace

@@ -198,6 +198,57 @@ TEST(DatabaseTest, ReadersSeeOnlyCommittedData) {
   EXPECT_EQ(db.Read([](Connection& r) { return accounts::Count(r); }), 1);
 }
 
+TEST(DatabaseTest, AtomicJoinsTheWritesAndReadsMadeInsideIt) {
+  Database db(TempDatabase());
+  db.Atomic([&](Connection&) {
+    db.Write([](Connection& c) { accounts::Insert(c, "alice", 1); });
+    // Inside Atomic a read sees the transaction's own change (a service reads back what it wrote).
+    EXPECT_EQ(db.Read([](Connection& r) { return accounts::Count(r); }), 1);
+    db.Write([](Connection& c) { accounts::Insert(c, "bob", 1); });
+  });
+  EXPECT_EQ(db.Read([](Connection& r) { return accounts::Count(r); }), 2);
+}
+
+TEST(DatabaseTest, AtomicCommitsNothingWhenAnyPartThrows) {
+  Database db(TempDatabase());
+  EXPECT_THROW(db.Atomic([&](Connection&) {
+    db.Write([](Connection& c) { accounts::Insert(c, "alice", 1); });
+    db.Write([](Connection&) { throw std::runtime_error("second change refused"); });
+  }),
+               std::runtime_error);
+  EXPECT_EQ(db.Read([](Connection& r) { return accounts::Count(r); }), 0);
+  // A nested write that throws and is handled rolls back only its own part.
+  db.Atomic([&](Connection&) {
+    db.Write([](Connection& c) { accounts::Insert(c, "alice", 1); });
+    try {
+      db.Write([](Connection& c) {
+        accounts::Insert(c, "bob", 1);
+        throw std::runtime_error("refused");
+      });
+    } catch (const std::runtime_error&) {
+    }
+  });
+  EXPECT_EQ(db.Read([](Connection& r) { return accounts::Count(r); }), 1);
+}
+
+TEST(DatabaseTest, BackupIsAPrivateSelfContainedCopyTakenWhileWritesGoOn) {
+  const fs::path dir = gridd::testing::ScratchDir("gridd-db-test");
+  Database db((dir / "gridd.db").string());
+  db.Write([](Connection& c) { accounts::Insert(c, "alice", 1); });
+  // An open write transaction elsewhere does not block the copy, and is not in it.
+  db.Write([&](Connection& c) {
+    accounts::Insert(c, "bob", 1);
+    db.BackupTo(dir / "backup.db");
+  });
+  EXPECT_EQ(fs::status(dir / "backup.db").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_FALSE(fs::exists(dir / "backup.db-wal"));
+  Database restored((dir / "backup.db").string());
+  EXPECT_EQ(restored.Read([](Connection& r) { return accounts::Count(r); }), 1);
+  EXPECT_EQ(restored.schema_version(), LatestSchemaVersion());
+  EXPECT_THROW(db.BackupTo(dir / "missing" / "backup.db"), std::exception);
+}
+
 TEST(DatabaseTest, ReadCannotModifyTheDatabase) {
   Database db(TempDatabase());
   EXPECT_THROW(db.Read([](Connection& c) { accounts::Insert(c, "alice", 1); }), StoreError);

@@ -419,6 +419,96 @@ TEST_F(RepositoriesTest, ServerUpdateAndDelete) {
   EXPECT_FALSE(db_.Read([&](Connection& c) { return servers::GetAny(c, id); }).has_value());
 }
 
+// ------------------------------------------------------------------------------------- usage
+TEST_F(RepositoriesTest, EveryServerChangeKeepsOneOpenUsageIntervalInStep) {
+  const int64_t pool = MakePool(1, 2);
+  db_.Write([&](Connection& c) { ip_pools::AllocateBlock(c, pool, alice_, 2); });
+  const int64_t id = MakeServer(alice_, OwnedIp(alice_, "10.1.0.2").id, "web1");  // Starting
+  auto intervals = [&] {
+    return db_.Read(
+        [&](Connection& c) { return usage::ServerIntervals(c, alice_, 0, kNow + 100); });
+  };
+  ASSERT_EQ(intervals().size(), 1u);
+  EXPECT_EQ(intervals()[0].start_ms, kNow);
+  EXPECT_TRUE(intervals()[0].powered_on);
+  EXPECT_FALSE(intervals()[0].end_ms.has_value());
+
+  db_.Write([&](Connection& c) {
+    servers::SetState(c, id, domain::server_state::kOn, kNow + 1);  // still on: no new interval
+    servers::SetState(c, id, domain::server_state::kOff, kNow + 2);
+    Server server = *servers::Get(c, alice_, id);
+    server.ram = 3;
+    server.description = "bookkeeping only";
+    server.updated_ms = kNow + 3;
+    servers::Update(c, server);
+    server.updated_ms = kNow + 4;
+    servers::Update(c, server);  // nothing billable changed
+  });
+  auto after = intervals();
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after[0].end_ms, kNow + 2);
+  EXPECT_FALSE(after[1].powered_on);
+  EXPECT_EQ(after[1].start_ms, kNow + 2);
+  EXPECT_EQ(after[1].end_ms, kNow + 3);
+  EXPECT_EQ(after[2].ram, 3);
+  EXPECT_FALSE(after[2].end_ms.has_value());
+
+  // A change that rolls back leaves no usage record behind.
+  EXPECT_THROW(db_.Write([&](Connection& c) {
+    servers::SetState(c, id, domain::server_state::kOn, kNow + 5);
+    throw std::runtime_error("rolled back");
+  }),
+               std::runtime_error);
+  EXPECT_EQ(intervals().size(), 3u);
+
+  db_.Write([&](Connection& c) { servers::Delete(c, id, kNow + 9); });
+  after = intervals();
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after[2].end_ms, kNow + 9);
+  EXPECT_TRUE(
+      db_.Read([&](Connection& c) { return usage::ServerIntervals(c, bob_, 0, kNow + 100); })
+          .empty());
+  // Only intervals overlapping the asked window come back.
+  EXPECT_EQ(
+      db_.Read([&](Connection& c) { return usage::ServerIntervals(c, alice_, kNow + 3, kNow + 4); })
+          .size(),
+      1u);
+}
+
+TEST_F(RepositoriesTest, BalancerCountersAddTheirGrowthAndSurviveResets) {
+  db_.Write([&](Connection& c) {
+    usage::RecordBalancerCounters(c, alice_, 5, kNow, 10, 1000, kNow);
+    usage::RecordBalancerCounters(c, alice_, 5, kNow, 10, 1000, kNow + 1);  // idle: nothing
+    usage::RecordBalancerCounters(c, alice_, 5, kNow, 30, 1500, kNow + 2);
+    usage::RecordBalancerCounters(c, alice_, 5, kNow, 4, 200, kNow + 3);  // new HAProxy worker
+    usage::RecordBalancerCounters(c, bob_, 6, kNow, 1, 7, kNow + 3);
+  });
+  auto transfer =
+      db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow, kNow + 10); });
+  EXPECT_EQ(transfer.bytes_in, 10 + 20 + 4);
+  EXPECT_EQ(transfer.bytes_out, 1000 + 500 + 200);
+  auto early =
+      db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow, kNow + 2); });
+  EXPECT_EQ(early.bytes_out, 1000);
+  EXPECT_EQ(db_.Read([&](Connection& c) { return usage::TransferBetween(c, bob_, 0, kNow + 10); })
+                .bytes_out,
+            7);
+  EXPECT_EQ(db_.Read([](Connection& c) {
+    auto q = c.Prepare("SELECT count(*) FROM transfer_usage");
+    q.Step();
+    return q.Int(0);
+  }),
+            4);
+
+  // A later balancer that reuses id 6 (bob's was deleted) starts from its own first reading.
+  db_.Write([&](Connection& c) {
+    usage::RecordBalancerCounters(c, alice_, 6, kNow + 5, 3, 50, kNow + 6);
+  });
+  EXPECT_EQ(db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow + 6, kNow + 7); })
+                .bytes_out,
+            50);
+}
+
 // ---------------------------------------------------------------------------------------- jobs
 TEST_F(RepositoriesTest, InsertQueuesTheJobWithCreatedAndQueuedHistory) {
   Job job = NewJob(alice_, 7);

@@ -187,6 +187,55 @@ TEST_F(LibvirtHypervisorTest, DeleteDiskIsIdempotent) {
   EXPECT_TRUE(hypervisor_->VolumeExists(kPool, kImage));
 }
 
+TEST_F(LibvirtHypervisorTest, CopyVolumeMakesAStandaloneCopyInTheStatedFormat) {
+  hypervisor_->EnsureDisk(DiskSpec{kPool, kImage, "gridd-7.qcow2"});
+  hypervisor_->CopyVolume(kPool, "gridd-7.qcow2", "gridd-image-a.qcow2", "qcow2");
+  const std::string xml = VolumeXml("gridd-image-a.qcow2");
+  ASSERT_FALSE(xml.empty());
+  EXPECT_EQ(xml.find("<backingStore>"), std::string::npos) << "a copy needs no backing file\n"
+                                                           << xml;
+  EXPECT_NE(xml.find("<format type='qcow2'/>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<capacity unit='bytes'>10737418240</capacity>"), std::string::npos) << xml;
+  // The source is untouched, and a server's disk can be an overlay on the copy.
+  EXPECT_TRUE(hypervisor_->VolumeExists(kPool, "gridd-7.qcow2"));
+  hypervisor_->EnsureDisk(DiskSpec{kPool, "gridd-image-a.qcow2", "gridd-8.qcow2"});
+  EXPECT_NE(VolumeXml("gridd-8.qcow2").find("/var/lib/gridd/images/gridd-image-a.qcow2"),
+            std::string::npos);
+}
+
+TEST_F(LibvirtHypervisorTest, CopyVolumeReplacesALeftoverAndFailsWithoutLeavingOne) {
+  hypervisor_->EnsureDisk(DiskSpec{kPool, kImage, "gridd-7.qcow2"});
+  // A leftover of an interrupted copy (here: an overlay) is replaced by a real copy.
+  hypervisor_->EnsureDisk(DiskSpec{kPool, kImage, "gridd-image-b.qcow2"});
+  hypervisor_->CopyVolume(kPool, "gridd-7.qcow2", "gridd-image-b.qcow2", "qcow2");
+  EXPECT_EQ(VolumeXml("gridd-image-b.qcow2").find("<backingStore>"), std::string::npos);
+
+  EXPECT_EQ(KindOf([&] {
+              hypervisor_->CopyVolume(kPool, "gridd-missing.qcow2", "gridd-image-c.qcow2", "qcow2");
+            }),
+            HypervisorErrorKind::kNotFound);
+  EXPECT_FALSE(hypervisor_->VolumeExists(kPool, "gridd-image-c.qcow2"));
+
+  // Each full copy reserves the source's 10 GiB in the 100 GiB pool: the copy that does not
+  // fit fails with libvirt's reason and leaves nothing behind.
+  std::string failure;
+  int copies = 0;
+  for (int i = 0; i < 12 && failure.empty(); ++i) {
+    const std::string target = "gridd-image-fill-" + std::to_string(i) + ".qcow2";
+    try {
+      hypervisor_->CopyVolume(kPool, "gridd-7.qcow2", target, "qcow2");
+      ++copies;
+    } catch (const HypervisorError& error) {
+      failure = error.what();
+      EXPECT_FALSE(error.retryable()) << failure;
+      EXPECT_FALSE(hypervisor_->VolumeExists(kPool, target));
+    }
+  }
+  EXPECT_GT(copies, 0);
+  EXPECT_NE(failure.find("space"), std::string::npos) << failure;
+  EXPECT_NE(failure.find("copy volume gridd-7.qcow2"), std::string::npos) << failure;
+}
+
 TEST_F(LibvirtHypervisorTest, DefineStartShutdownCycle) {
   CreateServer(7);
   EXPECT_EQ(hypervisor_->State("gridd-7"), PowerState::kShutOff);

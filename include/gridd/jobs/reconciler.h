@@ -1,0 +1,82 @@
+// Compares what the hypervisor and the load-balancing engine really run with what the database
+// says (the intent) and repairs the difference through jobs, so every repair has a history the
+// operator can read (grid.job.list, job command ReconcileVirtualServer):
+//  - a server whose domain vanished: a job re-creates it (and starts it if the server is On);
+//  - a guest whose power state differs (shut down from inside, crashed): a job records what
+//    the hypervisor shows;
+//  - a domain carrying gridd's metadata with no server row (an orphan): reported in the log and
+//    by `gridctl reconcile`, removed only when the operator enables it;
+//  - a load balancer the engine does not carry: an UpdateLoadBalancer job applies the set.
+// Objects with a job Queued or Processing are left to that job.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gridd/common/clock.h"
+#include "gridd/lb/engine.h"
+#include "gridd/store/database.h"
+#include "gridd/virt/hypervisor.h"
+
+namespace gridd::jobs {
+
+struct ReconcilerOptions {
+  bool remove_orphans = false;  // undefine gridd-tagged domains that have no server row
+};
+
+struct ReconcileFinding {
+  std::string kind;    // "missing-domain", "power-drift", "orphan-domain", "balancer-missing"
+  std::string object;  // "server 7", "domain gridd-9", "load balancer 3"
+  std::string detail;
+  std::string action;  // "job 42 queued", "reported", "removed"
+};
+
+struct ReconcileReport {
+  int64_t finished_ms = 0;
+  int domains = 0;
+  int servers = 0;
+  std::vector<ReconcileFinding> findings;
+  nlohmann::ordered_json ToJson() const;
+};
+
+class Reconciler {
+ public:
+  // `engine` may be null (no load balancers). `on_job_queued` wakes the job runner.
+  Reconciler(store::Database& db, virt::Hypervisor& hypervisor, lb::LoadBalancerEngine* engine,
+             const Clock& clock, std::function<void()> on_job_queued, ReconcilerOptions options);
+  ~Reconciler();
+
+  // One pass on the calling thread; queues the repair jobs and returns what it found. An
+  // object whose last repair failed is only reported, unless `retry_failed_repairs` (gridd's
+  // start and `gridctl reconcile`, once the operator has fixed the cause).
+  ReconcileReport RunOnce(bool retry_failed_repairs = false);
+  // The last pass's report (empty before the first).
+  ReconcileReport LastReport();
+
+  // Runs a pass every `interval` on a thread of its own (interval 0: never).
+  void Start(std::chrono::seconds interval);
+  void Stop();
+
+ private:
+  store::Database& db_;
+  virt::Hypervisor& hypervisor_;
+  lb::LoadBalancerEngine* engine_;
+  const Clock& clock_;
+  std::function<void()> on_job_queued_;
+  ReconcilerOptions options_;
+  std::mutex run_mutex_;  // one pass at a time (periodic and gridctl)
+  std::mutex mutex_;
+  ReconcileReport last_;
+  std::thread thread_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+};
+
+}  // namespace gridd::jobs
