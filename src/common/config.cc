@@ -195,7 +195,15 @@ Config LoadConfig(const std::filesystem::path& path) {
   Read(root, path, "auth", "signature_window_past_seconds", config.signature_window_past_seconds);
   Read(root, path, "auth", "signature_window_future_seconds",
        config.signature_window_future_seconds);
-  Read(root, path, "auth", "secret_grace_seconds", config.secret_grace_seconds);
+  if (const toml::node* node = root.at_path("auth.hmac_only_keys").node()) {
+    const toml::array* keys = node->as_array();
+    if (keys == nullptr) Fail(path, "auth.hmac_only_keys", "expected a list of API keys");
+    for (const auto& entry : *keys) {
+      auto key = entry.value<std::string>();
+      if (!key || key->empty()) Fail(path, "auth.hmac_only_keys", "expected API keys as strings");
+      config.hmac_only_keys.push_back(*key);
+    }
+  }
 
   Read(root, path, "libvirt", "uri", config.libvirt_uri);
   config.libvirt_uri = ResolveLibvirtUri(config.libvirt_uri, base);

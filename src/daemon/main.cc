@@ -88,6 +88,7 @@ gridd::api::ApiServiceOptions ApiOptionsFrom(const gridd::Config& config) {
   gridd::api::ApiServiceOptions options;
   options.signature_window_past_seconds = config.signature_window_past_seconds;
   options.signature_window_future_seconds = config.signature_window_future_seconds;
+  options.hmac_only_keys.insert(config.hmac_only_keys.begin(), config.hmac_only_keys.end());
   if (config.rate_limit_enabled) {
     options.per_key_limits = {config.per_key_rate, config.per_key_burst};
     options.per_address_limits = {config.per_address_rate, config.per_address_burst};

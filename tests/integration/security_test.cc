@@ -304,6 +304,64 @@ TEST(HttpHardening, AThousandSlowClientsDoNotStopANormalClient) {
               latencies_ms.size(), latencies_ms[latencies_ms.size() / 2], latencies_ms.back());
 }
 
+// scripts/examples/hmac-request.sh against `daemon`, with `env` (NAME=VALUE …) set.
+CommandResult HmacExample(const DaemonProcess& daemon, const std::string& env,
+                          const std::string& args) {
+  return RunCommand("GRIDD_URL=http://127.0.0.1:" + std::to_string(daemon.port()) +
+                    " GRIDD_API_KEY=" + ShellQuote(daemon.api_key()) +
+                    " GRIDD_SECRET=" + ShellQuote(daemon.shared_secret()) + " " + env + " " +
+                    ShellQuote((SourceDir() / "scripts" / "examples" / "hmac-request.sh").string()) +
+                    " " + args + " 2>&1");
+}
+
+TEST(HmacSigning, TheExampleSignsAndReplayedOrAlteredRequestsAreRefused) {
+  DaemonProcess daemon;
+  ASSERT_NO_THROW(daemon.Start());
+  const std::string args = "grid/image/list v=1.9 format=json 'description=a b&c/é'";
+  auto first = HmacExample(daemon, "", args);
+  EXPECT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("\"status\":\"success\""), std::string::npos) << first.output;
+
+  const std::string fixed = "GRIDD_NONCE=0123456789abcdef0123 GRIDD_TIMESTAMP=" +
+                            std::to_string(::time(nullptr));
+  auto once = HmacExample(daemon, fixed, args);
+  EXPECT_EQ(once.exit_code, 0) << once.output;
+  auto replayed = HmacExample(daemon, fixed, args);
+  EXPECT_NE(replayed.exit_code, 0) << replayed.output;
+  EXPECT_NE(replayed.output.find("replayed request"), std::string::npos) << replayed.output;
+
+  // A signed URL with one parameter changed is refused, and so is a stale one.
+  auto url = HmacExample(daemon, "GRIDD_PRINT_URL=1", args);
+  ASSERT_EQ(url.exit_code, 0) << url.output;
+  std::string target = url.output.substr(0, url.output.find('\n'));
+  const size_t at = target.find("format=json");
+  ASSERT_NE(at, std::string::npos) << target;
+  std::string altered = target;
+  altered.replace(at, 11, "format=JSON");
+  ApiClient client(daemon.host(), daemon.port());
+  auto refused = client.Raw("GET", altered);
+  EXPECT_EQ(refused.status, 403u) << refused.body;
+  EXPECT_NE(refused.body.find("invalid signature"), std::string::npos) << refused.body;
+  EXPECT_EQ(client.Raw("GET", target).status, 200u);
+
+  auto stale = HmacExample(daemon, "GRIDD_TIMESTAMP=" + std::to_string(::time(nullptr) - 5000),
+                           args);
+  EXPECT_NE(stale.exit_code, 0);
+  EXPECT_NE(stale.output.find("timestamp outside the signature window"), std::string::npos)
+      << stale.output;
+
+  // A key listed in auth.hmac_only_keys can no longer use GoGrid's MD5 signature.
+  EXPECT_EQ(daemon.Stop(), 0);
+  daemon.set_config(WriteConfig(
+      {{"hmac_only_keys = []", "hmac_only_keys = [\"" + daemon.api_key() + "\"]"}}));
+  ASSERT_NO_THROW(daemon.Start());
+  auto md5 = daemon.Client().Call("grid/image/list", {});
+  EXPECT_EQ(md5.status, 403u) << md5.body;
+  EXPECT_NE(md5.body.find("must sign with sig_method=HMAC-SHA256"), std::string::npos) << md5.body;
+  auto hmac = HmacExample(daemon, "", args);
+  EXPECT_EQ(hmac.exit_code, 0) << hmac.output;
+}
+
 TEST(Secrets, DataDirAndDatabaseArePrivateAndOpenOnesAreRefused) {
   DaemonProcess daemon;
   ASSERT_NO_THROW(daemon.Start());

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "gridd/api/http_server.h"
@@ -40,6 +41,8 @@ struct ApiServiceOptions {
   TokenBucketLimits per_key_limits{50, 200};
   TokenBucketLimits per_address_limits{100, 400};
   TokenBucketLimits failed_auth_limits{1, 30};
+  // Keys whose MD5 signatures are refused: they must sign with HMAC-SHA256.
+  std::set<std::string, std::less<>> hmac_only_keys = {};
 };
 
 class ApiService {
@@ -81,6 +84,8 @@ class ApiService {
   domain::IdempotentRequests* idempotent_;
   const Clock& clock_;
   SignatureVerifier verifier_;
+  HmacVerifier hmac_verifier_;
+  std::set<std::string, std::less<>> hmac_only_keys_;
   RateLimiter per_key_;
   RateLimiter per_address_;
   RateLimiter failed_auth_;

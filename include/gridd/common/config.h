@@ -70,7 +70,8 @@ struct Config {
   int signature_window_past_seconds = 600;
   int signature_window_future_seconds = 300;
   // After `gridctl apikey rotate`, the old secret still verifies for this long.
-  int secret_grace_seconds = 86400;
+  // API keys that must sign with HMAC-SHA256 (docs/api.md); their MD5 signatures are refused.
+  std::vector<std::string> hmac_only_keys;
   // [libvirt]
   std::string libvirt_uri;
   std::string storage_pool = "gridd";
