@@ -157,8 +157,8 @@ TEST(Tls, PlainHttpCanBeSwitchedOff) {
 
 TEST(RateLimits, AFloodFromOneKeyDoesNotStopAnotherKey) {
   DaemonProcess daemon;
-  daemon.set_config(WriteConfig({{"per_key_rate = 50", "per_key_rate = 0.2"},
-                                 {"per_key_burst = 200", "per_key_burst = 5"}}));
+  daemon.set_config(WriteConfig({{"per_key_rate = 500", "per_key_rate = 0.2"},
+                                 {"per_key_burst = 5000", "per_key_burst = 5"}}));
   ASSERT_NO_THROW(daemon.Start());
   auto created = RunGridctl(daemon.data_dir(),
                             "apikey create --account default --role super --json");
@@ -198,8 +198,8 @@ TEST(RateLimits, AFloodFromOneKeyDoesNotStopAnotherKey) {
 
 TEST(RateLimits, FailedSignaturesAreThrottledHarder) {
   DaemonProcess daemon;
-  daemon.set_config(WriteConfig({{"failed_auth_rate = 1", "failed_auth_rate = 0.1"},
-                                 {"failed_auth_burst = 30", "failed_auth_burst = 3"}}));
+  daemon.set_config(WriteConfig({{"failed_auth_rate = 2", "failed_auth_rate = 0.1"},
+                                 {"failed_auth_burst = 200", "failed_auth_burst = 3"}}));
   ASSERT_NO_THROW(daemon.Start());
   ApiClient client = daemon.Client();
   for (int i = 0; i < 3; ++i) {

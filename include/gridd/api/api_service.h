@@ -38,9 +38,9 @@ struct ApiServiceOptions {
   // Every request takes a token from its client address's bucket, every authenticated one
   // from its key's, and every failed authentication from the address's (much smaller)
   // failure bucket, which once empty refuses the address before its signature is checked.
-  TokenBucketLimits per_key_limits{50, 200};
-  TokenBucketLimits per_address_limits{100, 400};
-  TokenBucketLimits failed_auth_limits{1, 30};
+  TokenBucketLimits per_key_limits{500, 5000};
+  TokenBucketLimits per_address_limits{1000, 10000};
+  TokenBucketLimits failed_auth_limits{2, 200};
   // Keys whose MD5 signatures are refused: they must sign with HMAC-SHA256.
   std::set<std::string, std::less<>> hmac_only_keys = {};
 };

@@ -58,12 +58,12 @@ struct Config {
   std::filesystem::path tls_key_file;   // empty: <data_dir>/tls-key.pem
   // [ratelimit]: token buckets, rates in requests per second.
   bool rate_limit_enabled = true;
-  double per_key_rate = 50;
-  double per_key_burst = 200;
-  double per_address_rate = 100;
-  double per_address_burst = 400;
-  double failed_auth_rate = 1;
-  double failed_auth_burst = 30;
+  double per_key_rate = 500;
+  double per_key_burst = 5000;
+  double per_address_rate = 1000;
+  double per_address_burst = 10000;
+  double failed_auth_rate = 2;
+  double failed_auth_burst = 200;
   // [storage]
   std::filesystem::path data_dir = "gridd-data";
   // [auth]

@@ -410,8 +410,8 @@ TEST(LoadConfigTest, SecurityKeysHaveTheirDefaultsAndAreRead) {
   EXPECT_EQ(shipped.max_connections_per_address, 256);
   EXPECT_EQ(shipped.read_timeout_seconds, 10);
   EXPECT_TRUE(shipped.rate_limit_enabled);
-  EXPECT_EQ(shipped.per_key_rate, 50);
-  EXPECT_EQ(shipped.failed_auth_burst, 30);
+  EXPECT_EQ(shipped.per_key_rate, 500);
+  EXPECT_EQ(shipped.failed_auth_burst, 200);
   EXPECT_TRUE(shipped.hmac_only_keys.empty());
 
   const Config config = LoadConfig(WriteConfig(
