@@ -28,8 +28,8 @@ GRIDD_RUNTIME_PACKAGES=(
 # What the test suite runs besides the built binaries: the end-to-end tests drive the daemon
 # with Debian's libcloud GoGrid drivers under /usr/bin/python3; docs/api.md's curl examples
 # run as written, and so do the customer examples in scripts/examples/ (curl and openssl's
-# md5); promtool (in Debian's prometheus package) checks /metrics; systemd-analyze
-# (systemd) verifies the unit. scripts/build-test-image assembles the guest image (the kernel
+# md5) and the TLS tests (s_client); promtool (in Debian's prometheus package) checks
+# /metrics; systemd-analyze (systemd) verifies the unit. scripts/build-test-image assembles the guest image (the kernel
 # and busybox-static packages are downloaded and unpacked into the image, never installed);
 # iproute2 and procps for the network namespace libvirtd runs in and for finding guest
 # processes.

@@ -15,6 +15,13 @@ namespace {
 
 using domain::Selector;
 
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
 std::string MethodNameOf(std::string_view path) {
   // "/api/grid/server/list" → "/grid/server/list"; anything else is echoed as given.
   if (path.rfind("/api/", 0) == 0) return std::string(path.substr(4));
@@ -283,7 +290,12 @@ ApiService::ApiService(domain::GridService& grid, domain::AccountService& accoun
       balancers_(balancers),
       idempotent_(idempotent),
       clock_(clock),
-      verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds) {
+      verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds),
+      hmac_verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds),
+      hmac_only_keys_(std::move(options.hmac_only_keys)),
+      per_key_(options.per_key_limits),
+      per_address_(options.per_address_limits),
+      failed_auth_(options.failed_auth_limits) {
   AddRoutes();
 }
 
@@ -327,6 +339,22 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
     response.api_key_id = api_key_id;
     return response;
   };
+  // Over a limit: 429 with the envelope in the requested format and Retry-After.
+  auto throttled = [&](int retry_after, const std::string& message) {
+    spdlog::info("api: {} throttled: {}", method, message);
+    HttpResponse response = FailureResponse(format, 429, method, ErrorClass::kTooManyRequests,
+                                            message + "; retry after " +
+                                                std::to_string(retry_after) + " s");
+    response.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    return answer(std::move(response));
+  };
+  const double now_seconds = static_cast<double>(clock_.NowMs()) / 1000.0;
+  if (auto wait = per_address_.Acquire(request.remote_address, now_seconds)) {
+    return throttled(*wait, "Too many requests from this address");
+  }
+  if (auto wait = failed_auth_.Exhausted(request.remote_address, now_seconds)) {
+    return throttled(*wait, "Too many failed authentications from this address");
+  }
   try {
     if (request.method != "GET" && request.method != "POST") {
       ThrowIllegalArgument("HTTP method " + request.method + " is not supported; use GET or POST");
@@ -343,15 +371,46 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
     const auto api_key = params.Get("api_key");
     const auto sig = params.Get("sig");
     if (!api_key || api_key->empty() || !sig || sig->empty()) {
+      failed_auth_.Acquire(request.remote_address, now_seconds);
       throw ApiError(ErrorClass::kAuthenticationFailed,
                      "Authentication Failed: api_key and sig are required");
     }
     const auto key = accounts_.FindApiKey(*api_key);
-    if (!key || !verifier_.Verify(key->key, key->shared_secret, *sig, clock_.NowSeconds())) {
-      throw ApiError(ErrorClass::kAuthenticationFailed,
-                     "Authentication Failed: unknown api_key or invalid or expired signature");
+    auto refuse = [&](const std::string& why) {
+      failed_auth_.Acquire(request.remote_address, now_seconds);
+      throw ApiError(ErrorClass::kAuthenticationFailed, "Authentication Failed: " + why);
+    };
+    if (const auto sig_method = params.Get("sig_method")) {
+      // gridd's replay-proof scheme (docs/api.md, "gridd extensions: HMAC signing").
+      if (!EqualsIgnoringCase(*sig_method, "HMAC-SHA256")) refuse("sig_method must be HMAC-SHA256");
+      if (!key) refuse("unknown api_key or invalid or expired signature");
+      switch (hmac_verifier_.Verify(key->key, key->shared_secret, request.method, path,
+                                    params.pairs(), clock_.NowSeconds())) {
+        case HmacVerifier::Outcome::kValid:
+          break;
+        case HmacVerifier::Outcome::kMalformed:
+          refuse("HMAC-SHA256 requests need one timestamp, one nonce (16-128 letters, digits, - "
+                 "or _) and sig");
+          break;
+        case HmacVerifier::Outcome::kBadSignature:
+          refuse("invalid signature");
+          break;
+        case HmacVerifier::Outcome::kStale:
+          refuse("timestamp outside the signature window");
+          break;
+        case HmacVerifier::Outcome::kReplayed:
+          refuse("nonce already used (replayed request)");
+          break;
+      }
+    } else if (key && hmac_only_keys_.contains(key->key)) {
+      refuse("this API key must sign with sig_method=HMAC-SHA256");
+    } else if (!key || !verifier_.Verify(key->key, key->shared_secret, *sig, clock_.NowSeconds())) {
+      refuse("unknown api_key or invalid or expired signature");
     }
     api_key_id = std::to_string(key->id);
+    if (auto wait = per_key_.Acquire(api_key_id, now_seconds)) {
+      return throttled(*wait, "Too many requests with this API key");
+    }
     if ((route.roles & MaskFor(key->role)) == 0) {
       throw ApiError(ErrorClass::kUnauthorized, std::string("Unauthorized: a ") +
                                                     domain::RoleName(key->role) +

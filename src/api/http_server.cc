@@ -9,11 +9,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -42,7 +44,12 @@ constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr size_t kMaxLingerBytes = 4 * 1024 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
-class Session;
+// What the server's stop needs of a session, whatever its stream.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void Shutdown() = 0;
+};
 
 // What the listener and every session share. Held by shared_ptr so that sessions destroyed
 // late (with the io_context) never outlive it.
@@ -51,10 +58,51 @@ struct ServerState {
   RequestHandler handler;
   ProtocolErrorRenderer on_error;
   std::shared_ptr<spdlog::logger> access_log;  // null when disabled
+  std::shared_ptr<net::ssl::context> tls;      // null for plain HTTP
   std::atomic<bool> stopping{false};
 
   std::mutex sessions_mutex;
-  std::unordered_map<const Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<const SessionBase*, std::weak_ptr<SessionBase>> sessions;
+
+  // Open connections, in total and per client address (for the connection limits).
+  std::mutex connections_mutex;
+  int connections = 0;
+  std::unordered_map<std::string, int> connections_by_address;
+};
+
+// One counted connection; the count drops when the session owning it ends.
+class ConnectionSlot {
+ public:
+  // Null when a limit would be exceeded.
+  static std::unique_ptr<ConnectionSlot> Take(const std::shared_ptr<ServerState>& state,
+                                              const std::string& address) {
+    std::lock_guard lock(state->connections_mutex);
+    int& from_address = state->connections_by_address[address];
+    if (state->connections >= state->options.max_connections ||
+        from_address >= state->options.max_connections_per_address) {
+      if (from_address == 0) state->connections_by_address.erase(address);
+      return nullptr;
+    }
+    ++state->connections;
+    ++from_address;
+    return std::unique_ptr<ConnectionSlot>(new ConnectionSlot(state, address));
+  }
+  ~ConnectionSlot() {
+    std::lock_guard lock(state_->connections_mutex);
+    --state_->connections;
+    auto it = state_->connections_by_address.find(address_);
+    if (it != state_->connections_by_address.end() && --it->second <= 0) {
+      state_->connections_by_address.erase(it);
+    }
+  }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+ private:
+  ConnectionSlot(std::shared_ptr<ServerState> state, std::string address)
+      : state_(std::move(state)), address_(std::move(address)) {}
+  std::shared_ptr<ServerState> state_;
+  std::string address_;
 };
 
 std::shared_ptr<spdlog::logger> AccessLogger() {
@@ -140,12 +188,20 @@ http::response<http::string_body> BuildResponse(HttpResponse&& response, unsigne
   return res;
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+// Stream is beast::tcp_stream (HTTP) or beast::ssl_stream<beast::tcp_stream> (HTTPS).
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  using std::enable_shared_from_this<Session<Stream>>::weak_from_this;
+
  public:
-  Session(tcp::socket&& socket, std::shared_ptr<ServerState> state)
-      : stream_(std::move(socket)), state_(std::move(state)) {
-    remote_address_ = PeerAddress(stream_.socket());
-  }
+  Session(tcp::socket&& socket, std::shared_ptr<ServerState> state, std::string remote_address,
+          std::unique_ptr<ConnectionSlot> slot)
+      : stream_(MakeStream(std::move(socket), *state)),
+        state_(std::move(state)),
+        slot_(std::move(slot)),
+        remote_address_(std::move(remote_address)) {}
 
   ~Session() {
     std::lock_guard lock(state_->sessions_mutex);
@@ -157,13 +213,18 @@ class Session : public std::enable_shared_from_this<Session> {
       std::lock_guard lock(state_->sessions_mutex);
       state_->sessions.emplace(this, weak_from_this());
     }
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::WaitForRequest, shared_from_this()));
+    if constexpr (kTls) {
+      net::dispatch(stream_.get_executor(),
+                    beast::bind_front_handler(&Session::Handshake, shared_from_this()));
+    } else {
+      net::dispatch(stream_.get_executor(),
+                    beast::bind_front_handler(&Session::WaitForRequest, shared_from_this()));
+    }
   }
 
   // Thread-safe. Part of a graceful stop: an idle connection is closed now, a busy one after
   // its current answer has been written.
-  void Shutdown() {
+  void Shutdown() override {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       if (self->phase_ == Phase::kIdle || self->phase_ == Phase::kLingering) self->Close();
     });
@@ -178,13 +239,45 @@ class Session : public std::enable_shared_from_this<Session> {
     kClosed,
   };
 
+  static Stream MakeStream(tcp::socket&& socket, ServerState& state) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *state.tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
   // Every read and write gets the idle timeout; zero means no timeout.
   void ArmTimer() {
     if (state_->options.idle_timeout.count() > 0) {
-      stream_.expires_after(state_->options.idle_timeout);
+      Tcp().expires_after(state_->options.idle_timeout);
     } else {
-      stream_.expires_never();
+      Tcp().expires_never();
     }
+  }
+
+  // The whole request must arrive within the read timeout: one deadline, not one per read.
+  void ArmReadDeadline() {
+    if (state_->options.read_timeout.count() > 0) {
+      Tcp().expires_after(state_->options.read_timeout);
+    } else {
+      ArmTimer();
+    }
+  }
+
+  void Handshake() {
+    if constexpr (kTls) {
+      ArmReadDeadline();
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              beast::bind_front_handler(&Session::OnHandshake, shared_from_this()));
+    }
+  }
+
+  void OnHandshake(beast::error_code ec) {
+    if (ec) return Close();  // not TLS, an old protocol, no shared cipher, or too slow
+    WaitForRequest();
   }
 
   void WaitForRequest() {
@@ -210,15 +303,24 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(state_->options.max_header_bytes);
     parser_->body_limit(std::uint64_t{state_->options.max_body_bytes});
-    ArmTimer();
+    ArmReadDeadline();
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
   void OnHeader(beast::error_code ec, size_t /*bytes*/) {
     if (ec) return OnReadError(ec);
-    if (parser_->is_done()) return Handle();
     const auto& req = parser_->get();
+    if (req.method_string().size() + req.target().size() > state_->options.max_request_line_bytes) {
+      return SendProtocolError(414, "Request line too long (limit " +
+                                        std::to_string(state_->options.max_request_line_bytes) +
+                                        " bytes)");
+    }
+    if (std::distance(req.begin(), req.end()) > state_->options.max_header_count) {
+      return SendProtocolError(431, "Too many request header fields (limit " +
+                                        std::to_string(state_->options.max_header_count) + ")");
+    }
+    if (parser_->is_done()) return Handle();
     if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a larger body.
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
@@ -234,7 +336,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
-    ArmTimer();
+    // The deadline armed for the header still runs: it covers the body too.
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnBody, shared_from_this()));
   }
@@ -380,11 +482,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_->stopping) return Close();
     phase_ = Phase::kLingering;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return Close();
     buffer_.clear();
     lingered_bytes_ = 0;
-    stream_.expires_after(kLingerTime);
+    Tcp().expires_after(kLingerTime);
     DrainSome();
   }
 
@@ -404,13 +506,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kClosed;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    Tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Tcp().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::shared_ptr<ServerState> state_;
+  std::unique_ptr<ConnectionSlot> slot_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> response_;  // alive until written
   std::string remote_address_;
@@ -464,7 +567,22 @@ class Listener : public std::enable_shared_from_this<Listener> {
       });
       return;
     }
-    std::make_shared<Session>(std::move(socket), state_)->Run();
+    std::string address = PeerAddress(socket);
+    if (auto slot = ConnectionSlot::Take(state_, address)) {
+      if (state_->tls) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            std::move(socket), state_, std::move(address), std::move(slot))
+            ->Run();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), state_, std::move(address),
+                                                     std::move(slot))
+            ->Run();
+      }
+    } else {
+      // Over a connection limit: close at once, before reading a byte.
+      beast::error_code close_ec;
+      socket.close(close_ec);
+    }
     Accept();
   }
 
@@ -473,6 +591,34 @@ class Listener : public std::enable_shared_from_this<Listener> {
   net::steady_timer retry_timer_;
   std::shared_ptr<ServerState> state_;
 };
+
+// TLS 1.2 and 1.3 only; for 1.2 only ECDHE key exchange with AEAD ciphers (forward secrecy,
+// no CBC), the server's preference first, no compression and no renegotiation.
+std::shared_ptr<net::ssl::context> MakeTlsContext(const HttpServerOptions& options) {
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                       net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use |
+                       net::ssl::context::no_compression);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_cipher_list(native,
+                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  try {
+    context->use_certificate_chain_file(options.tls_cert_file);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot load TLS certificate " + options.tls_cert_file + ": " + e.what());
+  }
+  try {
+    context->use_private_key_file(options.tls_key_file, net::ssl::context::pem);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot load TLS key " + options.tls_key_file + ": " + e.what());
+  }
+  return context;
+}
 
 std::string EndpointText(const std::string& host, uint16_t port) {
   if (host.find(':') != std::string::npos && host.front() != '[') {
@@ -501,6 +647,7 @@ class HttpServer::Impl {
     if (stopped_) throw std::logic_error("HttpServer::Start called after Stop");
     const HttpServerOptions& options = state_->options;
     if (options.access_log) state_->access_log = AccessLogger();
+    if (!options.tls_cert_file.empty()) state_->tls = MakeTlsContext(options);
 
     std::string host = options.host;
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
@@ -562,7 +709,7 @@ class HttpServer::Impl {
     // sees the flag or is in the snapshot below and gets told to close.
     state_->stopping = true;
     listener_->Close();
-    std::vector<std::shared_ptr<Session>> sessions;
+    std::vector<std::shared_ptr<SessionBase>> sessions;
     {
       std::lock_guard sessions_lock(state_->sessions_mutex);
       for (auto& [key, weak] : state_->sessions) {

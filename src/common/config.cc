@@ -131,6 +131,59 @@ Config LoadConfig(const std::filesystem::path& path) {
   Read(root, path, "server", "max_body_bytes", config.max_body_bytes);
   Read(root, path, "server", "idle_timeout_seconds", config.idle_timeout_seconds);
   if (config.http_threads < 1) Fail(path, "server.threads", "must be at least 1");
+  Read(root, path, "server", "plain_http", config.plain_http);
+  Read(root, path, "server", "max_connections", config.max_connections);
+  Read(root, path, "server", "max_connections_per_address", config.max_connections_per_address);
+  Read(root, path, "server", "max_header_count", config.max_header_count);
+  Read(root, path, "server", "max_request_line_bytes", config.max_request_line_bytes);
+  Read(root, path, "server", "read_timeout_seconds", config.read_timeout_seconds);
+  if (config.max_connections < 1) Fail(path, "server.max_connections", "must be at least 1");
+  if (config.max_connections_per_address < 1) {
+    Fail(path, "server.max_connections_per_address", "must be at least 1");
+  }
+  if (config.max_header_count < 1) Fail(path, "server.max_header_count", "must be at least 1");
+  if (config.max_request_line_bytes < 64) {
+    Fail(path, "server.max_request_line_bytes", "must be at least 64");
+  }
+  if (config.read_timeout_seconds < 1) Fail(path, "server.read_timeout_seconds", "must be at least 1");
+
+  std::string tls_listen;
+  Read(root, path, "tls", "listen", tls_listen);
+  if (!tls_listen.empty()) {
+    try {
+      ParseListen(tls_listen, config.tls_listen_host, config.tls_listen_port);
+    } catch (const std::exception& error) {
+      Fail(path, "tls.listen", error.what());
+    }
+  }
+  for (auto [key, out] : {std::pair{"cert_file", &config.tls_cert_file},
+                          std::pair{"key_file", &config.tls_key_file}}) {
+    std::string file;
+    Read(root, path, "tls", key, file);
+    if (!file.empty()) {
+      std::filesystem::path p(file);
+      *out = p.is_absolute() ? p : (base / p).lexically_normal();
+    }
+  }
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    Fail(path, "tls.cert_file", "tls.cert_file and tls.key_file go together");
+  }
+
+  Read(root, path, "ratelimit", "enabled", config.rate_limit_enabled);
+  for (auto [key, out] : {std::pair{"per_key_rate", &config.per_key_rate},
+                          std::pair{"per_key_burst", &config.per_key_burst},
+                          std::pair{"per_address_rate", &config.per_address_rate},
+                          std::pair{"per_address_burst", &config.per_address_burst},
+                          std::pair{"failed_auth_rate", &config.failed_auth_rate},
+                          std::pair{"failed_auth_burst", &config.failed_auth_burst}}) {
+    Read(root, path, "ratelimit", key, *out);
+    if (!(*out > 0)) Fail(path, std::string("ratelimit.") + key, "must be a number above 0");
+  }
+  for (auto [key, burst] : {std::pair{"per_key_burst", config.per_key_burst},
+                            std::pair{"per_address_burst", config.per_address_burst},
+                            std::pair{"failed_auth_burst", config.failed_auth_burst}}) {
+    if (burst < 1) Fail(path, std::string("ratelimit.") + key, "must be at least 1");
+  }
 
   std::string data_dir;
   Read(root, path, "storage", "data_dir", data_dir);
@@ -142,6 +195,15 @@ Config LoadConfig(const std::filesystem::path& path) {
   Read(root, path, "auth", "signature_window_past_seconds", config.signature_window_past_seconds);
   Read(root, path, "auth", "signature_window_future_seconds",
        config.signature_window_future_seconds);
+  if (const toml::node* node = root.at_path("auth.hmac_only_keys").node()) {
+    const toml::array* keys = node->as_array();
+    if (keys == nullptr) Fail(path, "auth.hmac_only_keys", "expected a list of API keys");
+    for (const auto& entry : *keys) {
+      auto key = entry.value<std::string>();
+      if (!key || key->empty()) Fail(path, "auth.hmac_only_keys", "expected API keys as strings");
+      config.hmac_only_keys.push_back(*key);
+    }
+  }
 
   Read(root, path, "libvirt", "uri", config.libvirt_uri);
   config.libvirt_uri = ResolveLibvirtUri(config.libvirt_uri, base);

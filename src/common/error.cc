@@ -10,6 +10,8 @@ int HttpStatusFor(ErrorClass error_class) {
       return 401;
     case ErrorClass::kAuthenticationFailed:
       return 403;
+    case ErrorClass::kTooManyRequests:
+      return 429;
     case ErrorClass::kUnexpected:
       return 500;
   }
@@ -24,6 +26,8 @@ std::string_view ErrorCodeFor(ErrorClass error_class) {
       return "Unauthorized";
     case ErrorClass::kAuthenticationFailed:
       return "AuthenticationFailed";
+    case ErrorClass::kTooManyRequests:
+      return "TooManyRequests";
     case ErrorClass::kUnexpected:
       return "UnexpectedException";
   }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "gridd/admin/admin_server.h"
 #include "gridd/api/api_service.h"
 #include "gridd/api/http_server.h"
+#include "gridd/api/tls.h"
 #include "gridd/common/clock.h"
 #include "gridd/common/config.h"
 #include "gridd/common/crypto.h"
@@ -56,8 +58,47 @@ int LockDataDir(const std::filesystem::path& data_dir) {
   return fd;
 }
 
+// The data dir holds the master key, the database and the initial credentials: gridd refuses
+// to run on one other users can read, rather than quietly changing an operator's choice.
+void CheckPrivate(const std::filesystem::path& path, const char* what) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return;
+  if ((info.st_mode & S_IRWXO) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(info.st_mode & 07777));
+    throw std::runtime_error(std::string(what) + " " + path.string() + " is accessible by other users (mode " +
+                             mode + "); run `chmod o-rwx " + path.string() + "` (gridd wants " +
+                             (S_ISDIR(info.st_mode) ? "0700" : "0600") + ")");
+  }
+}
+
+// Each connection is a descriptor: allow as many as the hard limit so the connection limits,
+// not EMFILE, decide who is served.
+void RaiseDescriptorLimit() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+gridd::api::ApiServiceOptions ApiOptionsFrom(const gridd::Config& config) {
+  gridd::api::ApiServiceOptions options;
+  options.signature_window_past_seconds = config.signature_window_past_seconds;
+  options.signature_window_future_seconds = config.signature_window_future_seconds;
+  options.hmac_only_keys.insert(config.hmac_only_keys.begin(), config.hmac_only_keys.end());
+  if (config.rate_limit_enabled) {
+    options.per_key_limits = {config.per_key_rate, config.per_key_burst};
+    options.per_address_limits = {config.per_address_rate, config.per_address_burst};
+    options.failed_auth_limits = {config.failed_auth_rate, config.failed_auth_burst};
+  } else {
+    options.per_key_limits = options.per_address_limits = options.failed_auth_limits = {};
+  }
+  return options;
 }
 
 int Run(int argc, char** argv) {
@@ -67,12 +108,14 @@ int Run(int argc, char** argv) {
   std::string data_dir;
   std::string libvirt_uri;
   std::string metrics_listen;
+  std::string tls_listen;
   app.add_option("--config", config_path, "TOML configuration file")->capture_default_str();
   app.add_option("--listen", listen, "HOST:PORT for the API (port 0 picks a free port)");
   app.add_option("--data-dir", data_dir, "directory for the database, keys and admin socket");
   app.add_option("--libvirt-uri", libvirt_uri, "libvirt URI of the hypervisor");
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT for /metrics (port 0 picks a free port)");
+  app.add_option("--tls-listen", tls_listen, "HOST:PORT for the API over HTTPS (port 0 picks a free port)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -88,9 +131,14 @@ int Run(int argc, char** argv) {
     if (!metrics_listen.empty()) {
       gridd::ParseListen(metrics_listen, loaded.metrics_host, loaded.metrics_port);
     }
+    if (!tls_listen.empty()) gridd::ParseListen(tls_listen, loaded.tls_listen_host, loaded.tls_listen_port);
     return loaded;
   };
   gridd::Config config = load_config();
+  if (!config.plain_http && config.tls_listen_host.empty()) {
+    throw std::runtime_error(
+        "server.plain_http is false but no tls.listen (or --tls-listen): nothing would serve the API");
+  }
   if (config.libvirt_uri.empty()) throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
   gridd::daemon::SetupLogging(config);
 
@@ -103,8 +151,13 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  std::filesystem::create_directories(config.data_dir);
-  ::chmod(config.data_dir.c_str(), 0700);
+  // Everything gridd creates (database, keys, certificates, sockets) is its own alone.
+  ::umask(077);
+  RaiseDescriptorLimit();
+  CheckPrivate(config.data_dir, "data dir");
+  if (std::filesystem::create_directories(config.data_dir)) ::chmod(config.data_dir.c_str(), 0700);
+  CheckPrivate(config.data_dir / "gridd.db", "database");
+  CheckPrivate(config.data_dir / "master.key", "master key");
   const int lock_fd = LockDataDir(config.data_dir);
   (void)lock_fd;
 
@@ -235,9 +288,7 @@ int Run(int argc, char** argv) {
   }
   gridd::domain::IdempotentRequests idempotent(db, clock);
   gridd::api::ApiService api(grid, accounts, balancers.get(), clock,
-                             {config.signature_window_past_seconds,
-                              config.signature_window_future_seconds},
-                             &idempotent);
+                             ApiOptionsFrom(config), &idempotent);
 
   runner.Start();
   if (monitor) monitor->Start();
@@ -267,10 +318,39 @@ int Run(int argc, char** argv) {
   http_options.max_body_bytes = config.max_body_bytes;
   http_options.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
   http_options.access_log = config.access_log;
-  gridd::api::HttpServer http(
-      http_options, [&api](const gridd::api::HttpRequest& request) { return api.Handle(request); },
-      &gridd::api::ApiService::ProtocolError);
-  http.Start();
+  http_options.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
+  http_options.max_connections = config.max_connections;
+  http_options.max_connections_per_address = config.max_connections_per_address;
+  http_options.max_header_count = config.max_header_count;
+  http_options.max_request_line_bytes = config.max_request_line_bytes;
+  auto handle = [&api](const gridd::api::HttpRequest& request) { return api.Handle(request); };
+  std::unique_ptr<gridd::api::HttpServer> plain_http;
+  if (config.plain_http) {
+    plain_http = std::make_unique<gridd::api::HttpServer>(http_options, handle,
+                                                          &gridd::api::ApiService::ProtocolError);
+    plain_http->Start();
+  }
+  std::unique_ptr<gridd::api::HttpServer> tls_http;
+  if (!config.tls_listen_host.empty()) {
+    auto tls_options = http_options;
+    tls_options.host = config.tls_listen_host;
+    tls_options.port = config.tls_listen_port;
+    const bool own_certificate = config.tls_cert_file.empty();
+    const auto cert = own_certificate ? config.data_dir / "tls-cert.pem" : config.tls_cert_file;
+    const auto key = own_certificate ? config.data_dir / "tls-key.pem" : config.tls_key_file;
+    if (own_certificate && gridd::api::EnsureSelfSignedCertificate(cert, key)) {
+      spdlog::info("created a self-signed TLS certificate {}", cert.string());
+    }
+    CheckPrivate(key, "TLS key");
+    tls_options.tls_cert_file = cert.string();
+    tls_options.tls_key_file = key.string();
+    tls_http = std::make_unique<gridd::api::HttpServer>(tls_options, handle,
+                                                        &gridd::api::ApiService::ProtocolError);
+    tls_http->Start();
+    spdlog::info("TLS certificate {} SHA-256 fingerprint {}", cert.string(),
+                 gridd::api::CertificateFingerprint(cert));
+    spdlog::info("listening on https://{}:{}", UrlHost(config.tls_listen_host), tls_http->port());
+  }
 
   gridd::daemon::GuestTools guest_tools{db, *hypervisor, config.storage_pool,
                                         server_options.console_dir};
@@ -327,7 +407,11 @@ int Run(int argc, char** argv) {
     spdlog::info("metrics on http://{}:{}/metrics", UrlHost(config.metrics_host),
                  metrics_http->port());
   }
-  spdlog::info("listening on http://{}:{}", UrlHost(config.listen_host), http.port());
+  if (plain_http) {
+    spdlog::info("listening on http://{}:{}", UrlHost(config.listen_host), plain_http->port());
+  } else {
+    spdlog::info("plain HTTP switched off (server.plain_http = false)");
+  }
 
   // What a reload changes without a restart. Rate limits join this list when they come.
   const std::vector<gridd::daemon::LiveSetting> live_settings = {
@@ -348,7 +432,8 @@ int Run(int argc, char** argv) {
       return st.Step();
     });
   });
-  gridd::daemon::Notify("READY=1\nSTATUS=serving the API on port " + std::to_string(http.port()));
+  gridd::daemon::Notify("READY=1\nSTATUS=serving the API on port " +
+                        std::to_string(plain_http ? plain_http->port() : tls_http->port()));
 
   int signal_number = 0;
   for (;;) {
@@ -374,7 +459,8 @@ int Run(int argc, char** argv) {
   gridd::daemon::Notify("STOPPING=1");
 
   if (metrics_http) metrics_http->Stop();
-  http.Stop();
+  if (plain_http) plain_http->Stop();
+  if (tls_http) tls_http->Stop();
   admin.Stop();
   if (monitor) monitor->Stop();
   reconciler.Stop();

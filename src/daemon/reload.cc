@@ -50,6 +50,25 @@ std::vector<std::pair<std::string, std::string>> ConfigValues(const Config& c) {
   out.emplace_back("log.output", c.log_output);
   out.emplace_back("metrics.enabled", Bool(c.metrics_enabled));
   out.emplace_back("metrics.listen", Listen(c.metrics_host, c.metrics_port));
+  out.emplace_back("server.plain_http", Bool(c.plain_http));
+  out.emplace_back("server.max_connections", std::to_string(c.max_connections));
+  out.emplace_back("server.max_connections_per_address",
+                   std::to_string(c.max_connections_per_address));
+  out.emplace_back("server.max_header_count", std::to_string(c.max_header_count));
+  out.emplace_back("server.max_request_line_bytes", std::to_string(c.max_request_line_bytes));
+  out.emplace_back("server.read_timeout_seconds", std::to_string(c.read_timeout_seconds));
+  out.emplace_back("tls.listen",
+                   c.tls_listen_host.empty() ? "" : Listen(c.tls_listen_host, c.tls_listen_port));
+  out.emplace_back("tls.cert_file", c.tls_cert_file.string());
+  out.emplace_back("tls.key_file", c.tls_key_file.string());
+  std::ostringstream limits;
+  limits << Bool(c.rate_limit_enabled) << ' ' << c.per_key_rate << '/' << c.per_key_burst << ' '
+         << c.per_address_rate << '/' << c.per_address_burst << ' ' << c.failed_auth_rate << '/'
+         << c.failed_auth_burst;
+  out.emplace_back("ratelimit", limits.str());
+  std::string hmac_keys;
+  for (const auto& key : c.hmac_only_keys) hmac_keys += (hmac_keys.empty() ? "" : ",") + key;
+  out.emplace_back("auth.hmac_only_keys", "[" + hmac_keys + "]");
 
   std::ostringstream datacenters, pools, images;
   for (const auto& d : c.datacenters)

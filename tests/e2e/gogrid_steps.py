@@ -32,14 +32,21 @@ def ok(detail=""):
 
 
 def connect(driver_class, args):
-    """A libcloud GoGrid driver talking plain HTTP to the daemon at args.host:args.port."""
-    driver = driver_class(args.key, args.secret, host=args.host, port=args.port, secure=False)
+    """A libcloud GoGrid driver talking to the daemon at args.host:args.port: plain HTTP, or
+    HTTPS verified against args.ca_file when the script was given --ca-file."""
+    ca_file = getattr(args, "ca_file", None)
+    if ca_file:
+        import libcloud.security
+
+        libcloud.security.VERIFY_SSL_CERT = True
+        libcloud.security.CA_CERTS_PATH = ca_file
+    driver = driver_class(args.key, args.secret, host=args.host, port=args.port, secure=bool(ca_file))
     connection = driver.connection
     # libcloud 3.4.1 takes host/port/secure from the constructor; pin them anyway so that no
     # default (api.gogrid.com:443) can sneak in.
     connection.host = args.host
     connection.port = int(args.port)
-    connection.secure = 0
+    connection.secure = 1 if ca_file else 0
     connection.timeout = REQUEST_TIMEOUT
     return driver
 
@@ -51,6 +58,7 @@ def argument_parser(description):
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--key", required=True, help="API key")
     parser.add_argument("--secret", required=True, help="shared secret")
+    parser.add_argument("--ca-file", help="HTTPS, trusting this PEM certificate (default: HTTP)")
     return parser
 
 

@@ -5,19 +5,45 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "support/api_client.h"
+#include "support/test_paths.h"
 
 namespace gridd::testing {
 
 using Params = std::vector<std::pair<std::string, std::string>>;
+
+// The shipped configuration, made standalone (its node file named absolutely) with
+// `replacements` (first occurrence of each) applied, written to a scratch directory.
+inline std::filesystem::path WriteConfig(
+    const std::vector<std::pair<std::string, std::string>>& replacements) {
+  std::ifstream in(SourceDir() / "config" / "gridd.toml");
+  std::ostringstream read;
+  read << in.rdbuf();
+  std::string text = read.str();
+  std::vector<std::pair<std::string, std::string>> all = {
+      {"\"test://./test-node.xml\"",
+       "\"test://" + (SourceDir() / "config" / "test-node.xml").string() + "\""}};
+  all.insert(all.end(), replacements.begin(), replacements.end());
+  for (const auto& [from, to] : all) {
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << "config/gridd.toml has no '" << from << "'";
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+  }
+  const std::filesystem::path path = ScratchDir("gridd-config") / "gridd.toml";
+  std::ofstream(path) << text;
+  return path;
+}
 
 // Calls a method and expects success; returns the parsed body.
 inline nlohmann::json CallOk(ApiClient& client, const std::string& method, Params params = {},

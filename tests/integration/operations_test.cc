@@ -33,24 +33,6 @@ std::string ReadText(const fs::path& path) {
   return out.str();
 }
 
-// The shipped configuration, made standalone (its node file named absolutely) with
-// `replacements` applied, written to a scratch directory.
-fs::path WriteConfig(const std::vector<std::pair<std::string, std::string>>& replacements) {
-  std::string text = ReadText(SourceDir() / "config" / "gridd.toml");
-  std::vector<std::pair<std::string, std::string>> all = {
-      {"\"test://./test-node.xml\"",
-       "\"test://" + (SourceDir() / "config" / "test-node.xml").string() + "\""}};
-  all.insert(all.end(), replacements.begin(), replacements.end());
-  for (const auto& [from, to] : all) {
-    const size_t at = text.find(from);
-    EXPECT_NE(at, std::string::npos) << "config/gridd.toml has no '" << from << "'";
-    if (at != std::string::npos) text.replace(at, from.size(), to);
-  }
-  const fs::path path = ScratchDir("gridd-ops-config") / "gridd.toml";
-  std::ofstream(path) << text;
-  return path;
-}
-
 std::string Scrape(const DaemonProcess& daemon) {
   ApiClient metrics(daemon.host(), daemon.metrics_port());
   auto reply = metrics.Raw("GET", "/metrics");

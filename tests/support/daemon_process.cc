@@ -26,6 +26,7 @@ constexpr auto kStartTimeout = std::chrono::seconds(20);
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
 constexpr std::string_view kListening = "listening on http://";
 constexpr std::string_view kMetrics = "metrics on http://";
+constexpr std::string_view kTlsListening = "listening on https://";
 
 std::string ReadFile(const std::filesystem::path& path, std::streamoff offset = 0) {
   std::ifstream in(path, std::ios::binary);
@@ -160,6 +161,7 @@ void DaemonProcess::Start() {
   pid_ = pid;
   port_ = 0;
   metrics_port_ = 0;
+  tls_port_ = 0;
 
   auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
   auto fail = [&](const std::string& why) {
@@ -177,13 +179,18 @@ void DaemonProcess::Start() {
     std::string host;
     uint16_t port = 0;
     const std::string log = ReadFile(log_path(), log_offset);
-    if (ParseListening(log, host, port)) {
-      host_ = host;
-      port_ = port;
+    const bool tls_only = log.find("plain HTTP switched off") != std::string::npos;
+    if (tls_only || ParseListening(log, host, port)) {
+      host_ = tls_only ? "127.0.0.1" : host;
+      port_ = tls_only ? 0 : port;
       // gridd reports the metrics listener first, when it has one.
       std::string metrics_host;
       uint16_t metrics_port = 0;
       if (ParseListening(log, metrics_host, metrics_port, kMetrics)) metrics_port_ = metrics_port;
+      // And the HTTPS listener before both.
+      std::string tls_host;
+      uint16_t tls_port = 0;
+      if (ParseListening(log, tls_host, tls_port, kTlsListening)) tls_port_ = tls_port;
       break;
     }
     if (std::chrono::steady_clock::now() > deadline) fail("did not report listening in time");

@@ -51,10 +51,13 @@ class DaemonProcess {
     wrapper_ = std::move(wrapper);
   }
 
+  // The plain HTTP listener; port() is 0 when the configuration switched it off.
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
   // The /metrics listener's port (Start passes --metrics-listen 127.0.0.1:0); 0 when disabled.
   uint16_t metrics_port() const { return metrics_port_; }
+  // The HTTPS listener's port when started with --tls-listen; 0 otherwise.
+  uint16_t tls_port() const { return tls_port_; }
   const std::string& account() const { return account_; }
   const std::string& api_key() const { return api_key_; }
   const std::string& shared_secret() const { return shared_secret_; }
@@ -80,6 +83,7 @@ class DaemonProcess {
   std::string host_ = "127.0.0.1";
   uint16_t port_ = 0;
   uint16_t metrics_port_ = 0;
+  uint16_t tls_port_ = 0;
   std::string account_;
   std::string api_key_;
   std::string shared_secret_;

@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "gridd/api/http_server.h"
 #include "gridd/api/params.h"
+#include "gridd/api/rate_limiter.h"
 #include "gridd/api/render.h"
 #include "gridd/api/signature.h"
 #include "gridd/common/clock.h"
@@ -32,6 +34,15 @@ enum RoleMask : unsigned {
 struct ApiServiceOptions {
   int signature_window_past_seconds = 600;
   int signature_window_future_seconds = 300;
+  // Token buckets (docs/operations.md, "TLS and rate limits"); a rate of 0 turns one off.
+  // Every request takes a token from its client address's bucket, every authenticated one
+  // from its key's, and every failed authentication from the address's (much smaller)
+  // failure bucket, which once empty refuses the address before its signature is checked.
+  TokenBucketLimits per_key_limits{500, 5000};
+  TokenBucketLimits per_address_limits{1000, 10000};
+  TokenBucketLimits failed_auth_limits{2, 200};
+  // Keys whose MD5 signatures are refused: they must sign with HMAC-SHA256.
+  std::set<std::string, std::less<>> hmac_only_keys = {};
 };
 
 class ApiService {
@@ -73,6 +84,11 @@ class ApiService {
   domain::IdempotentRequests* idempotent_;
   const Clock& clock_;
   SignatureVerifier verifier_;
+  HmacVerifier hmac_verifier_;
+  std::set<std::string, std::less<>> hmac_only_keys_;
+  RateLimiter per_key_;
+  RateLimiter per_address_;
+  RateLimiter failed_auth_;
   std::map<std::string, Route, std::less<>> routes_;
 };
 

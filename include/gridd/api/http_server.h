@@ -49,6 +49,17 @@ struct HttpServerOptions {
   uint32_t max_header_bytes = 8 * 1024;
   uint32_t max_body_bytes = 1024 * 1024;
   std::chrono::seconds idle_timeout{30};
+  // A whole request (header and body) must arrive within this time once it has begun, so a
+  // client trickling bytes (slowloris) holds a connection for at most this long.
+  std::chrono::seconds read_timeout{10};
+  // Connections beyond these are closed as soon as they are accepted.
+  int max_connections = 4096;
+  int max_connections_per_address = 256;
+  int max_header_count = 64;            // more header fields → 431
+  uint32_t max_request_line_bytes = 4096;  // a longer method + target → 414
+  // HTTPS when both are set: PEM files, TLS 1.2 or later with forward-secret AEAD ciphers.
+  std::string tls_cert_file = {};
+  std::string tls_key_file = {};
   bool access_log = true;
   // Counts requests in gridd_api_requests_total and gridd_api_request_duration_seconds.
   bool record_metrics = true;

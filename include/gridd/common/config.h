@@ -43,11 +43,35 @@ struct Config {
   uint32_t max_header_bytes = 8 * 1024;
   uint32_t max_body_bytes = 1024 * 1024;
   int idle_timeout_seconds = 30;
+  // Plain HTTP can be switched off when TLS serves the API.
+  bool plain_http = true;
+  // Hardening against hostile clients (docs/operations.md, "TLS and rate limits").
+  int max_connections = 4096;
+  int max_connections_per_address = 256;
+  int max_header_count = 64;
+  uint32_t max_request_line_bytes = 4096;
+  int read_timeout_seconds = 10;  // a whole request (header and body) must arrive in this time
+  // [tls]: an HTTPS listener when tls_listen_host is set.
+  std::string tls_listen_host;
+  uint16_t tls_listen_port = 0;
+  std::filesystem::path tls_cert_file;  // empty: <data_dir>/tls-cert.pem, self-signed
+  std::filesystem::path tls_key_file;   // empty: <data_dir>/tls-key.pem
+  // [ratelimit]: token buckets, rates in requests per second.
+  bool rate_limit_enabled = true;
+  double per_key_rate = 500;
+  double per_key_burst = 5000;
+  double per_address_rate = 1000;
+  double per_address_burst = 10000;
+  double failed_auth_rate = 2;
+  double failed_auth_burst = 200;
   // [storage]
   std::filesystem::path data_dir = "gridd-data";
   // [auth]
   int signature_window_past_seconds = 600;
   int signature_window_future_seconds = 300;
+  // After `gridctl apikey rotate`, the old secret still verifies for this long.
+  // API keys that must sign with HMAC-SHA256 (docs/api.md); their MD5 signatures are refused.
+  std::vector<std::string> hmac_only_keys;
   // [libvirt]
   std::string libvirt_uri;
   std::string storage_pool = "gridd";

@@ -13,6 +13,7 @@ enum class ErrorClass {
   kIllegalArgument,       // 400 IllegalArgumentException: bad input, not found, busy objects
   kUnauthorized,          // 401: the key's role may not call the method
   kAuthenticationFailed,  // 403: unknown key or bad signature
+  kTooManyRequests,       // 429: a rate limit (gridd extension, with Retry-After)
   kUnexpected,            // 500 UnexpectedException: gridd's own fault
 };
 

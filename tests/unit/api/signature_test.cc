@@ -129,5 +129,62 @@ TEST(SignatureVerifierWindowTest, HonoursAConfiguredWindow) {
   EXPECT_FALSE(verifier.Verify(kKey, kSecret, Sign(kNow + 1), kNow));
 }
 
+// HMAC-SHA256 signing: known answer (RFC 4231 test case 2), canonical form, replays.
+TEST(HmacVerifierTest, HmacMatchesTheRfc4231Vector) {
+  EXPECT_EQ(HmacVerifier::HmacSha256Hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(HmacVerifierTest, CanonicalStringSortsEncodesAndLeavesOutSig) {
+  const std::vector<std::pair<std::string, std::string>> params = {
+      {"v", "1.9"}, {"sig", "x"}, {"name", "a b&c"}, {"api_key", "k"}, {"name", "A"}};
+  EXPECT_EQ(HmacVerifier::CanonicalString("GET", "/api/grid/server/list", params, "100", "n"),
+            "GET\n/api/grid/server/list\napi_key=k&name=A&name=a%20b%26c&v=1.9\n100\nn");
+}
+
+class HmacRequestTest : public ::testing::Test {
+ protected:
+  std::vector<std::pair<std::string, std::string>> Signed(int64_t timestamp, std::string nonce,
+                                                          std::string name = "web1") {
+    std::vector<std::pair<std::string, std::string>> params = {
+        {"api_key", "key"}, {"name", std::move(name)}, {"sig_method", "HMAC-SHA256"},
+        {"timestamp", std::to_string(timestamp)}, {"nonce", nonce}};
+    params.emplace_back("sig", HmacVerifier::HmacSha256Hex(
+                                   "secret", HmacVerifier::CanonicalString(
+                                                 "POST", "/api/grid/server/get", params,
+                                                 std::to_string(timestamp), nonce)));
+    return params;
+  }
+  HmacVerifier verifier_{600, 300};
+};
+
+TEST_F(HmacRequestTest, AValidRequestPassesOnceAndItsReplayFails) {
+  auto params = Signed(1000, "nonce-0123456789ab");
+  using O = HmacVerifier::Outcome;
+  EXPECT_EQ(verifier_.Verify("key", "secret", "POST", "/api/grid/server/get", params, 1000), O::kValid);
+  EXPECT_EQ(verifier_.Verify("key", "secret", "POST", "/api/grid/server/get", params, 1001),
+            O::kReplayed);
+  // The same nonce under another key is another request.
+  EXPECT_EQ(verifier_.Verify("other", "secret", "POST", "/api/grid/server/get", params, 1001),
+            O::kValid);
+}
+
+TEST_F(HmacRequestTest, AlteredStaleOrMalformedRequestsFail) {
+  using O = HmacVerifier::Outcome;
+  auto params = Signed(1000, "nonce-0123456789ab");
+  params[1].second = "web2";
+  EXPECT_EQ(verifier_.Verify("key", "secret", "POST", "/api/grid/server/get", params, 1000),
+            O::kBadSignature);
+  auto other_method = Signed(1000, "nonce-0123456789ac");
+  EXPECT_EQ(verifier_.Verify("key", "secret", "GET", "/api/grid/server/get", other_method, 1000),
+            O::kBadSignature);
+  auto old = Signed(1000, "nonce-0123456789ad");
+  EXPECT_EQ(verifier_.Verify("key", "secret", "POST", "/api/grid/server/get", old, 1601),
+            O::kStale);
+  auto short_nonce = Signed(1000, "short");
+  EXPECT_EQ(verifier_.Verify("key", "secret", "POST", "/api/grid/server/get", short_nonce, 1000),
+            O::kMalformed);
+}
+
 }  // namespace
 }  // namespace gridd::api

@@ -437,5 +437,42 @@ TEST(ParseListenTest, RejectsMalformedIpv6) {
   }
 }
 
+TEST(LoadConfigTest, SecurityKeysHaveTheirDefaultsAndAreRead) {
+  const Config shipped = LoadConfig(testing::SourceDir() / "config" / "gridd.toml");
+  EXPECT_TRUE(shipped.plain_http);
+  EXPECT_TRUE(shipped.tls_listen_host.empty());
+  EXPECT_EQ(shipped.max_connections_per_address, 256);
+  EXPECT_EQ(shipped.read_timeout_seconds, 10);
+  EXPECT_TRUE(shipped.rate_limit_enabled);
+  EXPECT_EQ(shipped.per_key_rate, 500);
+  EXPECT_EQ(shipped.failed_auth_burst, 200);
+  EXPECT_TRUE(shipped.hmac_only_keys.empty());
+
+  const Config config = LoadConfig(WriteConfig(
+      "[tls]\nlisten = \"[::1]:8443\"\ncert_file = \"c.pem\"\nkey_file = \"/k.pem\"\n"
+      "[ratelimit]\nper_key_rate = 0.5\nper_key_burst = 3\n"
+      "[auth]\nhmac_only_keys = [\"abc\"]\n"));
+  EXPECT_EQ(config.tls_listen_host, "::1");
+  EXPECT_EQ(config.tls_listen_port, 8443);
+  EXPECT_TRUE(config.tls_cert_file.is_absolute());
+  EXPECT_EQ(config.tls_key_file, "/k.pem");
+  EXPECT_EQ(config.per_key_rate, 0.5);
+  EXPECT_EQ(config.per_key_burst, 3);
+  EXPECT_EQ(config.hmac_only_keys, std::vector<std::string>{"abc"});
+}
+
+TEST(LoadConfigTest, BadSecurityValuesNameTheirKey) {
+  EXPECT_NE(LoadError("[ratelimit]\nper_key_rate = 0\n").find("ratelimit.per_key_rate"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[ratelimit]\nfailed_auth_burst = 0.5\n").find("ratelimit.failed_auth_burst"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[tls]\nlisten = \"nope\"\n").find("tls.listen"), std::string::npos);
+  EXPECT_NE(LoadError("[tls]\ncert_file = \"c.pem\"\n").find("tls.cert_file"), std::string::npos);
+  EXPECT_NE(LoadError("[server]\nmax_header_count = 0\n").find("server.max_header_count"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[auth]\nhmac_only_keys = \"abc\"\n").find("auth.hmac_only_keys"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace gridd

@@ -1,0 +1,40 @@
+// End-to-end: Debian's python3-libcloud GoGrid driver over gridd's HTTPS listener, verifying
+// the self-signed certificate gridd made on its first start (libcloud_tls.py does the steps).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "support/command.h"
+#include "support/daemon_process.h"
+#include "support/test_paths.h"
+
+namespace gridd::testing {
+namespace {
+
+constexpr char kPython[] = "/usr/bin/python3";
+
+TEST(LibcloudTls, GoGridDriverWorksOverHttpsWithTheSelfSignedCertificate) {
+  if (RunCommand(std::string(kPython) + " -I -c 'import libcloud.compute.drivers.gogrid'")
+          .exit_code != 0) {
+    GTEST_SKIP() << kPython << " cannot import libcloud; install python3-libcloud (scripts/test does)";
+  }
+  const std::filesystem::path script = SourceDir() / "tests" / "e2e" / "libcloud_tls.py";
+  DaemonProcess daemon({"--tls-listen", "127.0.0.1:0"});
+  ASSERT_NO_THROW(daemon.Start());
+  ASSERT_NE(daemon.tls_port(), 0);
+  // The certificate names localhost and 127.0.0.1; libcloud checks the host name.
+  const std::string command =
+      std::string(kPython) + " -I " + ShellQuote(script.string()) + " --host 127.0.0.1 --port " +
+      std::to_string(daemon.tls_port()) + " --key " + ShellQuote(daemon.api_key()) +
+      " --secret " + ShellQuote(daemon.shared_secret()) + " --ca-file " +
+      ShellQuote((daemon.data_dir() / "tls-cert.pem").string());
+  CommandResult result = RunCommand(command);
+  EXPECT_EQ(result.exit_code, 0) << "libcloud_tls.py failed; its output:\n" << result.output;
+  if (result.exit_code == 0) std::cout << result.output;
+  EXPECT_EQ(daemon.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace gridd::testing
