@@ -101,7 +101,7 @@ GridService::GridService(store::Database& db, Catalog& catalog, const Clock& clo
       clock_(clock),
       box_(box),
       on_job_queued_(std::move(on_job_queued)),
-      options_(options) {}
+      options_(std::move(options)) {}
 
 std::vector<Option> GridService::Lookup(std::string_view lookup) {
   std::string name(lookup);
@@ -839,7 +839,11 @@ BillingSummary GridService::Billing(const Caller& caller) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   const BillingOptions& prices = options_.billing;
   const int64_t now = clock_.NowMs();
-  const auto [start, end] = BillingPeriod(now, prices.period_start_day);
+  // Plain variables, not a structured binding: the lambda below uses them, and clang 14 (the
+  // fuzz build's compiler) cannot capture structured bindings yet.
+  const auto period = BillingPeriod(now, prices.period_start_day);
+  const int64_t start = period.first;
+  const int64_t end = period.second;
   BillingSummary out;
   out.start_ms = start;
   out.end_ms = end;
