@@ -786,7 +786,7 @@ int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t
         if (std::sscanf(rest.c_str(), "%c%2d:%2d", &sign, &oh, &om) == 3 ||
             std::sscanf(rest.c_str(), "%c%2d%2d", &sign, &oh, &om) == 3) {
           if (sign != '+' && sign != '-') return fail();
-          offset_minutes = (sign == '-' ? -1 : 1) * (oh * 60 + om);
+          offset_minutes = (sign == '-' ? -1 : 1) * (int64_t{oh} * 60 + om);
         } else {
           return fail();
         }
@@ -806,8 +806,8 @@ int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t
   }
   if (!ValidDate(y, mo, d)) return fail();
   const int64_t seconds =
-      DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
-      mi * 60 - offset_minutes * 60;
+      DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
+      int64_t{h} * 3600 + int64_t{mi} * 60 - offset_minutes * 60;
   return seconds * 1000 + std::llround(s * 1000);
 }
 
