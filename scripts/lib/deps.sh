@@ -40,6 +40,13 @@ GRIDD_TEST_PACKAGES=(
   iproute2 procps
 )
 
+# What scripts/test's checking stages use: clang 14 with its sanitizer and libFuzzer runtimes
+# (build-fuzz), clang-tidy and cppcheck (scripts/static-checks). GCC's own ASan, UBSan and
+# TSan runtimes come with build-essential.
+GRIDD_CHECK_PACKAGES=(
+  clang-14 clang clang-tidy-14 libclang-rt-14-dev cppcheck
+)
+
 _gridd_apt_updated=0
 
 gridd_log() { printf '==> %s\n' "$*" >&2; }

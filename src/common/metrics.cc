@@ -205,10 +205,10 @@ void HistogramFamily::Render(std::string& out) const {
 template <typename T, typename... Args>
 T& Registry::GetOrCreate(const std::string& name, Args&&... args) {
   std::lock_guard lock(mutex_);
-  auto it = families_.find(name);
-  if (it == families_.end()) {
-    it = families_.emplace(name, std::make_unique<T>(name, std::forward<Args>(args)...)).first;
-  }
+  const auto found = families_.find(name);
+  const auto it = found != families_.end()
+                      ? found
+                      : families_.emplace(name, std::make_unique<T>(name, std::forward<Args>(args)...)).first;
   auto* family = dynamic_cast<T*>(it->second.get());
   if (family == nullptr) throw std::logic_error("metric " + name + " exists with another type");
   return *family;

@@ -101,7 +101,7 @@ GridService::GridService(store::Database& db, Catalog& catalog, const Clock& clo
       clock_(clock),
       box_(box),
       on_job_queued_(std::move(on_job_queued)),
-      options_(options) {}
+      options_(std::move(options)) {}
 
 std::vector<Option> GridService::Lookup(std::string_view lookup) {
   std::string name(lookup);
@@ -791,7 +791,7 @@ int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t
         if (std::sscanf(rest.c_str(), "%c%2d:%2d", &sign, &oh, &om) == 3 ||
             std::sscanf(rest.c_str(), "%c%2d%2d", &sign, &oh, &om) == 3) {
           if (sign != '+' && sign != '-') return fail();
-          offset_minutes = (sign == '-' ? -1 : 1) * (oh * 60 + om);
+          offset_minutes = (sign == '-' ? -1 : 1) * (int64_t{oh} * 60 + om);
         } else {
           return fail();
         }
@@ -811,8 +811,8 @@ int64_t ParseDateTime(std::string_view parameter, std::string_view text, int64_t
   }
   if (!ValidDate(y, mo, d)) return fail();
   const int64_t seconds =
-      DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
-      mi * 60 - offset_minutes * 60;
+      DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
+      int64_t{h} * 3600 + int64_t{mi} * 60 - offset_minutes * 60;
   return seconds * 1000 + std::llround(s * 1000);
 }
 
@@ -844,7 +844,11 @@ BillingSummary GridService::Billing(const Caller& caller) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   const BillingOptions& prices = options_.billing;
   const int64_t now = clock_.NowMs();
-  const auto [start, end] = BillingPeriod(now, prices.period_start_day);
+  // Plain variables, not a structured binding: the lambda below uses them, and clang 14 (the
+  // fuzz build's compiler) cannot capture structured bindings yet.
+  const auto period = BillingPeriod(now, prices.period_start_day);
+  const int64_t start = period.first;
+  const int64_t end = period.second;
   BillingSummary out;
   out.start_ms = start;
   out.end_ms = end;

@@ -50,7 +50,7 @@ int ParsePort(const std::string& parameter, const std::string& value) {
 LoadBalancerService::LoadBalancerService(store::Database& db, const Clock& clock,
                                          std::function<void()> on_job_queued,
                                          GridServiceOptions options)
-    : db_(db), clock_(clock), on_job_queued_(std::move(on_job_queued)), options_(options) {}
+    : db_(db), clock_(clock), on_job_queued_(std::move(on_job_queued)), options_(std::move(options)) {}
 
 LoadBalancerView LoadBalancerService::View(Connection& c, const LoadBalancer& balancer) {
   LoadBalancerView view;

@@ -53,7 +53,7 @@ void SetJobStep(std::string waiting_for) {
 }
 
 JobRunner::JobRunner(store::Database& db, const Clock& clock, JobRunnerOptions options)
-    : db_(db), clock_(clock), options_(options) {}
+    : db_(db), clock_(clock), options_(std::move(options)) {}
 
 JobRunner::~JobRunner() { Stop(0); }
 

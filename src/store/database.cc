@@ -153,8 +153,8 @@ Database::WriterScope::~WriterScope() {
 bool Database::HoldsWriter() const { return writer_holder == this; }
 bool Database::ReadsJoinWriter() const { return writer_holder == this && reads_join_writer; }
 
-Database::Database(const std::string& path, int reader_connections) : path_(path) {
-  writer_ = std::make_unique<Connection>(path);
+Database::Database(const std::string& path, int reader_connections)
+    : path_(path), writer_(std::make_unique<Connection>(path)) {
   const bool in_memory = path == ":memory:";
   if (!in_memory) {
     writer_->Exec("PRAGMA journal_mode = WAL");

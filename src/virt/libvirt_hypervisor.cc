@@ -313,7 +313,8 @@ std::string ReservationName(const DhcpReservation& reservation, const std::strin
       reservation.server_id > 0 ? "server-" + std::to_string(reservation.server_id) : "host-" + hex;
   std::string label = DnsLabel(reservation.hostname, fallback);
   if (!taken.contains(label)) return label;
-  label = label.substr(0, kMaxDnsLabel - hex.size() - 1);
+  // Room for "-" and the MAC's hex digits.
+  if (label.size() > kMaxDnsLabel - hex.size() - 1) label.resize(kMaxDnsLabel - hex.size() - 1);
   while (!label.empty() && label.back() == '-') label.pop_back();
   label = label.empty() ? "host-" + hex : label + "-" + hex;
   return taken.contains(label) ? "" : label;
