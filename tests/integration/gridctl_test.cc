@@ -306,10 +306,10 @@ TEST_F(GridctlTest, AFailedJobIsShownWithItsHistoryAndRetried) {
          {{"name", "filler"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", ip}},
          "POST");
   const auto server = WaitForServerState(client, ip, "On");
-  // The test driver's storage pool fills after a few full copies of the server's disk; the
-  // save that does not fit fails.
+  // The test driver's fixed 100 GiB pool fills after about 24 full copies of the server's
+  // 4 GiB disk; the save that does not fit fails.
   std::optional<nlohmann::json> failed;
-  for (int attempt = 0; attempt < 12 && !failed; ++attempt) {
+  for (int attempt = 0; attempt < 40 && !failed; ++attempt) {
     CallOk(client, "grid/image/save",
            {{"server", std::to_string(server["id"].get<int64_t>())},
             {"friendlyName", "fill-" + std::to_string(attempt)}},
