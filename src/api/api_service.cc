@@ -43,7 +43,8 @@ std::optional<bool> ParseBool(const Params& params, const char* name) {
   auto text = params.Get(name);
   if (!text) return std::nullopt;
   std::string lower;
-  for (char c : *text) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : *text)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (lower == "true") return true;
   if (lower == "false") return false;
   ThrowIllegalArgument(std::string("Parameter '") + name + "' must be true or false, got '" +
@@ -84,8 +85,8 @@ std::vector<std::string> IdAliasValues(const Params& params, const char* name) {
     int64_t id = 0;
     auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), id);
     if (value.empty() || ec != std::errc() || ptr != value.data() + value.size() || id < 1) {
-      ThrowIllegalArgument(std::string("Parameter '") + name + "' must be a positive integer, got '" +
-                           value + "'");
+      ThrowIllegalArgument(std::string("Parameter '") + name +
+                           "' must be a positive integer, got '" + value + "'");
     }
   }
   return values;
@@ -99,7 +100,8 @@ std::vector<Selector> Selectors(const Params& params, const char* any_name) {
     auto values = params.GetAll(name);
     if (!values.empty()) ++kinds;
     for (const auto& value : values) {
-      if (value.empty()) ThrowIllegalArgument(std::string("Parameter '") + name + "' must not be empty");
+      if (value.empty())
+        ThrowIllegalArgument(std::string("Parameter '") + name + "' must not be empty");
     }
     for (auto& value : values) out.push_back(Selector{kind, std::move(value)});
   };
@@ -174,13 +176,16 @@ std::vector<domain::RealIpInput> RealIps(const Params& params) {
   for (const auto& [key, value] : params.pairs()) {
     if (key.rfind(prefix, 0) != 0) continue;
     const auto dot = key.find('.', prefix.size());
-    const std::string index_text = key.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+    const std::string index_text = key.substr(
+        prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
     const std::string field = dot == std::string::npos ? "" : key.substr(dot + 1);
     int64_t index = 0;
-    auto [ptr, ec] = std::from_chars(index_text.data(), index_text.data() + index_text.size(), index);
+    auto [ptr, ec] =
+        std::from_chars(index_text.data(), index_text.data() + index_text.size(), index);
     if (ec != std::errc() || ptr != index_text.data() + index_text.size() || index < 0 ||
         (field != "ip" && field != "port")) {
-      ThrowIllegalArgument("Malformed parameter '" + key + "'; use realiplist.N.ip and realiplist.N.port");
+      ThrowIllegalArgument("Malformed parameter '" + key +
+                           "'; use realiplist.N.ip and realiplist.N.port");
     }
     auto& entry = by_index[index];
     entry.index = index;
@@ -284,15 +289,16 @@ HttpResponse FailureResponse(Format format, unsigned status, const std::string& 
 
 ApiService::ApiService(domain::GridService& grid, domain::AccountService& accounts,
                        domain::LoadBalancerService* balancers, const Clock& clock,
-                       ApiServiceOptions options, domain::IdempotentRequests* idempotent)
+                       const ApiServiceOptions& options, domain::IdempotentRequests* idempotent)
     : grid_(grid),
       accounts_(accounts),
       balancers_(balancers),
       idempotent_(idempotent),
       clock_(clock),
       verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds),
-      hmac_verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds),
-      hmac_only_keys_(std::move(options.hmac_only_keys)),
+      hmac_verifier_(options.signature_window_past_seconds,
+                     options.signature_window_future_seconds),
+      hmac_only_keys_(options.hmac_only_keys),
       per_key_(options.per_key_limits),
       per_address_(options.per_address_limits),
       failed_auth_(options.failed_auth_limits) {
@@ -300,7 +306,8 @@ ApiService::ApiService(domain::GridService& grid, domain::AccountService& accoun
 }
 
 HttpResponse ApiService::ProtocolError(unsigned status, const std::string& message) {
-  const ErrorClass error_class = status >= 500 ? ErrorClass::kUnexpected : ErrorClass::kIllegalArgument;
+  const ErrorClass error_class =
+      status >= 500 ? ErrorClass::kUnexpected : ErrorClass::kIllegalArgument;
   return JsonResponse(status, RenderFailureJson("", error_class, message));
 }
 
@@ -342,9 +349,9 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
   // Over a limit: 429 with the envelope in the requested format and Retry-After.
   auto throttled = [&](int retry_after, const std::string& message) {
     spdlog::info("api: {} throttled: {}", method, message);
-    HttpResponse response = FailureResponse(format, 429, method, ErrorClass::kTooManyRequests,
-                                            message + "; retry after " +
-                                                std::to_string(retry_after) + " s");
+    HttpResponse response =
+        FailureResponse(format, 429, method, ErrorClass::kTooManyRequests,
+                        message + "; retry after " + std::to_string(retry_after) + " s");
     response.headers.emplace_back("Retry-After", std::to_string(retry_after));
     return answer(std::move(response));
   };
@@ -389,8 +396,9 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
         case HmacVerifier::Outcome::kValid:
           break;
         case HmacVerifier::Outcome::kMalformed:
-          refuse("HMAC-SHA256 requests need one timestamp, one nonce (16-128 letters, digits, - "
-                 "or _) and sig");
+          refuse(
+              "HMAC-SHA256 requests need one timestamp, one nonce (16-128 letters, digits, - "
+              "or _) and sig");
           break;
         case HmacVerifier::Outcome::kBadSignature:
           refuse("invalid signature");
@@ -516,7 +524,8 @@ void ApiService::AddRoutes() {
     return Single({ServerJson(AsSeenBy(grid_.EditServer(call.caller, request), call), Context())});
   });
   AddRoute("/grid/server/power", kGridWriters, 1.0, [this](const Call& call) {
-    auto view = grid_.PowerServer(call.caller, Selectors(call.params, "server"), call.params.Get("power"));
+    auto view =
+        grid_.PowerServer(call.caller, Selectors(call.params, "server"), call.params.Get("power"));
     return Single({ServerJson(AsSeenBy(view, call), Context())});
   });
   AddRoute("/grid/server/delete", kGridWriters, 1.0, [this](const Call& call) {
@@ -542,7 +551,8 @@ void ApiService::AddRoutes() {
   AddRoute("/grid/ip/get", kAllRoles, 1.0, [this](const Call& call) {
     const auto context = Context();
     std::vector<Json> items;
-    for (const auto& ip : grid_.GetIps(call.caller, call.params.GetAll("id"), call.params.GetAll("ip"))) {
+    for (const auto& ip :
+         grid_.GetIps(call.caller, call.params.GetAll("id"), call.params.GetAll("ip"))) {
       items.push_back(IpJson(ip, context));
     }
     return Single(std::move(items));
@@ -561,7 +571,8 @@ void ApiService::AddRoutes() {
     }
     const auto context = Context();
     std::vector<Json> items;
-    for (const auto& image : grid_.ListImages(call.caller, filter)) items.push_back(ImageJson(image, context));
+    for (const auto& image : grid_.ListImages(call.caller, filter))
+      items.push_back(ImageJson(image, context));
     return Paged(std::move(items), call.params, std::nullopt);
   });
   AddRoute("/grid/image/get", kAllRoles, 1.3, [this](const Call& call) {
@@ -601,8 +612,10 @@ void ApiService::AddRoutes() {
   AddRoute("/grid/job/list", kGridWriters, 1.0, [this](const Call& call) {
     domain::JobFilter filter;
     const int64_t now = clock_.NowMs();
-    if (auto start = call.params.Get("startdate")) filter.start_ms = domain::ParseDateTime("startdate", *start, now);
-    if (auto end = call.params.Get("enddate")) filter.end_ms = domain::ParseDateTime("enddate", *end, now);
+    if (auto start = call.params.Get("startdate"))
+      filter.start_ms = domain::ParseDateTime("startdate", *start, now);
+    if (auto end = call.params.Get("enddate"))
+      filter.end_ms = domain::ParseDateTime("enddate", *end, now);
     filter.object_types = OptionParams(call.params, "job.objecttype", "job.objecttype");
     filter.commands = OptionParams(call.params, "job.command", "job.command");
     filter.states = OptionParams(call.params, "job.state", "job.state");
@@ -613,7 +626,8 @@ void ApiService::AddRoutes() {
     }
     const auto context = Context();
     std::vector<Json> items;
-    for (const auto& job : grid_.ListJobs(call.caller, filter)) items.push_back(JobJson(job, context));
+    for (const auto& job : grid_.ListJobs(call.caller, filter))
+      items.push_back(JobJson(job, context));
     return Paged(std::move(items), call.params, 100);
   });
   AddRoute("/grid/job/get", kGridWriters, 1.0, [this](const Call& call) {
@@ -628,7 +642,8 @@ void ApiService::AddRoutes() {
   // ------------------------------------------------------------------------ load balancers
   auto balancers = [this]() -> domain::LoadBalancerService& {
     if (balancers_ == nullptr) {
-      ThrowIllegalArgument("Load balancers are not enabled on this gridd ([loadbalancer] in the configuration)");
+      ThrowIllegalArgument(
+          "Load balancers are not enabled on this gridd ([loadbalancer] in the configuration)");
     }
     return *balancers_;
   };
@@ -709,9 +724,10 @@ void ApiService::AddRoutes() {
   AddRoute("/support/grid/password/get", kGridWriters, 1.0, password_get);
   routes_.find("/api/grid/password/get")->second.method = "/support/password/get";
   routes_.find("/api/support/grid/password/get")->second.method = "/support/password/get";
-  for (const char* path : {"/api/grid/server/add", "/api/grid/server/edit", "/api/grid/server/power",
-                           "/api/grid/server/delete", "/api/grid/loadbalancer/add",
-                           "/api/grid/loadbalancer/edit", "/api/grid/loadbalancer/delete"}) {
+  for (const char* path :
+       {"/api/grid/server/add", "/api/grid/server/edit", "/api/grid/server/power",
+        "/api/grid/server/delete", "/api/grid/loadbalancer/add", "/api/grid/loadbalancer/edit",
+        "/api/grid/loadbalancer/delete"}) {
     routes_.find(path)->second.mutating = true;
   }
 

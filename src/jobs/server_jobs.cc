@@ -93,8 +93,8 @@ void EnsureSeed(virt::Hypervisor& hv, store::Database& db, const ServerFacts& fa
   seed.address = facts.ip.address;
   seed.subnet = facts.ip.subnet;
   if (!facts.ip.network.empty()) seed.mac = facts.server.mac;
-  hv.EnsureRawVolume(
-      virt::RawVolume{facts.image.storage_pool, volume, virt::BuildSeedIso(virt::RenderSeed(seed))});
+  hv.EnsureRawVolume(virt::RawVolume{facts.image.storage_pool, volume,
+                                     virt::BuildSeedIso(virt::RenderSeed(seed))});
 }
 
 // Defines everything a server needs on the hypervisor; each step is a no-op when done.
@@ -102,8 +102,8 @@ void Provision(virt::Hypervisor& hv, store::Database& db, const ServerFacts& fac
                const ServerJobOptions& options) {
   const std::string name = DomainName(facts.server.id);
   SetJobStep("the hypervisor to create disk " + DiskVolume(facts.server.id));
-  hv.EnsureDisk(virt::DiskSpec{facts.image.storage_pool, facts.image.volume,
-                               DiskVolume(facts.server.id)});
+  hv.EnsureDisk(
+      virt::DiskSpec{facts.image.storage_pool, facts.image.volume, DiskVolume(facts.server.id)});
   if (options.box != nullptr) {
     SetJobStep("the hypervisor to create the seed of " + name);
     EnsureSeed(hv, db, facts, options);
@@ -119,8 +119,7 @@ void Provision(virt::Hypervisor& hv, store::Database& db, const ServerFacts& fac
 }
 
 // Removes everything Provision makes. Each step is a no-op when already gone.
-void Unprovision(virt::Hypervisor& hv, const ServerFacts& facts,
-                 const ServerJobOptions& options) {
+void Unprovision(virt::Hypervisor& hv, const ServerFacts& facts, const ServerJobOptions& options) {
   const std::string name = DomainName(facts.server.id);
   SetJobStep("the hypervisor to undefine " + name);
   hv.UndefineDomain(name);
@@ -150,7 +149,7 @@ FinalWrite SetState(int64_t server_id, int64_t state, const Clock& clock) {
 class ServerJobHandler final : public JobHandler {
  public:
   ServerJobHandler(int64_t command, store::Database& db, virt::Hypervisor& hv, const Clock& clock,
-                   ServerJobOptions options)
+                   const ServerJobOptions& options)
       : command_(command), db_(db), hv_(hv), clock_(clock), options_(options) {}
 
   FinalWrite Run(const Job& job) override {
@@ -277,7 +276,7 @@ class ServerJobHandler final : public JobHandler {
 class ImageSaveHandler final : public JobHandler {
  public:
   ImageSaveHandler(store::Database& db, virt::Hypervisor& hv, const Clock& clock,
-                   ServerJobOptions options)
+                   const ServerJobOptions& options)
       : db_(db), hv_(hv), clock_(clock), options_(options) {}
 
   FinalWrite Run(const Job& job) override {
@@ -430,7 +429,9 @@ int QueueTrashPurges(store::Database& db, const Clock& clock, int64_t retention_
 }
 
 std::string DomainName(int64_t server_id) { return "gridd-" + std::to_string(server_id); }
-std::string DiskVolume(int64_t server_id) { return "gridd-" + std::to_string(server_id) + ".qcow2"; }
+std::string DiskVolume(int64_t server_id) {
+  return "gridd-" + std::to_string(server_id) + ".qcow2";
+}
 std::string SeedVolume(int64_t server_id) {
   return "gridd-" + std::to_string(server_id) + "-seed.iso";
 }
@@ -474,11 +475,10 @@ void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const
 
 void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
                         const Clock& clock, ServerJobOptions options) {
-  for (int64_t command :
-       {job_command::kCreateVirtualServer, job_command::kStartVirtualServer,
-        job_command::kStopVirtualServer, job_command::kRestartVirtualServer,
-        job_command::kUpdateVirtualServer, job_command::kDeleteVirtualServer,
-        job_command::kReconcileVirtualServer}) {
+  for (int64_t command : {job_command::kCreateVirtualServer, job_command::kStartVirtualServer,
+                          job_command::kStopVirtualServer, job_command::kRestartVirtualServer,
+                          job_command::kUpdateVirtualServer, job_command::kDeleteVirtualServer,
+                          job_command::kReconcileVirtualServer}) {
     runner.Register(command,
                     std::make_shared<ServerJobHandler>(command, db, hypervisor, clock, options));
   }

@@ -51,7 +51,7 @@ class ApiService {
   // may be null when the idempotency_key extension is off (the parameter is then refused).
   ApiService(domain::GridService& grid, domain::AccountService& accounts,
              domain::LoadBalancerService* balancers, const Clock& clock,
-             ApiServiceOptions options, domain::IdempotentRequests* idempotent = nullptr);
+             const ApiServiceOptions& options, domain::IdempotentRequests* idempotent = nullptr);
 
   HttpResponse Handle(const HttpRequest& request);
   // What the HTTP server answers for malformed HTTP (oversized headers, bad framing).
