@@ -216,7 +216,12 @@ int Run(int argc, char** argv) {
   });
   hosts.Load();
   if (hosts.UpHosts().empty()) {
-    throw std::runtime_error("no hypervisor host answers (see the errors above); gridd needs one");
+    // One host that does not answer is a configuration error; with several, gridd serves the
+    // API and tries them again at every reconciler pass.
+    if (hosts.AllHosts().size() <= 1) {
+      throw std::runtime_error("the hypervisor does not answer (see the error above)");
+    }
+    spdlog::error("no host answers; gridd tries them again at every reconciler pass");
   }
   // Real guests (anything but libvirt's test driver) get seeds and console logs.
   bool real_guests = false;
