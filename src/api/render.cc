@@ -376,7 +376,14 @@ Json ServerJson(const ServerView& view, const RenderContext& context) {
   out["ip"] = IpJson(view.ip, context);
   out["image"] = ImageJson(view.image, context);
   out["ram"] = Fixed("server.ram", server.ram);
-  out["state"] = Fixed("server.state", server.state);
+  if (view.host_unreachable) {
+    // Not a server.state option: libcloud and jclouds map an unfamiliar state to unknown,
+    // which is what it is while the host does not answer.
+    out["state"] = OptionJson(
+        Option{11, "Unknown", "The server's host does not answer; its real state is unknown."});
+  } else {
+    out["state"] = Fixed("server.state", server.state);
+  }
   out["type"] = Fixed("server.type", server.type);
   out["os"] = LookupOption(context.operating_systems, view.image.os_id);
   out["isSandbox"] = false;

@@ -1,9 +1,10 @@
 #include "gridd/common/config.h"
 
+#include <toml++/toml.h>
+
 #include <charconv>
 #include <cstdio>
 #include <stdexcept>
-#include <toml++/toml.h>
 
 namespace gridd {
 namespace {
@@ -145,7 +146,8 @@ Config LoadConfig(const std::filesystem::path& path) {
   if (config.max_request_line_bytes < 64) {
     Fail(path, "server.max_request_line_bytes", "must be at least 64");
   }
-  if (config.read_timeout_seconds < 1) Fail(path, "server.read_timeout_seconds", "must be at least 1");
+  if (config.read_timeout_seconds < 1)
+    Fail(path, "server.read_timeout_seconds", "must be at least 1");
 
   std::string tls_listen;
   Read(root, path, "tls", "listen", tls_listen);
@@ -268,7 +270,8 @@ Config LoadConfig(const std::filesystem::path& path) {
   if (config.lb_health_check_interval_ms < 100) {
     Fail(path, "loadbalancer.health_check_interval_ms", "must be at least 100");
   }
-  if (config.lb_status_interval_ms < 100) Fail(path, "loadbalancer.status_interval_ms", "must be at least 100");
+  if (config.lb_status_interval_ms < 100)
+    Fail(path, "loadbalancer.status_interval_ms", "must be at least 100");
   if (const toml::node* node = root.at_path("loadbalancer.vip_networks").node()) {
     const toml::array* networks = node->as_array();
     if (networks == nullptr) Fail(path, "loadbalancer.vip_networks", "expected a list of CIDRs");
@@ -276,7 +279,8 @@ Config LoadConfig(const std::filesystem::path& path) {
       auto cidr = entry.value<std::string>();
       unsigned a = 0, b = 0, c = 0, d = 0, bits = 0;
       char tail = 0;
-      if (!cidr || std::sscanf(cidr->c_str(), "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &bits, &tail) != 5 ||
+      if (!cidr ||
+          std::sscanf(cidr->c_str(), "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &bits, &tail) != 5 ||
           a > 255 || b > 255 || c > 255 || d > 255 || bits > 32) {
         Fail(path, "loadbalancer.vip_networks", "expected IPv4 CIDRs like \"127.0.0.0/8\"");
       }
@@ -333,6 +337,13 @@ Config LoadConfig(const std::filesystem::path& path) {
     }
   }
 
+  // ---- [scheduler]: hosts and placement (docs/operations.md, "Hosts and datacenters").
+  Read(root, path, "scheduler", "policy", config.scheduler_policy);
+  if (config.scheduler_policy != "spread" && config.scheduler_policy != "pack") {
+    Fail(path, "scheduler.policy", "must be \"spread\" or \"pack\"");
+  }
+  // ---- end of [scheduler]
+
   if (auto* list = root["datacenter"].as_array()) {
     for (size_t i = 0; i < list->size(); ++i) {
       const std::string where = "datacenter[" + std::to_string(i) + "]";
@@ -343,7 +354,8 @@ Config LoadConfig(const std::filesystem::path& path) {
       if (!id || *id < 1) Fail(path, where + ".id", "required positive integer");
       seed.id = *id;
       seed.name = RequiredString(*entry, path, where, "name");
-      seed.description = OptionalString(*entry, path, where, "description", seed.name + " Datacenter");
+      seed.description =
+          OptionalString(*entry, path, where, "description", seed.name + " Datacenter");
       config.datacenters.push_back(seed);
     }
   }

@@ -1,6 +1,7 @@
 // gridctl: the operator's command line for a running gridd. Every subcommand becomes one
 // admin command sent over DIR/admin.sock, so the daemon stays the only writer of its database.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
@@ -80,8 +81,15 @@ class Command {
     CLI::Option* option;
   };
 
+  // --ram_overcommit is also accepted as --ram-overcommit.
   CLI::Option* Flag(const std::string& key, const std::string& description) {
-    return app_->add_option("--" + key, description)->type_name(Upper(key));
+    std::string names = "--" + key;
+    if (key.find('_') != std::string::npos) {
+      std::string dashed = key;
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      names += ",--" + dashed;
+    }
+    return app_->add_option(names, description)->type_name(Upper(key));
   }
 
   CLI::App* app_;
@@ -133,8 +141,39 @@ int main(int argc, char** argv) {
       .Positional("api_key", "The key to change")
       .Required("role", "super, system, billing, readonly (or the full role names)");
 
-  CLI::App* datacenter = Group(app, "datacenter", "Datacenters (declared in gridd.toml)");
+  CLI::App* datacenter =
+      Group(app, "datacenter", "Datacenters (declared in gridd.toml or added here)");
   Command(*datacenter, "list", "List datacenters", "datacenter.list", request);
+  Command(*datacenter, "add", "Add a datacenter (it appears in the datacenter lookups)",
+          "datacenter.add", request)
+      .Positional("name", "Datacenter name, e.g. US-East-1")
+      .Optional("description", "Description shown to customers (default: NAME Datacenter)");
+
+  CLI::App* host = Group(app, "host", "Hypervisor hosts that run the servers");
+  Command(*host, "add", "Connect to a libvirt host and let the scheduler place servers on it",
+          "host.add", request)
+      .Positional("name", "Host name")
+      .Positional("uri", "libvirt URI, e.g. qemu+ssh://root@kvm1.example.net/system")
+      .Required("datacenter", "Datacenter name or id the host serves")
+      .Optional("ram_overcommit", "RAM the scheduler may book, as a multiple of the host's (1.0)")
+      .Optional("shared_storage",
+                "on: the storage pool is shared with the other hosts, so evacuation keeps disks");
+  Command(*host, "list", "List hosts with their state, capacity and use", "host.list", request);
+  Command(*host, "maintenance", "Stop (on) or resume (off) placing new servers on a host",
+          "host.maintenance", request)
+      .Positional("name", "Host name")
+      .Positional("mode", "on or off");
+  Command(*host, "remove", "Forget a host; refused while it has servers", "host.remove", request)
+      .Positional("name", "Host name");
+  Command(*host, "down", "Mark a host Down (fenced, or known dead) so it can be evacuated",
+          "host.down", request)
+      .Positional("name", "Host name");
+  Command(*host, "up", "Connect to a Down host again and reconcile its domains", "host.up", request)
+      .Positional("name", "Host name");
+  Command(*host, "evacuate",
+          "Re-create the servers of a Down host on other hosts of its datacenter (jobs)",
+          "host.evacuate", request)
+      .Positional("name", "Host name");
 
   CLI::App* ippool = Group(app, "ippool", "IP address pools");
   Command(*ippool, "add", "Add a CIDR block of addresses", "ippool.add", request)
@@ -161,8 +200,8 @@ int main(int argc, char** argv) {
   Command(*image, "public", "Make an Available image visible to every account", "image.public",
           request)
       .Positional("id", "Image id");
-  Command(*image, "private", "Make an account's image visible to its account only",
-          "image.private", request)
+  Command(*image, "private", "Make an account's image visible to its account only", "image.private",
+          request)
       .Positional("id", "Image id");
   Command(*image, "delete", "Move an image to the Trash (its volume stays, for restore)",
           "image.delete", request)
@@ -189,7 +228,8 @@ int main(int argc, char** argv) {
       .Positional("id", "Job id");
 
   CLI::App* domain = Group(app, "domain", "What gridd sees on its hypervisor");
-  Command(*domain, "list", "List the domains carrying gridd's metadata and whether a server row matches",
+  Command(*domain, "list",
+          "List the domains carrying gridd's metadata and whether a server row matches",
           "domain.list", request);
   Command(app, "reconcile",
           "Compare the hypervisor and load balancers with the database now; print the findings",
@@ -206,8 +246,9 @@ int main(int argc, char** argv) {
 
   // The daemon writes the backup; a relative FILE means the operator's working directory.
   if (request.command == "backup" && request.args.contains("file")) {
-    request.args["file"] =
-        std::filesystem::absolute(request.args["file"].get<std::string>()).lexically_normal().string();
+    request.args["file"] = std::filesystem::absolute(request.args["file"].get<std::string>())
+                               .lexically_normal()
+                               .string();
   }
   // The daemon runs elsewhere in the file system: it needs the file's absolute path.
   if (request.command == "image.import") {

@@ -24,18 +24,21 @@ std::string RequiredString(const nlohmann::json& args, const char* key) {
 std::optional<std::string> OptionalString(const nlohmann::json& args, const char* key) {
   auto it = args.find(key);
   if (it == args.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) throw std::invalid_argument(std::string("argument must be a string: ") + key);
+  if (!it->is_string())
+    throw std::invalid_argument(std::string("argument must be a string: ") + key);
   return it->get<std::string>();
 }
 
 // Image names become volume file names: letters, digits, '.', '_' and '-', not leading '.'.
 void CheckImageName(const std::string& name) {
   const bool ok = !name.empty() && name.size() <= 100 && name.front() != '.' &&
-                  name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                         "0123456789._-") == std::string::npos;
+                  name.find_first_not_of(
+                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789._-") == std::string::npos;
   if (!ok) {
-    throw std::invalid_argument("name: image names are 1-100 letters, digits, '.', '_' or '-' "
-                                "and do not start with '.'");
+    throw std::invalid_argument(
+        "name: image names are 1-100 letters, digits, '.', '_' or '-' "
+        "and do not start with '.'");
   }
 }
 
@@ -78,8 +81,10 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
     for (const auto& account : accounts.ListAccounts()) {
       int64_t key_count = 0;
       for (const auto& key : keys) key_count += key.account_id == account.id && !key.revoked;
-      out.push_back(Json{{"id", account.id}, {"name", account.name},
-                         {"created_ms", account.created_ms}, {"api_keys", key_count}});
+      out.push_back(Json{{"id", account.id},
+                         {"name", account.name},
+                         {"created_ms", account.created_ms},
+                         {"api_keys", key_count}});
     }
     return out;
   }
@@ -107,8 +112,10 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
     return Json{{"api_key", key}, {"revoked", true}};
   }
   if (command == "apikey.role") {
-    auto key = accounts.SetApiKeyRole(RequiredString(args, "api_key"), RequiredString(args, "role"));
-    return Json{{"api_key", key.key}, {"account", key.account_name}, {"role", domain::RoleName(key.role)}};
+    auto key =
+        accounts.SetApiKeyRole(RequiredString(args, "api_key"), RequiredString(args, "role"));
+    return Json{
+        {"api_key", key.key}, {"account", key.account_name}, {"role", domain::RoleName(key.role)}};
   }
   auto pool_json = [](const domain::IpPoolInfo& info) {
     Json out{{"id", info.pool.id},
@@ -141,14 +148,14 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
   if (command == "image.list") {
     Json out = Json::array();
     for (const auto& image : accounts.ListImages()) {
-      out.push_back(Json{
-          {"id", image.id},
-          {"name", image.name},
-          {"friendly_name", image.friendly_name},
-          {"state", domain::OptionById(*domain::FixedLookup("image.state"), image.state).name},
-          {"public", image.is_public},
-          {"owner", image.owner_name},
-          {"volume", image.storage_pool + "/" + image.volume}});
+      out.push_back(
+          Json{{"id", image.id},
+               {"name", image.name},
+               {"friendly_name", image.friendly_name},
+               {"state", domain::OptionById(*domain::FixedLookup("image.state"), image.state).name},
+               {"public", image.is_public},
+               {"owner", image.owner_name},
+               {"volume", image.storage_pool + "/" + image.volume}});
     }
     return out;
   }
@@ -164,10 +171,19 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
     seed.os = OptionalString(args, "os").value_or(name);
     seed.architecture = OptionalString(args, "architecture").value_or("64-bit");
     seed.volume = name + ".qcow2";
-    try {
-      tools.hypervisor.ImportQcow2(tools.storage_pool, seed.volume, file);
-    } catch (const virt::HypervisorError& error) {
-      throw std::invalid_argument(std::string("file: ") + error.what());
+    // Every Up host gets its copy (hosts sharing storage see the first one).
+    const auto hosts = tools.hosts.UpHosts();
+    if (hosts.empty()) throw std::invalid_argument("no host is Up to take the image");
+    for (const auto& host : hosts) {
+      try {
+        if (host.hypervisor->VolumeExists(tools.storage_pool, seed.volume) &&
+            &host != &hosts.front()) {
+          continue;
+        }
+        host.hypervisor->ImportQcow2(tools.storage_pool, seed.volume, file);
+      } catch (const virt::HypervisorError& error) {
+        throw std::invalid_argument("file: host " + host.host.name + ": " + error.what());
+      }
     }
     accounts.AddImage(seed, tools.storage_pool);
     for (const auto& image : accounts.ListImages()) {

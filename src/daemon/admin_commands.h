@@ -6,15 +6,15 @@
 #include <string>
 
 #include "gridd/domain/account_service.h"
+#include "gridd/jobs/hosts.h"
 #include "gridd/store/database.h"
-#include "gridd/virt/hypervisor.h"
 
 namespace gridd::daemon {
 
 // What the image and console commands reach besides the account service.
 struct GuestTools {
   store::Database& db;
-  virt::Hypervisor& hypervisor;
+  jobs::HostRegistry& hosts;
   std::string storage_pool;
   std::filesystem::path console_dir;  // empty: consoles are not logged (test driver)
 };

@@ -17,9 +17,10 @@
 #include <thread>
 
 #include "daemon/admin_commands.h"
+#include "daemon/host_commands.h"
+#include "daemon/logging.h"
 #include "daemon/operator_commands.h"
 #include "daemon/recovery_commands.h"
-#include "daemon/logging.h"
 #include "daemon/reload.h"
 #include "daemon/systemd.h"
 #include "gridd/admin/admin_server.h"
@@ -35,6 +36,8 @@
 #include "gridd/domain/idempotent_requests.h"
 #include "gridd/domain/load_balancer_service.h"
 #include "gridd/domain/lookups.h"
+#include "gridd/domain/scheduler.h"
+#include "gridd/jobs/hosts.h"
 #include "gridd/jobs/job_runner.h"
 #include "gridd/jobs/load_balancer_jobs.h"
 #include "gridd/jobs/reconciler.h"
@@ -51,7 +54,8 @@ namespace {
 int LockDataDir(const std::filesystem::path& data_dir) {
   const auto path = data_dir / "gridd.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     throw std::runtime_error("another gridd is already running with data dir " + data_dir.string());
   }
@@ -66,8 +70,9 @@ void CheckPrivate(const std::filesystem::path& path, const char* what) {
   if ((info.st_mode & S_IRWXO) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(info.st_mode & 07777));
-    throw std::runtime_error(std::string(what) + " " + path.string() + " is accessible by other users (mode " +
-                             mode + "); run `chmod o-rwx " + path.string() + "` (gridd wants " +
+    throw std::runtime_error(std::string(what) + " " + path.string() +
+                             " is accessible by other users (mode " + mode +
+                             "); run `chmod o-rwx " + path.string() + "` (gridd wants " +
                              (S_ISDIR(info.st_mode) ? "0700" : "0600") + ")");
   }
 }
@@ -115,7 +120,8 @@ int Run(int argc, char** argv) {
   app.add_option("--libvirt-uri", libvirt_uri, "libvirt URI of the hypervisor");
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT for /metrics (port 0 picks a free port)");
-  app.add_option("--tls-listen", tls_listen, "HOST:PORT for the API over HTTPS (port 0 picks a free port)");
+  app.add_option("--tls-listen", tls_listen,
+                 "HOST:PORT for the API over HTTPS (port 0 picks a free port)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -131,15 +137,18 @@ int Run(int argc, char** argv) {
     if (!metrics_listen.empty()) {
       gridd::ParseListen(metrics_listen, loaded.metrics_host, loaded.metrics_port);
     }
-    if (!tls_listen.empty()) gridd::ParseListen(tls_listen, loaded.tls_listen_host, loaded.tls_listen_port);
+    if (!tls_listen.empty())
+      gridd::ParseListen(tls_listen, loaded.tls_listen_host, loaded.tls_listen_port);
     return loaded;
   };
   gridd::Config config = load_config();
   if (!config.plain_http && config.tls_listen_host.empty()) {
     throw std::runtime_error(
-        "server.plain_http is false but no tls.listen (or --tls-listen): nothing would serve the API");
+        "server.plain_http is false but no tls.listen (or --tls-listen): nothing would serve the "
+        "API");
   }
-  if (config.libvirt_uri.empty()) throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
+  if (config.libvirt_uri.empty())
+    throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
   gridd::daemon::SetupLogging(config);
 
   // Block the signals before any thread starts, so only sigwait below receives them.
@@ -177,23 +186,46 @@ int Run(int argc, char** argv) {
   }
 
   config.libvirt_uri = gridd::virt::PrepareLibvirtUri(config.libvirt_uri, config.data_dir);
-  auto hypervisor = gridd::virt::ConnectLibvirt(config.libvirt_uri);
-  spdlog::info("hypervisor {}", hypervisor->uri());
   const bool embedded = config.libvirt_uri.rfind("qemu:///embed", 0) == 0;
   if (config.pool_path.empty() && embedded) config.pool_path = config.data_dir / "pool";
-  if (!config.pool_path.empty()) {
-    hypervisor->EnsureDirectoryPool(config.storage_pool, config.pool_path.string());
-  }
-  for (const auto& image : accounts.ListImages()) {
-    if (!hypervisor->VolumeExists(image.storage_pool, image.volume)) {
-      spdlog::warn("image '{}': volume {}/{} not found on the hypervisor; servers from it will fail",
-                   image.name, image.storage_pool, image.volume);
+
+  // Hosts: the configured [libvirt] uri is the host "default"; `gridctl host add` adds more.
+  // Each gets its own connection, and the scheduler places new servers among them.
+  gridd::domain::Scheduler scheduler(gridd::domain::ParsePlacementPolicy(config.scheduler_policy)
+                                         .value_or(gridd::domain::PlacementPolicy::kSpread));
+  gridd::jobs::HostRegistry hosts(
+      db, scheduler, [](const std::string& uri) { return gridd::virt::ConnectLibvirt(uri); },
+      config.libvirt_uri);
+  hosts.OnConnect([&](const gridd::domain::Host& host, gridd::virt::Hypervisor& hypervisor) {
+    // The pool directory is on the management host: it is the default host's alone.
+    if (host.uri.empty() && !config.pool_path.empty()) {
+      hypervisor.EnsureDirectoryPool(config.storage_pool, config.pool_path.string());
     }
+    for (const auto& image : accounts.ListImages()) {
+      if (!hypervisor.VolumeExists(image.storage_pool, image.volume)) {
+        spdlog::warn("host {}: image '{}': volume {}/{} not found; servers from it will fail there",
+                     host.name, image.name, image.storage_pool, image.volume);
+      }
+    }
+    if (hypervisor.volatile_state()) {
+      const int restored = gridd::jobs::RestoreVolatileServers(db, hypervisor, host.id);
+      if (restored > 0) spdlog::info("rebuilt {} server(s) on host {}", restored, host.name);
+    } else {
+      gridd::jobs::FollowServerStates(db, hypervisor, clock, host.id);
+    }
+  });
+  hosts.Load();
+  if (hosts.UpHosts().empty()) {
+    // One host that does not answer is a configuration error; with several, gridd serves the
+    // API and tries them again at every reconciler pass.
+    if (hosts.AllHosts().size() <= 1) {
+      throw std::runtime_error("the hypervisor does not answer (see the error above)");
+    }
+    spdlog::error("no host answers; gridd tries them again at every reconciler pass");
   }
-  if (hypervisor->volatile_state()) {
-    const int restored = gridd::jobs::RestoreVolatileServers(db, *hypervisor);
-    if (restored > 0) spdlog::info("rebuilt {} server(s) on {}", restored, hypervisor->uri());
-  }
+  // Real guests (anything but libvirt's test driver) get seeds and console logs.
+  bool real_guests = false;
+  for (const auto& host : hosts.UpHosts()) real_guests |= !host.hypervisor->volatile_state();
 
   gridd::jobs::JobRunnerOptions job_options;
   job_options.workers = config.job_workers;
@@ -222,7 +254,7 @@ int Run(int argc, char** argv) {
   server_options.shutdown_timeout_seconds = config.shutdown_timeout_seconds;
   // The test driver boots nothing: seeds and console logs are for real guests only.
   std::jthread console_trimmer;
-  if (!hypervisor->volatile_state()) {
+  if (real_guests) {
     server_options.box = &box;
     server_options.console_dir = config.data_dir / "console";
     std::filesystem::create_directories(server_options.console_dir);
@@ -231,7 +263,6 @@ int Run(int argc, char** argv) {
                                      : config.domain_type;
     spdlog::info("guests: domain type {}, console logs in {}", server_options.domain_type,
                  server_options.console_dir.string());
-    gridd::jobs::FollowServerStates(db, *hypervisor, clock);
     console_trimmer = std::jthread([dir = server_options.console_dir,
                                     max = config.console_log_max_bytes](std::stop_token stop) {
       while (!stop.stop_requested()) {
@@ -242,7 +273,7 @@ int Run(int argc, char** argv) {
       }
     });
   }
-  gridd::jobs::RegisterServerJobs(runner, db, *hypervisor, clock, server_options);
+  gridd::jobs::RegisterServerJobs(runner, db, hosts, clock, server_options);
 
   // Load balancers: gridd starts its own HAProxy and makes it match the database before it
   // takes requests, so a restart of gridd keeps every load balancer serving.
@@ -257,9 +288,8 @@ int Run(int argc, char** argv) {
     engine = gridd::lb::MakeHaproxyEngine(haproxy);
     engine->Start();
     try {
-      engine->Apply(db.Read([](gridd::store::Connection& c) {
-        return gridd::jobs::DesiredBalancers(c);
-      }));
+      engine->Apply(
+          db.Read([](gridd::store::Connection& c) { return gridd::jobs::DesiredBalancers(c); }));
     } catch (const std::exception& error) {
       spdlog::error("load balancers: cannot apply the stored configuration: {}", error.what());
     }
@@ -278,6 +308,7 @@ int Run(int argc, char** argv) {
   grid_options.billing.transfer_allotment_gb = config.billing_transfer_allotment_gb;
   grid_options.billing.transfer_gb_price = config.billing_transfer_gb_price;
   grid_options.billing.bill_powered_off_servers = config.billing_powered_off_servers;
+  grid_options.scheduler = &scheduler;
   gridd::domain::GridService grid(
       db, catalog, clock, box, [&runner] { runner.Notify(); }, grid_options);
   if (engine) {
@@ -287,18 +318,17 @@ int Run(int argc, char** argv) {
         db, clock, [&runner] { runner.Notify(); }, balancer_options);
   }
   gridd::domain::IdempotentRequests idempotent(db, clock);
-  gridd::api::ApiService api(grid, accounts, balancers.get(), clock,
-                             ApiOptionsFrom(config), &idempotent);
+  gridd::api::ApiService api(grid, accounts, balancers.get(), clock, ApiOptionsFrom(config),
+                             &idempotent);
 
   runner.Start();
   if (monitor) monitor->Start();
 
   // Compare the hypervisor and the engine with the database now (a crash may have left
   // either behind) and then periodically; repairs are queued as jobs.
-  gridd::jobs::Reconciler reconciler(db, *hypervisor, engine.get(), clock,
-                                     [&runner] { runner.Notify(); },
-                                     {config.reconcile_remove_orphans,
-                                      int64_t{config.image_trash_retention_hours} * 3600 * 1000});
+  gridd::jobs::Reconciler reconciler(
+      db, hosts, engine.get(), clock, [&runner] { runner.Notify(); },
+      {config.reconcile_remove_orphans, int64_t{config.image_trash_retention_hours} * 3600 * 1000});
   try {
     const auto report = reconciler.RunOnce(true);
     spdlog::info("reconcile: {} domain(s), {} server(s), {} finding(s)", report.domains,
@@ -307,8 +337,19 @@ int Run(int argc, char** argv) {
     spdlog::error("reconcile: {}", error.what());
   }
   reconciler.Start(std::chrono::seconds(config.reconcile_interval_seconds));
-  gridd::daemon::RecoveryContext recovery{db, *hypervisor, reconciler};
+  // A host that answers again is reconciled at once: its servers show their real state, and
+  // copies of servers evacuated meanwhile are removed.
+  hosts.OnReturn([&reconciler](int64_t) {
+    try {
+      reconciler.RunOnce(true);
+    } catch (const std::exception& error) {
+      spdlog::error("reconcile: {}", error.what());
+    }
+  });
+  gridd::daemon::RecoveryContext recovery{db, hosts, reconciler};
   gridd::daemon::OperatorContext operator_context{db, clock, [&runner] { runner.Notify(); }};
+  gridd::daemon::HostContext host_context{db, clock, hosts, catalog,
+                                          [&runner] { runner.Notify(); }};
 
   gridd::api::HttpServerOptions http_options;
   http_options.host = config.listen_host;
@@ -352,13 +393,15 @@ int Run(int argc, char** argv) {
     spdlog::info("listening on https://{}:{}", UrlHost(config.tls_listen_host), tls_http->port());
   }
 
-  gridd::daemon::GuestTools guest_tools{db, *hypervisor, config.storage_pool,
-                                        server_options.console_dir};
+  gridd::daemon::GuestTools guest_tools{db, hosts, config.storage_pool, server_options.console_dir};
   gridd::admin::AdminServer admin(
       config.data_dir / "admin.sock",
-      [&accounts, &recovery, &operator_context, &guest_tools](const std::string& command,
-                                                               const nlohmann::json& args) {
+      [&accounts, &recovery, &operator_context, &host_context, &guest_tools](
+          const std::string& command, const nlohmann::json& args) {
         if (auto result = gridd::daemon::RunRecoveryCommand(recovery, command, args)) {
+          return *result;
+        }
+        if (auto result = gridd::daemon::RunHostCommand(host_context, command, args)) {
           return *result;
         }
         if (auto result = gridd::daemon::RunOperatorCommand(operator_context, command, args)) {
@@ -384,7 +427,7 @@ int Run(int argc, char** argv) {
     metrics_options.record_metrics = false;
     metrics_http = std::make_unique<gridd::api::HttpServer>(
         metrics_options,
-        [&db, &hypervisor, &clock](const gridd::api::HttpRequest& request) {
+        [&db, &hosts, &clock](const gridd::api::HttpRequest& request) {
           gridd::api::HttpResponse response;
           response.content_type = "text/plain; charset=utf-8";
           if (gridd::api::PathOf(request.target) != "/metrics") {
@@ -394,7 +437,7 @@ int Run(int argc, char** argv) {
             response.status = 405;
             response.body = "use GET\n";
           } else {
-            gridd::jobs::RefreshStateMetrics(db, *hypervisor, clock);
+            gridd::jobs::RefreshStateMetrics(db, hosts, clock);
             response.content_type = gridd::metrics::kContentType;
             response.body = gridd::metrics::Default().Render();
           }

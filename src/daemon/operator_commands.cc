@@ -117,6 +117,8 @@ Json ListServers(store::Connection& c, const nlohmann::json& args) {
       known |= name == *datacenter || std::to_string(id) == *datacenter;
     if (!known) ThrowIllegalArgument("no datacenter '" + *datacenter + "'");
   }
+  std::map<int64_t, std::string> hosts;
+  for (const auto& host : store::hosts::List(c)) hosts[host.id] = host.name;
   Json out = Json::array();
   for (const auto& server : store::servers::ListAll(c)) {
     if (account && server.account_id != *account) continue;
@@ -126,14 +128,17 @@ Json ListServers(store::Connection& c, const nlohmann::json& args) {
     const std::string dc_name = datacenters.count(dc_id) ? datacenters[dc_id] : "-";
     if (datacenter && dc_name != *datacenter && std::to_string(dc_id) != *datacenter) continue;
     auto image = store::images::GetAny(c, server.image_id);
-    out.push_back(Json{{"id", server.id},
-                       {"name", server.name},
-                       {"account", accounts.Name(server.account_id)},
-                       {"state", OptionName("server.state", server.state)},
-                       {"ip", ip ? Json(ip->address) : Json(nullptr)},
-                       {"datacenter", dc_name},
-                       {"image", image ? Json(image->name) : Json(nullptr)},
-                       {"ram", OptionName("server.ram", server.ram)}});
+    out.push_back(
+        Json{{"id", server.id},
+             {"name", server.name},
+             {"account", accounts.Name(server.account_id)},
+             {"state", OptionName("server.state", server.state)},
+             {"ip", ip ? Json(ip->address) : Json(nullptr)},
+             {"datacenter", dc_name},
+             {"image", image ? Json(image->name) : Json(nullptr)},
+             {"ram", OptionName("server.ram", server.ram)},
+             {"host", server.host_id && hosts.count(*server.host_id) ? Json(hosts[*server.host_id])
+                                                                     : Json(nullptr)}});
   }
   return out;
 }

@@ -18,12 +18,15 @@ std::optional<nlohmann::json> RunRecoveryCommand(RecoveryContext& context,
     std::set<int64_t> server_ids;
     for (const auto& server : servers) server_ids.insert(server.id);
     Json out = Json::array();
-    for (const auto& domain : context.hypervisor.ListGriddDomains()) {
-      out.push_back(Json{{"name", domain.name},
-                         {"server_id", domain.server_id},
-                         {"account_id", domain.account_id},
-                         {"state", virt::PowerStateName(domain.state)},
-                         {"server_row", server_ids.count(domain.server_id) != 0}});
+    for (const auto& host : context.hosts.UpHosts()) {
+      for (const auto& domain : host.hypervisor->ListGriddDomains()) {
+        out.push_back(Json{{"name", domain.name},
+                           {"server_id", domain.server_id},
+                           {"account_id", domain.account_id},
+                           {"state", virt::PowerStateName(domain.state)},
+                           {"server_row", server_ids.count(domain.server_id) != 0},
+                           {"host", host.host.name}});
+      }
     }
     return out;
   }

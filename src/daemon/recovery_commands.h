@@ -1,4 +1,4 @@
-// Admin commands for recovery: what gridd sees on its hypervisor (`gridctl domain list`), a
+// Admin commands for recovery: what gridd sees on its hosts (`gridctl domain list`), a
 // reconciliation pass on demand (`gridctl reconcile`) and online backups (`gridctl backup`).
 #pragma once
 
@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "gridd/jobs/hosts.h"
 #include "gridd/jobs/reconciler.h"
 #include "gridd/store/database.h"
 #include "gridd/virt/hypervisor.h"
@@ -14,7 +15,7 @@ namespace gridd::daemon {
 
 struct RecoveryContext {
   store::Database& db;
-  virt::Hypervisor& hypervisor;
+  jobs::HostRegistry& hosts;
   jobs::Reconciler& reconciler;
 };
 

@@ -140,6 +140,9 @@ ServerView GridService::View(Connection& c, const Server& server) {
   }
   view.image = std::move(*image);
   view.ip = std::move(*ip);
+  if (options_.scheduler != nullptr && server.host_id) {
+    view.host_unreachable = !options_.scheduler->Reachable(*server.host_id);
+  }
   return view;
 }
 
@@ -239,7 +242,13 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
   if (request.type)
     type = ResolveOption(*FixedLookup("server.type"), "server.type", *request.type).id;
 
+  // Read before the write transaction: the catalog reads the database itself.
+  const std::vector<Option> datacenters =
+      options_.scheduler != nullptr ? catalog_.Datacenters() : std::vector<Option>{};
+  const int64_t ram_mib = static_cast<int64_t>(RamMib(ram.id));
+  TentativeBooking booking(options_.scheduler);
   ServerView view = db_.Write([&](Connection& c) {
+    booking.Undo();  // a transaction run again books again
     Image image;
     auto image_id = ParsePositiveId(image_ref);
     std::optional<Image> by_id;
@@ -260,15 +269,33 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
 
     auto ip = store::ips::FindByAddress(c, caller.account_id, ip_ref);
     if (!ip) {
-      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is not one of this account's addresses");
+      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref +
+                           " is not one of this account's addresses");
     }
-    if (!ip->is_public) ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is not a public address");
+    if (!ip->is_public)
+      ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is not a public address");
     if (ip->state != ip_state::kUnassigned) {
       ThrowIllegalArgument("Parameter 'ip': IP " + ip_ref + " is already assigned");
     }
 
+    // Placement last among the checks, so a refused request books nothing; the booking is
+    // given back unless this transaction commits.
+    std::optional<int64_t> host_id;
+    if (options_.scheduler != nullptr) {
+      host_id = options_.scheduler->Reserve(ip->datacenter_id, ram_mib);
+      if (!host_id) {
+        const Option* dc = FindOption(datacenters, std::to_string(ip->datacenter_id));
+        ThrowIllegalArgument("No host in datacenter '" +
+                             (dc != nullptr ? dc->name : std::to_string(ip->datacenter_id)) +
+                             "' has room for a server with " + ram.name + " of RAM (" +
+                             std::to_string(ram_mib) + " MB)");
+      }
+      booking.Server(*host_id, ram_mib);
+    }
+
     const int64_t now = clock_.NowMs();
     Server server;
+    server.host_id = host_id;
     server.account_id = caller.account_id;
     server.name = name;
     server.description = description;
@@ -301,6 +328,7 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
     store::jobs::Insert(c, job, now);
     return ServerView{server, image, *ip, false};
   });
+  booking.Keep();
   on_job_queued_();
   return view;
 }
@@ -318,12 +346,26 @@ ServerView GridService::EditServer(const Caller& caller, const ServerEditRequest
     CheckLength(*request.description, "description", options_.max_description_length);
     CheckText(*request.description, "description");
   }
+  TentativeBooking booking(options_.scheduler);
   ServerView view = db_.Write([&](Connection& c) {
+    booking.Undo();  // a transaction run again books again
     Server server = SelectOneForChange(c, caller, request.selectors);
     const int64_t now = clock_.NowMs();
     if (request.description) server.description = *request.description;
     if (type) server.type = *type;
     const bool ram_changed = ram && *ram != server.ram;
+    // More RAM must fit on the server's host, under its overcommit ratio.
+    if (ram_changed && options_.scheduler != nullptr && server.host_id) {
+      const int64_t delta =
+          static_cast<int64_t>(RamMib(*ram)) - static_cast<int64_t>(RamMib(server.ram));
+      if (delta > 0 && !options_.scheduler->ReserveOn(*server.host_id, delta)) {
+        ThrowIllegalArgument("The host of server '" + server.name + "' has no room for " +
+                             OptionById(*FixedLookup("server.ram"), *ram).name +
+                             " of RAM; delete or shrink other servers first");
+      }
+      if (delta < 0) options_.scheduler->Release(*server.host_id, -delta, false);
+      booking.Ram(*server.host_id, delta);
+    }
     if (ram) server.ram = *ram;
     // A RAM change needs the hypervisor (and a restart of a running guest); the state says so
     // until the job is done. Description and type are bookkeeping the job mirrors into the
@@ -338,6 +380,7 @@ ServerView GridService::EditServer(const Caller& caller, const ServerEditRequest
     store::jobs::Insert(c, job, now);
     return updated;
   });
+  booking.Keep();
   on_job_queued_();
   return view;
 }
@@ -665,7 +708,8 @@ std::vector<Job> GridService::GetJobs(const Caller& caller, const std::vector<st
     std::vector<Job> out;
     for (const auto& text : ids) {
       auto id = ParsePositiveId(text);
-      if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
+      if (!id)
+        ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
       if (auto job = store::jobs::Get(c, caller.account_id, *id)) out.push_back(std::move(*job));
     }
     return out;
@@ -702,7 +746,8 @@ std::vector<PasswordView> GridService::GetPasswords(const Caller& caller,
     std::vector<PasswordView> out;
     for (const auto& text : ids) {
       auto id = ParsePositiveId(text);
-      if (!id) ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
+      if (!id)
+        ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + text + "'");
       auto password = store::passwords::Get(c, caller.account_id, *id, box_);
       if (!password) continue;
       PasswordView view{*password, std::nullopt};

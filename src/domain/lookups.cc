@@ -105,6 +105,8 @@ const Options kJobCommand = {
     Opt(12, "DeleteLoadBalancer", "Delete Load Balancer"),
     // gridd extension: the reconciler repairs drift between a hypervisor and the database.
     Opt(13, "ReconcileVirtualServer", "Reconcile Virtual Server"),
+    // gridd extension: a server re-created on another host when its own is Down.
+    Opt(14, "EvacuateVirtualServer", "Evacuate Virtual Server"),
 };
 const Options kJobObjectType = {
     Opt(1, "VirtualServer", std::nullopt), Opt(2, "LoadBalancer", std::nullopt),
@@ -231,7 +233,8 @@ uint64_t RamMib(int64_t ram_option_id) {
     case 9:
       return 24576;
     default:
-      throw ApiError(ErrorClass::kUnexpected, "unknown RAM option " + std::to_string(ram_option_id));
+      throw ApiError(ErrorClass::kUnexpected,
+                     "unknown RAM option " + std::to_string(ram_option_id));
   }
 }
 

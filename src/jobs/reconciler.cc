@@ -69,11 +69,11 @@ nlohmann::ordered_json ReconcileReport::ToJson() const {
   return out;
 }
 
-Reconciler::Reconciler(store::Database& db, virt::Hypervisor& hypervisor,
-                       lb::LoadBalancerEngine* engine, const Clock& clock,
-                       std::function<void()> on_job_queued, ReconcilerOptions options)
+Reconciler::Reconciler(store::Database& db, HostRegistry& hosts, lb::LoadBalancerEngine* engine,
+                       const Clock& clock, std::function<void()> on_job_queued,
+                       ReconcilerOptions options)
     : db_(db),
-      hypervisor_(hypervisor),
+      hosts_(hosts),
       engine_(engine),
       clock_(clock),
       on_job_queued_(std::move(on_job_queued)),
@@ -81,25 +81,24 @@ Reconciler::Reconciler(store::Database& db, virt::Hypervisor& hypervisor,
 
 Reconciler::~Reconciler() { Stop(); }
 
-ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
-  std::lock_guard<std::mutex> run_lock(run_mutex_);
-  ReconcileReport report;
-  const auto domains = hypervisor_.ListGriddDomains();
-  const auto servers = db_.Read([](store::Connection& c) { return store::servers::ListAll(c); });
-  report.domains = static_cast<int>(domains.size());
-  report.servers = static_cast<int>(servers.size());
+bool Reconciler::ReconcileHost(const domain::Host& host, virt::Hypervisor& hypervisor,
+                               const std::vector<domain::Server>& servers,
+                               bool retry_failed_repairs, ReconcileReport& report) {
+  const auto domains = hypervisor.ListGriddDomains();
+  report.domains += static_cast<int>(domains.size());
   std::map<std::string, virt::GriddDomain> by_name;
   for (const auto& domain : domains) by_name[domain.name] = domain;
 
   bool queued = false;
   for (const auto& observed : servers) {
+    if (hosts_.HostOf(observed) != host.id) continue;  // another host's
     const std::string name = DomainName(observed.id);
     auto it = by_name.find(name);
     std::string finding;
     std::string kind;
     if (it == by_name.end()) {
       kind = "missing-domain";
-      finding = "domain " + name + " missing on " + hypervisor_.uri();
+      finding = "domain " + name + " missing on host " + host.name + " (" + hypervisor.uri() + ")";
     } else if (observed.state == server_state::kOn && !Running(it->second.state)) {
       kind = "power-drift";
       finding = std::string("hypervisor shows ") + virt::PowerStateName(it->second.state) +
@@ -153,8 +152,44 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
   std::set<int64_t> server_ids;
   for (const auto& server : servers) server_ids.insert(server.id);
   std::set<std::string> still_there;
-  for (const auto& domain : hypervisor_.ListGriddDomains()) still_there.insert(domain.name);
+  for (const auto& domain : hypervisor.ListGriddDomains()) still_there.insert(domain.name);
+  std::map<int64_t, const domain::Server*> server_by_id;
+  for (const auto& server : servers) server_by_id[server.id] = &server;
   for (const auto& domain : domains) {
+    auto placed = server_by_id.find(domain.server_id);
+    if (placed != server_by_id.end() && hosts_.HostOf(*placed->second) != host.id &&
+        still_there.count(domain.name) != 0) {
+      // Decided again on fresh rows: the server may have moved here since the snapshot, and a
+      // job under way (an evacuation building this very domain) owns it.
+      const bool elsewhere_now = db_.Read([&](store::Connection& c) {
+        auto server = store::servers::GetAny(c, domain.server_id);
+        return server && hosts_.HostOf(*server) != host.id &&
+               !store::jobs::HasPending(c, job_object_type::kVirtualServer, server->id);
+      });
+      if (!elsewhere_now) continue;
+      // The server lives on another host now (evacuated while this one was Down): this copy
+      // must not run beside it with the same address. Its disk goes too, unless it is the very
+      // disk the other host uses (shared storage).
+      ReconcileFinding finding{"stale-domain", "domain " + domain.name,
+                               "server " + std::to_string(domain.server_id) +
+                                   " runs on another host; this copy on host " + host.name +
+                                   " is left from before an evacuation",
+                               "removed"};
+      try {
+        hypervisor.UndefineDomain(domain.name);
+        if (!host.shared_storage) {
+          const auto facts = db_.Read([&](store::Connection& c) {
+            return store::images::GetAny(c, placed->second->image_id);
+          });
+          if (facts) hypervisor.DeleteDisk(facts->storage_pool, DiskVolume(domain.server_id));
+        }
+      } catch (const std::exception& error) {
+        finding.action = std::string("removal failed: ") + error.what();
+      }
+      spdlog::warn("reconcile: {} {}: {}", finding.object, finding.action, finding.detail);
+      report.findings.push_back(std::move(finding));
+      continue;
+    }
     if (server_ids.count(domain.server_id) != 0 || still_there.count(domain.name) == 0) continue;
     const bool exists_now = db_.Read([&](store::Connection& c) {
       return store::servers::GetAny(c, domain.server_id).has_value();
@@ -167,7 +202,7 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
         "reported"};
     if (options_.remove_orphans) {
       try {
-        hypervisor_.UndefineDomain(domain.name);
+        hypervisor.UndefineDomain(domain.name);
         finding.action = "removed";
       } catch (const std::exception& error) {
         finding.action = std::string("removal failed: ") + error.what();
@@ -175,6 +210,29 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
     }
     spdlog::warn("reconcile: {} {}: {}", finding.object, finding.action, finding.detail);
     report.findings.push_back(std::move(finding));
+  }
+  return queued;
+}
+
+ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
+  std::lock_guard<std::mutex> run_lock(run_mutex_);
+  ReconcileReport report;
+  // Hosts that did not answer when gridd connected are tried again; the booked capacity is
+  // counted again from the servers table, correcting any drift.
+  hosts_.RetryUnreachable();
+  if (hosts_.scheduler() != nullptr) hosts_.RecountUse();
+  const auto servers = db_.Read([](store::Connection& c) { return store::servers::ListAll(c); });
+  report.servers = static_cast<int>(servers.size());
+  bool queued = false;
+  for (const auto& host : hosts_.AllHosts()) {
+    if (host.hypervisor == nullptr || host.host.state != domain::host_state::kUp) continue;
+    try {
+      queued |= ReconcileHost(host.host, *host.hypervisor, servers, retry_failed_repairs, report);
+    } catch (const std::exception& error) {
+      report.findings.push_back(
+          {"host-unreachable", "host " + host.host.name, error.what(), "reported"});
+      spdlog::error("reconcile: host {}: {}", host.host.name, error.what());
+    }
   }
 
   // Load balancers: the engine must carry every balancer the database has (not being deleted).
@@ -227,8 +285,10 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
   if (queued && on_job_queued_) on_job_queued_();
   for (const auto& finding : report.findings) {
     // Label values from gridd's own vocabulary only (docs/architecture.md, metrics).
+    if (finding.kind == "host-unreachable") continue;  // nothing repaired
     const char* kind = finding.kind == "missing-domain" ? "domain_recreated"
                        : finding.kind == "power-drift"  ? "state_corrected"
+                       : finding.kind == "stale-domain" ? "stale_copy_removed"
                        : finding.kind == "orphan-domain"
                            ? (finding.action == "removed" ? "orphan_removed" : "orphan_reported")
                            : "balancer_reapplied";

@@ -148,14 +148,16 @@ FinalWrite SetState(int64_t server_id, int64_t state, const Clock& clock) {
 // One handler class for every server command keeps the shared pieces in one place.
 class ServerJobHandler final : public JobHandler {
  public:
-  ServerJobHandler(int64_t command, store::Database& db, virt::Hypervisor& hv, const Clock& clock,
+  ServerJobHandler(int64_t command, store::Database& db, HostRegistry& hosts, const Clock& clock,
                    const ServerJobOptions& options)
-      : command_(command), db_(db), hv_(hv), clock_(clock), options_(options) {}
+      : command_(command), db_(db), hosts_(hosts), clock_(clock), options_(options) {}
 
   FinalWrite Run(const Job& job) override {
     auto facts = LoadFacts(db_, job.object_id);
     if (!facts) return nullptr;  // already gone: nothing left to do
     const std::string name = DomainName(facts->server.id);
+    SetJobStep("host " + HostLabel(facts->server) + " to answer");
+    virt::Hypervisor& hv = hosts_.ForServer(facts->server);
     SetJobStep("the hypervisor to report the state of " + name);
     auto step = [&name](const char* action) {
       SetJobStep(std::string("the hypervisor to ") + action + " " + name);
@@ -163,15 +165,15 @@ class ServerJobHandler final : public JobHandler {
     switch (command_) {
       case job_command::kCreateVirtualServer:
         try {
-          Provision(hv_, db_, *facts, options_);
+          Provision(hv, db_, *facts, options_);
           step("start");
-          hv_.Start(name);
+          hv.Start(name);
         } catch (const virt::HypervisorError& error) {
           if (error.retryable()) throw;
           // A broken image (or any other lasting refusal): leave no half-made disk, seed or
           // domain behind; the job fails with the hypervisor's message.
           try {
-            Unprovision(hv_, *facts, options_);
+            Unprovision(hv, *facts, options_);
           } catch (const std::exception& cleanup) {
             spdlog::warn("jobs: server {}: cleanup after failed create: {}", facts->server.id,
                          cleanup.what());
@@ -180,48 +182,66 @@ class ServerJobHandler final : public JobHandler {
         }
         return SetState(facts->server.id, server_state::kOn, clock_);
       case job_command::kStartVirtualServer:
-        if (hv_.State(name) == virt::PowerState::kMissing) Provision(hv_, db_, *facts, options_);
+        if (hv.State(name) == virt::PowerState::kMissing) Provision(hv, db_, *facts, options_);
         step("start");
-        hv_.Start(name);
+        hv.Start(name);
         return SetState(facts->server.id, server_state::kOn, clock_);
       case job_command::kStopVirtualServer:
         step("shut down");
-        hv_.Shutdown(name, options_.shutdown_timeout_seconds);
+        hv.Shutdown(name, options_.shutdown_timeout_seconds);
         return SetState(facts->server.id, server_state::kOff, clock_);
       case job_command::kRestartVirtualServer:
-        if (hv_.State(name) == virt::PowerState::kMissing) Provision(hv_, db_, *facts, options_);
+        if (hv.State(name) == virt::PowerState::kMissing) Provision(hv, db_, *facts, options_);
         step("reboot");
-        hv_.Reboot(name);
+        hv.Reboot(name);
         return SetState(facts->server.id, server_state::kOn, clock_);
       case job_command::kUpdateVirtualServer: {
-        const bool was_running = hv_.State(name) == virt::PowerState::kRunning;
-        Provision(hv_, db_, *facts, options_);
+        const bool was_running = hv.State(name) == virt::PowerState::kRunning;
+        Provision(hv, db_, *facts, options_);
         // New RAM applies at the next boot; restart a running guest so it takes effect now.
         if (was_running && job.payload.value("ram_changed", false)) {
           step("restart, for the new RAM,");
-          hv_.Shutdown(name, options_.shutdown_timeout_seconds);
-          hv_.Start(name);
+          hv.Shutdown(name, options_.shutdown_timeout_seconds);
+          hv.Start(name);
         }
-        return SetState(facts->server.id, StateFromHypervisor(hv_.State(name)), clock_);
+        return SetState(facts->server.id, StateFromHypervisor(hv.State(name)), clock_);
+      }
+      case job_command::kEvacuateVirtualServer: {
+        // The server's row already names its new host (gridctl host evacuate): build it there
+        // from the database, as a create does, keeping id, name, IP, MAC and password. The
+        // disk is cloned from the image again unless the hosts share storage, where it exists.
+        Provision(hv, db_, *facts, options_);
+        if (job.payload.value("start", false)) {
+          step("start");
+          hv.Start(name);
+        }
+        return SetState(facts->server.id, StateFromHypervisor(hv.State(name)), clock_);
       }
       case job_command::kReconcileVirtualServer: {
         // Queued by the reconciler: re-create a vanished domain (started when the server is
         // On), then record the power state the hypervisor really shows.
-        if (hv_.State(name) == virt::PowerState::kMissing) {
-          Provision(hv_, db_, *facts, options_);
-          if (job.payload.value("start", false)) hv_.Start(name);
+        if (hv.State(name) == virt::PowerState::kMissing) {
+          Provision(hv, db_, *facts, options_);
+          if (job.payload.value("start", false)) hv.Start(name);
         }
-        return SetState(facts->server.id, StateFromHypervisor(hv_.State(name)), clock_);
+        return SetState(facts->server.id, StateFromHypervisor(hv.State(name)), clock_);
       }
       case job_command::kDeleteVirtualServer: {
         // A guest that ignores the power button is forced off: delete never waits on it.
-        Unprovision(hv_, *facts, options_);
+        Unprovision(hv, *facts, options_);
         const int64_t server_id = facts->server.id;
         const int64_t ip_id = facts->ip.id;
-        return [server_id, ip_id, this](store::Connection& c) {
+        const auto host_id = hosts_.HostOf(facts->server);
+        const auto ram_mib = static_cast<int64_t>(domain::RamMib(facts->server.ram));
+        return [server_id, ip_id, host_id, ram_mib, this](store::Connection& c) {
           store::passwords::DeleteForServer(c, server_id);
           store::servers::Delete(c, server_id, clock_.NowMs());
           store::ips::Release(c, ip_id);
+          // The host's room is given back with the row (a recount corrects the rare commit
+          // that fails after this).
+          if (host_id && hosts_.scheduler() != nullptr) {
+            hosts_.scheduler()->Release(*host_id, ram_mib);
+          }
         };
       }
       default:
@@ -236,7 +256,7 @@ class ServerJobHandler final : public JobHandler {
     // state forever; a failed delete leaves the server in place to be deleted again.
     int64_t state = server_state::kOff;
     try {
-      state = StateFromHypervisor(hv_.State(DomainName(server->id)));
+      state = StateFromHypervisor(hosts_.ForServer(*server).State(DomainName(server->id)));
     } catch (const std::exception& error) {
       spdlog::warn("jobs: cannot read the state of server {}: {}", server->id, error.what());
     }
@@ -261,9 +281,14 @@ class ServerJobHandler final : public JobHandler {
   }
 
  private:
+  std::string HostLabel(const Server& server) {
+    auto host = hosts_.HostOf(server);
+    return host ? hosts_.HostName(*host) : "(none)";
+  }
+
   int64_t command_;
   store::Database& db_;
-  virt::Hypervisor& hv_;
+  HostRegistry& hosts_;
   const Clock& clock_;
   ServerJobOptions options_;
 };
@@ -275,9 +300,9 @@ class ServerJobHandler final : public JobHandler {
 // Succeeded; a failure removes the image and any partial copy and starts the server again.
 class ImageSaveHandler final : public JobHandler {
  public:
-  ImageSaveHandler(store::Database& db, virt::Hypervisor& hv, const Clock& clock,
+  ImageSaveHandler(store::Database& db, HostRegistry& hosts, const Clock& clock,
                    const ServerJobOptions& options)
-      : db_(db), hv_(hv), clock_(clock), options_(options) {}
+      : db_(db), hosts_(hosts), clock_(clock), options_(options) {}
 
   FinalWrite Run(const Job& job) override {
     auto image =
@@ -290,14 +315,15 @@ class ImageSaveHandler final : public JobHandler {
     const int64_t previous_state = job.payload.value("previous_state", server_state::kOn);
     const bool was_on = previous_state == server_state::kOn;
     const std::string name = DomainName(server_id);
-    if (was_on) hv_.Shutdown(name, options_.shutdown_timeout_seconds);
+    virt::Hypervisor& hv = hosts_.ForServer(facts->server);
+    if (was_on) hv.Shutdown(name, options_.shutdown_timeout_seconds);
     try {
-      hv_.CopyVolume(image->storage_pool, DiskVolume(server_id), image->volume, "qcow2");
+      hv.CopyVolume(image->storage_pool, DiskVolume(server_id), image->volume, "qcow2");
     } catch (...) {
-      if (was_on) StartAgain(name);
+      if (was_on) StartAgain(hv, name);
       throw;
     }
-    if (was_on) hv_.Start(name);
+    if (was_on) hv.Start(name);
     const int64_t image_id = image->id;
     return [this, image_id, server_id, previous_state](store::Connection& c) {
       auto saved = store::images::GetAny(c, image_id);
@@ -311,19 +337,21 @@ class ImageSaveHandler final : public JobHandler {
   }
 
   void OnFailure(const Job& job, store::Connection& c) override {
+    const int64_t server_id = job.payload.value("server_id", int64_t{0});
+    auto server = store::servers::GetAny(c, server_id);
     if (auto image = store::images::GetAny(c, job.object_id)) {
       try {
-        hv_.DeleteDisk(image->storage_pool, image->volume);
+        if (server) hosts_.ForServer(*server).DeleteDisk(image->storage_pool, image->volume);
       } catch (const std::exception& error) {
         spdlog::warn("jobs: cannot remove the copy for image {}: {}", image->name, error.what());
       }
       store::images::Delete(c, image->id);
     }
-    const int64_t server_id = job.payload.value("server_id", int64_t{0});
     int64_t state = job.payload.value("previous_state", server_state::kOn);
     try {
       // What the hypervisor shows, in case the server could not be started again.
-      state = StateFromHypervisor(hv_.State(DomainName(server_id)));
+      if (server)
+        state = StateFromHypervisor(hosts_.ForServer(*server).State(DomainName(server_id)));
     } catch (const std::exception& error) {
       spdlog::warn("jobs: cannot read the state of server {}: {}", server_id, error.what());
     }
@@ -331,9 +359,9 @@ class ImageSaveHandler final : public JobHandler {
   }
 
  private:
-  void StartAgain(const std::string& name) {
+  static void StartAgain(virt::Hypervisor& hv, const std::string& name) {
     try {
-      hv_.Start(name);
+      hv.Start(name);
     } catch (const std::exception& error) {
       spdlog::error("jobs: cannot start {} again after a failed image copy: {}", name,
                     error.what());
@@ -350,7 +378,7 @@ class ImageSaveHandler final : public JobHandler {
   }
 
   store::Database& db_;
-  virt::Hypervisor& hv_;
+  HostRegistry& hosts_;
   const Clock& clock_;
   ServerJobOptions options_;
 };
@@ -360,8 +388,8 @@ class ImageSaveHandler final : public JobHandler {
 // its jobs still name it). An image restored, or used by a server, meanwhile is left alone.
 class ImagePurgeHandler final : public JobHandler {
  public:
-  ImagePurgeHandler(store::Database& db, virt::Hypervisor& hv, const Clock& clock)
-      : db_(db), hv_(hv), clock_(clock) {}
+  ImagePurgeHandler(store::Database& db, HostRegistry& hosts, const Clock& clock)
+      : db_(db), hosts_(hosts), clock_(clock) {}
 
   FinalWrite Run(const Job& job) override {
     auto image = db_.Read([&](store::Connection& c) -> std::optional<domain::Image> {
@@ -372,8 +400,11 @@ class ImagePurgeHandler final : public JobHandler {
       return found;
     });
     if (!image) return nullptr;
-    SetJobStep("the hypervisor to delete volume " + image->volume);
-    hv_.DeleteDisk(image->storage_pool, image->volume);
+    // Each host keeps its own copy of an image's volume (the same one on shared storage).
+    for (const auto& host : hosts_.UpHosts()) {
+      SetJobStep("host " + host.host.name + " to delete volume " + image->volume);
+      host.hypervisor->DeleteDisk(image->storage_pool, image->volume);
+    }
     const int64_t image_id = image->id;
     return [this, image_id](store::Connection& c) {
       auto purged = store::images::GetAny(c, image_id);
@@ -398,7 +429,7 @@ class ImagePurgeHandler final : public JobHandler {
   }
 
   store::Database& db_;
-  virt::Hypervisor& hv_;
+  HostRegistry& hosts_;
   const Clock& clock_;
 };
 
@@ -439,8 +470,9 @@ std::filesystem::path ConsoleLogPath(const std::filesystem::path& console_dir, i
   return console_dir / ("gridd-" + std::to_string(server_id) + ".log");
 }
 
-void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const Clock& clock) {
-  hypervisor.WatchStates([&db, &clock](const std::string& name, virt::PowerState state) {
+void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const Clock& clock,
+                        std::optional<int64_t> host_id) {
+  hypervisor.WatchStates([&db, &clock, host_id](const std::string& name, virt::PowerState state) {
     constexpr std::string_view kPrefix = "gridd-";
     if (name.rfind(kPrefix, 0) != 0) return;
     int64_t server_id = 0;
@@ -460,6 +492,8 @@ void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const
       db.Write([&](store::Connection& c) {
         auto server = store::servers::GetAny(c, server_id);
         if (!server || server->deleting || server->state == wanted) return;
+        // A stale copy on a host the server was evacuated from says nothing about it.
+        if (host_id && server->host_id && *server->host_id != *host_id) return;
         // A job under way owns the state; it writes the outcome itself.
         if (store::jobs::HasPending(c, domain::job_object_type::kVirtualServer, server_id)) return;
         store::servers::SetState(c, server_id, wanted, clock.NowMs());
@@ -473,19 +507,20 @@ void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const
   });
 }
 
-void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
+void RegisterServerJobs(JobRunner& runner, store::Database& db, HostRegistry& hosts,
                         const Clock& clock, ServerJobOptions options) {
-  for (int64_t command : {job_command::kCreateVirtualServer, job_command::kStartVirtualServer,
-                          job_command::kStopVirtualServer, job_command::kRestartVirtualServer,
-                          job_command::kUpdateVirtualServer, job_command::kDeleteVirtualServer,
-                          job_command::kReconcileVirtualServer}) {
+  for (int64_t command :
+       {job_command::kCreateVirtualServer, job_command::kStartVirtualServer,
+        job_command::kStopVirtualServer, job_command::kRestartVirtualServer,
+        job_command::kUpdateVirtualServer, job_command::kDeleteVirtualServer,
+        job_command::kReconcileVirtualServer, job_command::kEvacuateVirtualServer}) {
     runner.Register(command,
-                    std::make_shared<ServerJobHandler>(command, db, hypervisor, clock, options));
+                    std::make_shared<ServerJobHandler>(command, db, hosts, clock, options));
   }
   runner.Register(job_command::kSaveServerImage,
-                  std::make_shared<ImageSaveHandler>(db, hypervisor, clock, options));
+                  std::make_shared<ImageSaveHandler>(db, hosts, clock, options));
   runner.Register(job_command::kDeleteServerImage,
-                  std::make_shared<ImagePurgeHandler>(db, hypervisor, clock));
+                  std::make_shared<ImagePurgeHandler>(db, hosts, clock));
 }
 
 // Saved images' volumes are gone too: each is copied again from its parent's volume (parents
@@ -528,11 +563,13 @@ void TrimConsoleLogs(const std::filesystem::path& console_dir, int64_t max_bytes
   }
 }
 
-int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor) {
+int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor,
+                           std::optional<int64_t> host_id) {
   RestoreVolatileImages(db, hypervisor);
   auto servers = db.Read([&](store::Connection& c) { return store::servers::ListAll(c); });
   int restored = 0;
   for (const auto& server : servers) {
+    if (host_id && server.host_id != host_id) continue;  // another host's
     try {
       auto facts = LoadFacts(db, server.id);
       if (!facts) continue;

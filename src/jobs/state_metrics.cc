@@ -7,7 +7,7 @@
 
 namespace gridd::jobs {
 
-void RefreshStateMetrics(store::Database& db, virt::Hypervisor& hypervisor, const Clock& clock,
+void RefreshStateMetrics(store::Database& db, HostRegistry& hosts, const Clock& clock,
                          metrics::Registry& registry) {
   struct Snapshot {
     store::stats::QueueStats queue;
@@ -52,15 +52,20 @@ void RefreshStateMetrics(store::Database& db, virt::Hypervisor& hypervisor, cons
              {"datacenter", "type", "state"})
       .Replace(std::move(ips));
 
-  bool up = true;
-  try {
-    hypervisor.Capacity();
-  } catch (const std::exception& error) {
-    up = false;
-    spdlog::debug("metrics: hypervisor {} does not answer: {}", hypervisor.uri(), error.what());
+  // Hosts by the state gridd tracks (the connection layer marks them Down); a host in
+  // maintenance counts as Maintenance whatever its connection.
+  double up = 0, down = 0, maintenance = 0;
+  for (const auto& host : hosts.AllHosts()) {
+    if (host.host.maintenance) {
+      ++maintenance;
+    } else if (host.hypervisor != nullptr && host.host.state == domain::host_state::kUp) {
+      ++up;
+    } else {
+      ++down;
+    }
   }
   registry.Gauge("gridd_hosts", "Hypervisor hosts by state.", {"state"})
-      .Replace({{{"Up"}, up ? 1.0 : 0.0}, {{"Unreachable"}, up ? 0.0 : 1.0}});
+      .Replace({{{"Up"}, up}, {{"Unreachable"}, down}, {{"Maintenance"}, maintenance}});
 }
 
 }  // namespace gridd::jobs

@@ -303,6 +303,28 @@ CREATE INDEX idempotent_requests_by_age ON idempotent_requests(created_ms);
       // 5: an id handed to a client is never handed out again: images, servers, load
       // balancers, passwords and jobs get AUTOINCREMENT (IPs are never deleted).
       Migration(&NeverReuseObjectIds),
+      // 7: many hypervisor hosts. Each server names the host it runs on. An existing install
+      // gets one host, "default", with an empty URI (meaning the [libvirt] uri of the
+      // configuration, read at every start) and no datacenter (it serves every datacenter), so
+      // its servers keep running where they are.
+      R"sql(
+CREATE TABLE hosts (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  name            TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  uri             TEXT NOT NULL,
+  datacenter_id   INTEGER REFERENCES datacenters(id),
+  ram_overcommit  REAL NOT NULL DEFAULT 1.0,
+  state           INTEGER NOT NULL DEFAULT 1,
+  maintenance     INTEGER NOT NULL DEFAULT 0,
+  shared_storage  INTEGER NOT NULL DEFAULT 0,
+  created_ms      INTEGER NOT NULL
+);
+INSERT INTO hosts (name, uri, datacenter_id, created_ms)
+  VALUES ('default', '', NULL, CAST(strftime('%s', 'now') AS INTEGER) * 1000);
+ALTER TABLE servers ADD COLUMN host_id INTEGER REFERENCES hosts(id);
+UPDATE servers SET host_id = (SELECT id FROM hosts WHERE name = 'default');
+CREATE INDEX servers_by_host ON servers(host_id);
+)sql",
   };
   return migrations;
 }

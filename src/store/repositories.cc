@@ -13,7 +13,10 @@ Account Row(const Statement& s) { return Account{s.Int(0), s.Text(1), s.Int(2)};
 }  // namespace
 
 int64_t Insert(Connection& c, const std::string& name, int64_t now_ms) {
-  c.Prepare("INSERT INTO accounts (name, created_ms) VALUES (?, ?)").Bind(1, name).Bind(2, now_ms).Run();
+  c.Prepare("INSERT INTO accounts (name, created_ms) VALUES (?, ?)")
+      .Bind(1, name)
+      .Bind(2, now_ms)
+      .Run();
   return c.LastInsertId();
 }
 
@@ -86,7 +89,8 @@ std::optional<ApiKey> FindByKey(Connection& c, const std::string& key, const Sec
 }
 
 std::vector<ApiKey> List(Connection& c, std::optional<int64_t> account_id, const SecretBox& box) {
-  auto s = c.Prepare(std::string(kSelect) + "WHERE (?1 IS NULL OR k.account_id = ?1) ORDER BY k.id");
+  auto s =
+      c.Prepare(std::string(kSelect) + "WHERE (?1 IS NULL OR k.account_id = ?1) ORDER BY k.id");
   s.Bind(1, account_id);
   std::vector<ApiKey> out;
   while (s.Step()) out.push_back(Row(s, box));
@@ -125,7 +129,100 @@ std::vector<Datacenter> List(Connection& c) {
   while (s.Step()) out.push_back(Datacenter{s.Int(0), s.Text(1), s.Text(2)});
   return out;
 }
+
+int64_t Insert(Connection& c, const std::string& name, const std::string& description) {
+  c.Prepare(
+       "INSERT INTO datacenters (id, name, description) "
+       "VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM datacenters), ?, ?)")
+      .Bind(1, name)
+      .Bind(2, description)
+      .Run();
+  return c.LastInsertId();
+}
 }  // namespace datacenters
+
+// --------------------------------------------------------------------------------------- hosts
+namespace hosts {
+namespace {
+constexpr const char* kSelect =
+    "SELECT id, name, uri, datacenter_id, ram_overcommit, state, maintenance, shared_storage, "
+    "created_ms FROM hosts ";
+Host Row(const Statement& s) {
+  Host host;
+  host.id = s.Int(0);
+  host.name = s.Text(1);
+  host.uri = s.Text(2);
+  host.datacenter_id = s.OptionalInt(3);
+  host.ram_overcommit = s.Double(4);
+  host.state = s.Int(5);
+  host.maintenance = s.Int(6) != 0;
+  host.shared_storage = s.Int(7) != 0;
+  host.created_ms = s.Int(8);
+  return host;
+}
+}  // namespace
+
+std::vector<Host> List(Connection& c) {
+  auto s = c.Prepare(std::string(kSelect) + "ORDER BY id");
+  std::vector<Host> out;
+  while (s.Step()) out.push_back(Row(s));
+  return out;
+}
+
+std::optional<Host> Get(Connection& c, int64_t id) {
+  auto s = c.Prepare(std::string(kSelect) + "WHERE id = ?");
+  s.Bind(1, id);
+  if (!s.Step()) return std::nullopt;
+  return Row(s);
+}
+
+std::optional<Host> FindByName(Connection& c, const std::string& name) {
+  auto s = c.Prepare(std::string(kSelect) + "WHERE name = ?");
+  s.Bind(1, name);
+  if (!s.Step()) return std::nullopt;
+  return Row(s);
+}
+
+int64_t Insert(Connection& c, const Host& host) {
+  c.Prepare(
+       "INSERT INTO hosts (name, uri, datacenter_id, ram_overcommit, state, maintenance, "
+       "shared_storage, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .Bind(1, host.name)
+      .Bind(2, host.uri)
+      .Bind(3, host.datacenter_id)
+      .Bind(4, host.ram_overcommit)
+      .Bind(5, host.state)
+      .Bind(6, host.maintenance)
+      .Bind(7, host.shared_storage)
+      .Bind(8, host.created_ms)
+      .Run();
+  return c.LastInsertId();
+}
+
+void Update(Connection& c, const Host& host) {
+  c.Prepare(
+       "UPDATE hosts SET uri = ?, ram_overcommit = ?, state = ?, maintenance = ?, "
+       "shared_storage = ? WHERE id = ?")
+      .Bind(1, host.uri)
+      .Bind(2, host.ram_overcommit)
+      .Bind(3, host.state)
+      .Bind(4, host.maintenance)
+      .Bind(5, host.shared_storage)
+      .Bind(6, host.id)
+      .Run();
+}
+
+void Delete(Connection& c, int64_t id) {
+  c.Prepare("DELETE FROM hosts WHERE id = ?").Bind(1, id).Run();
+}
+
+int64_t CountServers(Connection& c, int64_t host_id) {
+  auto s = c.Prepare("SELECT COUNT(*) FROM servers WHERE host_id = ?");
+  s.Bind(1, host_id);
+  s.Step();
+  return s.Int(0);
+}
+}  // namespace hosts
 
 // ------------------------------------------------------------------------- operating systems
 namespace operating_systems {
@@ -487,7 +584,7 @@ namespace servers {
 namespace {
 constexpr const char* kSelect =
     "SELECT id, account_id, name, description, image_id, ram, type, state, ip_id, mac, deleting, "
-    "created_ms, updated_ms FROM servers ";
+    "created_ms, updated_ms, host_id FROM servers ";
 Server Row(const Statement& s) {
   Server server;
   server.id = s.Int(0);
@@ -503,6 +600,7 @@ Server Row(const Statement& s) {
   server.deleting = s.Int(10) != 0;
   server.created_ms = s.Int(11);
   server.updated_ms = s.Int(12);
+  server.host_id = s.OptionalInt(13);
   return server;
 }
 std::vector<Server> Rows(Statement& s) {
@@ -517,7 +615,8 @@ int64_t Insert(Connection& c, const Server& server) {
   // placeholder first, then the real address.
   c.Prepare(
        "INSERT INTO servers (account_id, name, description, image_id, ram, type, state, ip_id, "
-       "mac, deleting, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)")
+       "mac, deleting, created_ms, updated_ms, host_id) "
+       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)")
       .Bind(1, server.account_id)
       .Bind(2, server.name)
       .Bind(3, server.description)
@@ -529,6 +628,7 @@ int64_t Insert(Connection& c, const Server& server) {
       .Bind(9, "pending-" + std::to_string(server.ip_id))
       .Bind(10, server.created_ms)
       .Bind(11, server.updated_ms)
+      .Bind(12, server.host_id)
       .Run();
   const int64_t id = c.LastInsertId();
   usage::TrackServer(c, id, server.created_ms);
@@ -590,6 +690,16 @@ void Update(Connection& c, const Server& server) {
       .Bind(9, server.id)
       .Run();
   usage::TrackServer(c, server.id, server.updated_ms);
+}
+
+void SetHost(Connection& c, int64_t id, int64_t host_id) {
+  c.Prepare("UPDATE servers SET host_id = ? WHERE id = ?").Bind(1, host_id).Bind(2, id).Run();
+}
+
+std::vector<Server> ListOnHost(Connection& c, int64_t host_id) {
+  auto s = c.Prepare(std::string(kSelect) + "WHERE host_id = ? ORDER BY id");
+  s.Bind(1, host_id);
+  return Rows(s);
 }
 
 void Delete(Connection& c, int64_t id, int64_t now_ms) {
@@ -1063,8 +1173,9 @@ int RequeueExpired(Connection& c, int64_t expired_before_ms, int64_t now_ms) {
   std::vector<int64_t> ids;
   while (s.Step()) ids.push_back(s.Int(0));
   for (int64_t id : ids) {
-    c.Prepare("UPDATE jobs SET state = 1, lease_until_ms = NULL, next_run_ms = ?, updated_ms = ? "
-              "WHERE id = ?")
+    c.Prepare(
+         "UPDATE jobs SET state = 1, lease_until_ms = NULL, next_run_ms = ?, updated_ms = ? "
+         "WHERE id = ?")
         .Bind(1, now_ms)
         .Bind(2, now_ms)
         .Bind(3, id)

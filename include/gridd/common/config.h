@@ -28,10 +28,10 @@ struct ImageSeed {
   std::string name;           // unique image name, e.g. "debian-12-amd64"
   std::string friendly_name;  // what customers see
   std::string description;
-  std::string os;             // server.os / image.os option name
-  std::string architecture;   // "32-bit" or "64-bit"
+  std::string os;            // server.os / image.os option name
+  std::string architecture;  // "32-bit" or "64-bit"
   std::string type = "Web Server";
-  std::string volume;         // storage volume in the libvirt pool
+  std::string volume;  // storage volume in the libvirt pool
   double price = 0;
 };
 
@@ -125,6 +125,9 @@ struct Config {
   bool metrics_enabled = true;
   std::string metrics_host = "127.0.0.1";
   uint16_t metrics_port = 9464;
+  // [scheduler] -- placement of new servers on hosts.
+  // "spread": the host with the most free RAM; "pack": the fullest host that still fits.
+  std::string scheduler_policy = "spread";
   // Seeds applied idempotently at every start.
   std::vector<DatacenterSeed> datacenters;
   std::vector<IpPoolSeed> ip_pools;

@@ -3,11 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace gridd::domain {
 
@@ -100,6 +99,25 @@ struct Server {
   bool deleting = false;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  // The hypervisor host the server runs on; empty only for rows written before placement.
+  std::optional<int64_t> host_id;
+};
+
+namespace host_state {
+inline constexpr int64_t kUp = 1, kDown = 2;
+}
+
+// A hypervisor host gridd drives over libvirt (gridctl host add).
+struct Host {
+  int64_t id = 0;
+  std::string name;
+  std::string uri;  // empty: the [libvirt] uri of the configuration (the "default" host)
+  std::optional<int64_t> datacenter_id;  // empty: serves every datacenter
+  double ram_overcommit = 1.0;
+  int64_t state = host_state::kUp;
+  bool maintenance = false;
+  bool shared_storage = false;  // servers' disks are visible to the other hosts as well
+  int64_t created_ms = 0;
 };
 
 struct LoadBalancerMember {

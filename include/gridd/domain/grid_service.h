@@ -16,6 +16,7 @@
 #include "gridd/common/crypto.h"
 #include "gridd/domain/entities.h"
 #include "gridd/domain/lookups.h"
+#include "gridd/domain/scheduler.h"
 #include "gridd/store/database.h"
 
 namespace gridd::domain {
@@ -60,6 +61,8 @@ struct ServerView {
   Image image;
   Ip ip;
   bool include_id = true;  // false in server.add's answer (GoGrid's asynchronous add)
+  // The server's host is Down: its real state is unknown (shown as state "Unknown").
+  bool host_unreachable = false;
 };
 
 struct PasswordView {
@@ -173,6 +176,9 @@ struct GridServiceOptions {
   // IPv4 CIDRs a load balancer's virtual IP must lie in; empty allows any.
   std::vector<std::string> vip_networks;
   BillingOptions billing;
+  // Places new servers on hosts and books their RAM; null: servers get no host (the jobs then
+  // use the default host).
+  Scheduler* scheduler = nullptr;
 };
 
 class GridService {

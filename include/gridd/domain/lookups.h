@@ -19,8 +19,7 @@ struct Option {
 // Ids of the fixed enumerations used throughout gridd.
 namespace server_state {
 inline constexpr int64_t kOn = 1, kStarting = 2, kOff = 3, kStopping = 4, kRestarting = 5,
-                         kSaving = 6, kRestoring = 7, kUpdating = 8, kOnSaving = 9,
-                         kOffSaving = 10;
+                         kSaving = 6, kRestoring = 7, kUpdating = 8, kOnSaving = 9, kOffSaving = 10;
 }
 namespace ip_state {
 inline constexpr int64_t kUnassigned = 1, kAssigned = 2;
@@ -36,18 +35,20 @@ inline constexpr int64_t kQueued = 1, kProcessing = 2, kSucceeded = 3, kFailed =
                          kFatal = 6, kCreated = 7;
 }
 namespace job_command {
-inline constexpr int64_t kStartVirtualServer = 1, kStopVirtualServer = 2,
-                         kRestartVirtualServer = 3, kUpdateVirtualServer = 4,
-                         kSaveServerImage = 5, kCreateVirtualServer = 6,
-                         kDeleteVirtualServer = 7, kDeleteServerImage = 8,
-                         kRestoreServerImage = 9, kCreateLoadBalancer = 10,
-                         kUpdateLoadBalancer = 11, kDeleteLoadBalancer = 12,
-                         // gridd's own: a repair found by the reconciler (docs/api.md).
-                         kReconcileVirtualServer = 13;
+inline constexpr int64_t
+    kStartVirtualServer = 1,
+    kStopVirtualServer = 2, kRestartVirtualServer = 3, kUpdateVirtualServer = 4,
+    kSaveServerImage = 5, kCreateVirtualServer = 6, kDeleteVirtualServer = 7,
+    kDeleteServerImage = 8, kRestoreServerImage = 9, kCreateLoadBalancer = 10,
+    kUpdateLoadBalancer = 11, kDeleteLoadBalancer = 12,
+    // gridd's own: a repair found by the reconciler (docs/api.md).
+    kReconcileVirtualServer = 13,
+    // gridd's own: a server re-created on another host (gridctl host evacuate).
+    kEvacuateVirtualServer = 14;
 }
 namespace job_object_type {
-inline constexpr int64_t kVirtualServer = 1, kLoadBalancer = 2, kCloudStorage = 3,
-                         kStorageDns = 4, kServerImage = 5, kDedicatedServer = 6;
+inline constexpr int64_t kVirtualServer = 1, kLoadBalancer = 2, kCloudStorage = 3, kStorageDns = 4,
+                         kServerImage = 5, kDedicatedServer = 6;
 }
 
 // A fixed lookup by name ("server.ram", "job.state", …); nullptr when `name` is not one of the

@@ -6,6 +6,9 @@
 //    the hypervisor shows;
 //  - a domain carrying gridd's metadata with no server row (an orphan): reported in the log and
 //    by `gridctl reconcile`, removed only when the operator enables it;
+//  - a domain of a server that now runs on another host (left on a host that was Down while
+//    its servers were evacuated): removed, so two copies never run with one address;
+// Every Up host is compared; a Down host's servers are left alone until it returns.
 //  - a load balancer the engine does not carry: an UpdateLoadBalancer job applies the set.
 // Objects with a job Queued or Processing are left to that job.
 #pragma once
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "gridd/common/clock.h"
+#include "gridd/jobs/hosts.h"
 #include "gridd/lb/engine.h"
 #include "gridd/store/database.h"
 #include "gridd/virt/hypervisor.h"
@@ -28,12 +32,12 @@
 namespace gridd::jobs {
 
 struct ReconcilerOptions {
-  bool remove_orphans = false;  // undefine gridd-tagged domains that have no server row
+  bool remove_orphans = false;           // undefine gridd-tagged domains that have no server row
   int64_t image_trash_retention_ms = 0;  // purge trashed images' volumes after this; 0: never
 };
 
 struct ReconcileFinding {
-  std::string kind;    // "missing-domain", "power-drift", "orphan-domain", "balancer-missing"
+  std::string kind;    // "missing-domain", "power-drift", "orphan-domain", "stale-domain", ...
   std::string object;  // "server 7", "domain gridd-9", "load balancer 3"
   std::string detail;
   std::string action;  // "job 42 queued", "reported", "removed"
@@ -50,7 +54,7 @@ struct ReconcileReport {
 class Reconciler {
  public:
   // `engine` may be null (no load balancers). `on_job_queued` wakes the job runner.
-  Reconciler(store::Database& db, virt::Hypervisor& hypervisor, lb::LoadBalancerEngine* engine,
+  Reconciler(store::Database& db, HostRegistry& hosts, lb::LoadBalancerEngine* engine,
              const Clock& clock, std::function<void()> on_job_queued, ReconcilerOptions options);
   ~Reconciler();
 
@@ -66,8 +70,13 @@ class Reconciler {
   void Stop();
 
  private:
+  // One Up host's domains against the servers placed on it; true when a job was queued.
+  bool ReconcileHost(const domain::Host& host, virt::Hypervisor& hypervisor,
+                     const std::vector<domain::Server>& servers, bool retry_failed_repairs,
+                     ReconcileReport& report);
+
   store::Database& db_;
-  virt::Hypervisor& hypervisor_;
+  HostRegistry& hosts_;
   lb::LoadBalancerEngine* engine_;
   const Clock& clock_;
   std::function<void()> on_job_queued_;

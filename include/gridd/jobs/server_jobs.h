@@ -4,10 +4,12 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "gridd/common/clock.h"
 #include "gridd/common/crypto.h"
+#include "gridd/jobs/hosts.h"
 #include "gridd/jobs/job_runner.h"
 #include "gridd/store/database.h"
 #include "gridd/virt/hypervisor.h"
@@ -25,8 +27,9 @@ struct ServerJobOptions {
 };
 
 // Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer,
-// SaveServerImage and DeleteServerImage (the purge of a trashed image's volume).
-void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
+// SaveServerImage and DeleteServerImage (the purge of a trashed image's volume), Reconcile- and
+// EvacuateVirtualServer. Each job runs on the hypervisor of its server's host.
+void RegisterServerJobs(JobRunner& runner, store::Database& db, HostRegistry& hosts,
                         const Clock& clock, ServerJobOptions options);
 
 // Queues a DeleteServerImage job (owner "gridd") for every image that has been in the Trash
@@ -42,8 +45,10 @@ std::filesystem::path ConsoleLogPath(const std::filesystem::path& console_dir, i
 
 // Follows the hypervisor's lifecycle events: a guest that stops or starts by itself (powered
 // off from inside, crashed, rebooted) is shown Off or On at once. Servers with a job under way
-// are left to their job.
-void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const Clock& clock);
+// are left to their job. With `host_id`, events about servers placed on another host (a stale
+// copy left by an evacuation) are ignored.
+void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const Clock& clock,
+                        std::optional<int64_t> host_id = std::nullopt);
 
 // Cuts every console log in `console_dir` larger than max_bytes back to its last max_bytes / 2
 // bytes. QEMU appends to the file, so it keeps writing at the new end; output written during
@@ -52,7 +57,8 @@ void TrimConsoleLogs(const std::filesystem::path& console_dir, int64_t max_bytes
 
 // For hypervisors with volatile state: copies saved images' volumes again from their parent
 // images, defines every server's domain again and starts those the database says are on.
-// Returns the number of servers rebuilt.
-int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor);
+// Returns the number of servers rebuilt. With `host_id`, only the servers placed on that host.
+int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor,
+                           std::optional<int64_t> host_id = std::nullopt);
 
 }  // namespace gridd::jobs

@@ -5,15 +5,15 @@
 
 #include "gridd/common/clock.h"
 #include "gridd/common/metrics.h"
+#include "gridd/jobs/hosts.h"
 #include "gridd/store/database.h"
-#include "gridd/virt/hypervisor.h"
 
 namespace gridd::jobs {
 
 // Sets gridd_job_queue_depth, gridd_jobs_processing, gridd_job_oldest_queued_age_seconds,
 // gridd_servers{state}, gridd_ip_addresses{datacenter,type,state} and gridd_hosts{state} in
-// `registry`. Hosts: today the one hypervisor gridd is connected to, "Up" when it answers.
-void RefreshStateMetrics(store::Database& db, virt::Hypervisor& hypervisor, const Clock& clock,
+// `registry`. Hosts: "Up", "Unreachable" (Down) or "Maintenance", as gridd tracks them.
+void RefreshStateMetrics(store::Database& db, HostRegistry& hosts, const Clock& clock,
                          metrics::Registry& registry = metrics::Default());
 
 }  // namespace gridd::jobs

@@ -18,12 +18,13 @@ namespace gridd::store {
 using domain::Account;
 using domain::ApiKey;
 using domain::Datacenter;
+using domain::Host;
 using domain::Image;
 using domain::Ip;
 using domain::IpPool;
 using domain::Job;
-using domain::LoadBalancer;
 using domain::JobHistoryEntry;
+using domain::LoadBalancer;
 using domain::Password;
 using domain::Server;
 
@@ -116,11 +117,31 @@ std::vector<Server> List(Connection& c, int64_t account_id);
 std::vector<Server> ListAll(Connection& c);
 void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms);
 void Update(Connection& c, const Server& server);
+// Moves the server to another host (placement, evacuation).
+void SetHost(Connection& c, int64_t id, int64_t host_id);
+// The servers placed on a host.
+std::vector<Server> ListOnHost(Connection& c, int64_t host_id);
 // Removes the server; its usage interval ends at now_ms.
 void Delete(Connection& c, int64_t id, int64_t now_ms);
 // Without a time, the interval ends at the server's last change.
 void Delete(Connection& c, int64_t id);
 }  // namespace servers
+
+namespace hosts {
+std::vector<Host> List(Connection& c);
+std::optional<Host> Get(Connection& c, int64_t id);
+std::optional<Host> FindByName(Connection& c, const std::string& name);
+int64_t Insert(Connection& c, const Host& host);
+// Writes state, maintenance, URI and overcommit (name and datacenter never change).
+void Update(Connection& c, const Host& host);
+void Delete(Connection& c, int64_t id);
+int64_t CountServers(Connection& c, int64_t host_id);
+}  // namespace hosts
+
+namespace datacenters {
+// Adds a datacenter with the next free id; returns it.
+int64_t Insert(Connection& c, const std::string& name, const std::string& description);
+}  // namespace datacenters
 
 // Metering for billing. The servers:: writers call usage::TrackServer in their own statement's
 // transaction, so no state change can commit without its usage record.

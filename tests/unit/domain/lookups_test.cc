@@ -125,8 +125,9 @@ TEST(LookupsTest, FixedEnumerationsKeepGoGridsIds) {
                                  {7, "Created"}}));
   EXPECT_EQ(Fixed("server.state").size(), 10u);
   // GoGrid's twelve, then gridd's own repair command (documented in docs/api.md).
-  EXPECT_EQ(Fixed("job.command").size(), 13u);
+  EXPECT_EQ(Fixed("job.command").size(), 14u);
   EXPECT_EQ(Fixed("job.command")[12].name, "ReconcileVirtualServer");
+  EXPECT_EQ(Fixed("job.command")[13].name, "EvacuateVirtualServer");
   EXPECT_EQ(Fixed("job.command")[5].name, "CreateVirtualServer");
   EXPECT_EQ(Fixed("job.objecttype")[0].name, "VirtualServer");
   EXPECT_FALSE(Fixed("job.objecttype")[0].description.has_value());

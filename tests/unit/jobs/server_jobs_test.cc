@@ -2,8 +2,6 @@
 // GridService queues, the handlers carry out, and the hypervisor and database agree afterwards.
 #include "gridd/jobs/server_jobs.h"
 
-#include "gridd/jobs/reconciler.h"
-
 #include <gtest/gtest.h>
 #include <libvirt/libvirt.h>
 
@@ -19,6 +17,7 @@
 #include "gridd/common/error.h"
 #include "gridd/domain/account_service.h"
 #include "gridd/domain/grid_service.h"
+#include "gridd/jobs/reconciler.h"
 #include "gridd/store/repositories.h"
 #include "gridd/virt/hypervisor.h"
 #include "support/test_paths.h"
@@ -64,7 +63,8 @@ class ServerJobsTest : public ::testing::Test {
     runner_ = std::make_unique<JobRunner>(db_, clock_, options);
     ServerJobOptions server_options;
     server_options.shutdown_timeout_seconds = 5;
-    RegisterServerJobs(*runner_, db_, *hypervisor_, clock_, server_options);
+    hosts_ = std::make_unique<HostRegistry>(*hypervisor_);
+    RegisterServerJobs(*runner_, db_, *hosts_, clock_, server_options);
   }
 
   int64_t AddServer(const std::string& name, const std::string& ram = "512MB") {
@@ -157,6 +157,7 @@ class ServerJobsTest : public ::testing::Test {
   domain::GridService grid_{db_, catalog_, clock_, box_, [] {}};
   domain::Caller caller_;
   std::unique_ptr<virt::Hypervisor> hypervisor_;
+  std::unique_ptr<HostRegistry> hosts_;
   std::unique_ptr<JobRunner> runner_;
 };
 
@@ -478,7 +479,7 @@ namespace {
 class ReconcilerTest : public ServerJobsTest {
  protected:
   Reconciler MakeReconciler(bool remove_orphans = false) {
-    return Reconciler(db_, *hypervisor_, nullptr, clock_, nullptr, {remove_orphans});
+    return Reconciler(db_, *hosts_, nullptr, clock_, nullptr, {remove_orphans});
   }
   // Runs `fn` on the live domain of the server through the raw libvirt connection.
   void OnDomain(int64_t server_id, const std::function<int(virDomainPtr)>& fn) {
@@ -509,7 +510,8 @@ TEST_F(ReconcilerTest, AVanishedDomainIsRecreatedAndStartedByAJobWithHistory) {
   const domain::Job repair = LastJob(id);
   EXPECT_EQ(repair.command, domain::job_command::kReconcileVirtualServer);
   EXPECT_EQ(repair.state, job_state::kSucceeded) << repair.error.value_or("");
-  EXPECT_EQ(repair.detail["finding"], "domain " + DomainName(id) + " missing on " + NodeUri());
+  EXPECT_EQ(repair.detail["finding"],
+            "domain " + DomainName(id) + " missing on host default (" + NodeUri() + ")");
   EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
   EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
   EXPECT_TRUE(reconciler.RunOnce().findings.empty());
@@ -573,7 +575,8 @@ TEST_F(ReconcilerTest, AFailedRepairIsReportedNotQueuedAgainEveryPass) {
   EXPECT_FALSE(failed.error.value_or("").empty());
   const auto report = reconciler.RunOnce();
   ASSERT_EQ(report.findings.size(), 1u);
-  EXPECT_EQ(report.findings[0].action, "left alone: repair job " + std::to_string(failed.id) + " failed");
+  EXPECT_EQ(report.findings[0].action,
+            "left alone: repair job " + std::to_string(failed.id) + " failed");
   EXPECT_EQ(RunJobs(), 0);
 
   // The operator fixes the cause and asks again (gridctl reconcile): the repair is retried.
@@ -610,7 +613,7 @@ class TrashRetentionTest : public ServerJobsTest {
   Reconciler MakeReconciler() {
     ReconcilerOptions options;
     options.image_trash_retention_ms = kRetentionMs;
-    return Reconciler(db_, *hypervisor_, nullptr, clock_, nullptr, options);
+    return Reconciler(db_, *hosts_, nullptr, clock_, nullptr, options);
   }
 
   // A saved, Available image of a new server.
@@ -630,9 +633,8 @@ class TrashRetentionTest : public ServerJobsTest {
   }
 
   std::optional<domain::Image> Visible(int64_t id) {
-    return db_.Read([&](store::Connection& c) {
-      return store::images::GetVisible(c, caller_.account_id, id);
-    });
+    return db_.Read(
+        [&](store::Connection& c) { return store::images::GetVisible(c, caller_.account_id, id); });
   }
 };
 
@@ -701,7 +703,7 @@ TEST_F(TrashRetentionTest, ARestoredImageIsKeptAndZeroRetentionKeepsTrashForever
   // Retention restarts at the next delete; with retention 0 nothing is ever purged.
   grid_.DeleteImage(caller_, ById(image.id));
   clock_.AdvanceMs(100 * kRetentionMs);
-  Reconciler(db_, *hypervisor_, nullptr, clock_, nullptr, ReconcilerOptions{}).RunOnce();
+  Reconciler(db_, *hosts_, nullptr, clock_, nullptr, ReconcilerOptions{}).RunOnce();
   RunJobs();
   EXPECT_TRUE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
   EXPECT_EQ(Visible(image.id)->state, domain::image_state::kTrash);

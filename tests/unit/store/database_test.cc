@@ -16,7 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string TempDatabase() { return (gridd::testing::ScratchDir("gridd-db-test") / "gridd.db").string(); }
+std::string TempDatabase() {
+  return (gridd::testing::ScratchDir("gridd-db-test") / "gridd.db").string();
+}
 
 int64_t UserVersion(Connection& c) {
   auto s = c.Prepare("PRAGMA user_version");
@@ -99,15 +101,20 @@ TEST(DatabaseTest, ReopeningKeepsDataAndDoesNotMigrateAgain) {
 TEST(DatabaseTest, UpgradeNeverHandsOutTheIdsOfObjectsDeletedBeforeIt) {
   const std::string path = TempDatabase();
   {
-    // The schema as it was before migration 5: today's, without AUTOINCREMENT.
+    // The schema as it was before migration 5: today's, without AUTOINCREMENT and without
+    // what later migrations added (the hosts table and servers.host_id).
     std::vector<std::string> old_schema;
     Database current(":memory:");
     current.Read([&](Connection& c) {
       auto s = c.Prepare(
           "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name != 'sqlite_sequence' "
-          "ORDER BY type = 'index', rowid");
+          "AND name NOT IN ('hosts', 'servers_by_host') ORDER BY type = 'index', rowid");
       while (s.Step()) {
         std::string sql = s.Text(0);
+        const std::string host_column = ", host_id INTEGER REFERENCES hosts(id)";
+        if (auto at = sql.find(host_column); at != std::string::npos) {
+          sql.erase(at, host_column.size());
+        }
         for (auto at = sql.find(" AUTOINCREMENT"); at != std::string::npos;
              at = sql.find(" AUTOINCREMENT")) {
           sql.erase(at, std::string(" AUTOINCREMENT").size());
@@ -162,11 +169,17 @@ PRAGMA user_version = 4;
     EXPECT_EQ(count(c, "SELECT count(*) FROM servers"), 1);
     EXPECT_EQ(count(c, "SELECT count(*) FROM load_balancer_members"), 1) << "no cascade";
     EXPECT_EQ(count(c, "SELECT count(*) FROM jobs"), 2);
-    EXPECT_EQ(count(c, "SELECT count(*) FROM sqlite_master WHERE name = 'servers_by_account'"),
-              1);
+    EXPECT_EQ(count(c, "SELECT count(*) FROM sqlite_master WHERE name = 'servers_by_account'"), 1);
     auto saved = images::GetAny(c, 2);
     ASSERT_TRUE(saved.has_value());
     EXPECT_EQ(saved->parent_image_id, 1);
+    // Hosts: one "default" host (the configured URI, every datacenter) runs the old servers.
+    auto all_hosts = hosts::List(c);
+    ASSERT_EQ(all_hosts.size(), 1u);
+    EXPECT_EQ(all_hosts[0].name, "default");
+    EXPECT_EQ(all_hosts[0].uri, "");
+    EXPECT_FALSE(all_hosts[0].datacenter_id.has_value());
+    EXPECT_EQ(servers::GetAny(c, 3)->host_id, all_hosts[0].id);
   });
   upgraded.Write([&](Connection& c) {
     Image image = *images::GetAny(c, 2);
