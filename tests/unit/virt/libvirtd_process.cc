@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <libvirt/libvirt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -25,6 +28,9 @@ namespace gridd::testing {
 namespace {
 
 constexpr const char* kLibvirtd = "/usr/sbin/libvirtd";
+constexpr const char* kDriverDir = "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver";
+constexpr uid_t kNobody = 65534;
+constexpr gid_t kNogroup = 65534;
 constexpr auto kStartTimeout = std::chrono::seconds(20);
 constexpr auto kStopTimeout = std::chrono::seconds(10);
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
@@ -70,12 +76,31 @@ std::string ReadFile(const std::filesystem::path& path) {
 
 }  // namespace
 
-LibvirtdProcess::LibvirtdProcess()
-    : dir_(MakeTempDir("gridd-libvirtd")), port_(FreeLoopbackPort()) {
-  std::filesystem::create_directories(dir_ / "run");
-  std::filesystem::create_directories(dir_ / "no-drivers");
+LibvirtdProcess::LibvirtdProcess(LibvirtdKind kind)
+    : kind_(kind),
+      dir_(MakeTempDir("gridd-libvirtd")),
+      uid_(kind == LibvirtdKind::kQemuSession && geteuid() == 0 ? kNobody : geteuid()),
+      port_(FreeLoopbackPort()) {
+  for (const char* sub :
+       {"run", "drivers", "home", "cache", "runtime", "config/libvirt", "pools"}) {
+    std::filesystem::create_directories(dir_ / sub);
+  }
+  if (kind_ == LibvirtdKind::kQemuSession) {
+    for (const char* driver : {"libvirt_driver_qemu.so", "libvirt_driver_storage.so"}) {
+      std::filesystem::create_symlink(std::filesystem::path(kDriverDir) / driver,
+                                      dir_ / "drivers" / driver);
+    }
+    // No virtlogd to spawn. libvirt refuses a loopback migration address, and any other would
+    // listen beyond loopback: tests never live-migrate between these daemons.
+    std::ofstream qemu(dir_ / "config" / "libvirt" / "qemu.conf");
+    qemu << "stdio_handler = \"file\"\n";
+  }
   std::ofstream config(dir_ / "libvirtd.conf");
-  config << "listen_tls = 0\n"
+  char host_uuid[40];
+  // Each daemon its own host UUID, as separate hosts have.
+  snprintf(host_uuid, sizeof(host_uuid), "%08x-0000-4000-8000-%012x", port_, port_);
+  config << "host_uuid = \"" << host_uuid << "\"\n"
+         << "listen_tls = 0\n"
          << "listen_tcp = 1\n"
          << "listen_addr = \"127.0.0.1\"\n"
          << "tcp_port = \"" << port_ << "\"\n"
@@ -83,6 +108,12 @@ LibvirtdProcess::LibvirtdProcess()
          << "unix_sock_dir = \"" << (dir_ / "run").string() << "\"\n"
          << "log_outputs = \"3:file:" << (dir_ / "libvirtd.log").string() << "\"\n";
   config.close();
+  if (uid_ != geteuid()) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_)) {
+      lchown(entry.path().c_str(), uid_, kNogroup);
+    }
+    chown(dir_.c_str(), uid_, kNogroup);
+  }
   Start();
 }
 
@@ -93,6 +124,14 @@ LibvirtdProcess::~LibvirtdProcess() {
   }
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
+}
+
+std::string LibvirtdProcess::QemuUri() const {
+  return "qemu+tcp://127.0.0.1:" + std::to_string(port_) + "/session";
+}
+
+std::filesystem::path LibvirtdProcess::PoolDir(const std::string& name) const {
+  return dir_ / "pools" / name;
 }
 
 std::string LibvirtdProcess::TestUri(const std::filesystem::path& node_file) const {
@@ -114,7 +153,19 @@ void LibvirtdProcess::Start() {
   for (char** entry = environ; *entry != nullptr; ++entry) {
     if (std::strncmp(*entry, "LIBVIRT_", 8) != 0) env_strings.emplace_back(*entry);
   }
-  env_strings.push_back("LIBVIRT_DRIVER_DIR=" + (dir_ / "no-drivers").string());
+  env_strings.push_back("LIBVIRT_DRIVER_DIR=" + (dir_ / "drivers").string());
+  if (kind_ == LibvirtdKind::kQemuSession) {
+    // A session daemon keeps everything under these.
+    std::erase_if(env_strings, [](const std::string& entry) {
+      return entry.rfind("HOME=", 0) == 0 || entry.rfind("XDG_", 0) == 0;
+    });
+    env_strings.push_back("HOME=" + (dir_ / "home").string());
+    env_strings.push_back("XDG_CONFIG_HOME=" + (dir_ / "config").string());
+    env_strings.push_back("XDG_CACHE_HOME=" + (dir_ / "cache").string());
+    env_strings.push_back("XDG_RUNTIME_DIR=" + (dir_ / "runtime").string());
+  }
+  const uid_t uid = uid_;
+  const bool drop_root = uid_ != geteuid();
   std::vector<char*> envp;
   for (auto& entry : env_strings) envp.push_back(entry.data());
   envp.push_back(nullptr);
@@ -143,6 +194,9 @@ void LibvirtdProcess::Start() {
     // Never outlive a test binary that crashed or timed out, even while stopped.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(126);
+    if (drop_root && (setgroups(0, nullptr) != 0 || setgid(kNogroup) != 0 || setuid(uid) != 0)) {
+      _exit(125);
+    }
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
@@ -156,7 +210,8 @@ void LibvirtdProcess::Start() {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("libvirtd exited at start:\n" + ReadFile(output));
+      throw std::runtime_error("libvirtd exited at start (status " + std::to_string(status) +
+                               "):\n" + ReadFile(output) + ReadFile(dir_ / "libvirtd.log"));
     }
     if (std::chrono::steady_clock::now() > deadline) {
       Kill();
@@ -167,9 +222,23 @@ void LibvirtdProcess::Start() {
   }
 }
 
+void LibvirtdProcess::DestroyGuests() {
+  virConnectPtr conn = virConnectOpen(QemuUri().c_str());
+  if (conn == nullptr) return;
+  virDomainPtr* domains = nullptr;
+  const int count = virConnectListAllDomains(conn, &domains, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  for (int i = 0; i < count; ++i) {
+    virDomainDestroy(domains[i]);
+    virDomainFree(domains[i]);
+  }
+  free(domains);
+  virConnectClose(conn);
+}
+
 void LibvirtdProcess::Kill() {
   if (!running()) return;
   if (paused_) Resume();
+  if (kind_ == LibvirtdKind::kQemuSession) DestroyGuests();
   kill(pid_, SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
   for (;;) {
@@ -184,6 +253,16 @@ void LibvirtdProcess::Kill() {
     std::this_thread::sleep_for(kPollInterval);
   }
   pid_ = -1;
+  // Guests outlive their libvirtd: kill any that were left by the PIDs libvirt recorded.
+  const auto qemu_run = dir_ / "runtime" / "libvirt" / "qemu" / "run";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(qemu_run, ec)) {
+    if (entry.path().extension() != ".pid") continue;
+    const pid_t guest = static_cast<pid_t>(std::atoi(ReadFile(entry.path()).c_str()));
+    if (guest <= 1) continue;
+    const std::string command = ReadFile("/proc/" + std::to_string(guest) + "/cmdline");
+    if (command.find("qemu") != std::string::npos) kill(guest, SIGKILL);
+  }
 }
 
 void LibvirtdProcess::Pause() {

@@ -1,7 +1,13 @@
 // A private libvirtd for tests: listens on 127.0.0.1 only (plain TCP, no auth), keeps its
-// sockets, pid file and log in its own temp dir, and loads no driver modules, so it serves
-// only libvirt's built-in test driver (no QEMU, no networks, nothing of the machine's own
-// libvirt configuration). Stopped by PID when the object goes, also when a test fails.
+// sockets, pid file and log in its own temp dir, and is stopped by PID when the object goes,
+// also when a test fails. It never loads the network driver, so no libvirt network can start.
+//
+// kTestDriver loads no driver modules: it serves only libvirt's built-in test driver.
+// kQemuSession loads the QEMU and storage drivers only and runs as an unprivileged session
+// daemon (user nobody when the tests run as root) whose home, configuration and runtime
+// files all live in the temp dir: real QEMU guests and real volumes, none of the machine's
+// own libvirt state. Its guests are destroyed (and their QEMU processes killed by the PIDs
+// libvirt recorded) when it is stopped.
 #pragma once
 
 #include <sys/types.h>
@@ -13,10 +19,12 @@
 
 namespace gridd::testing {
 
+enum class LibvirtdKind { kTestDriver, kQemuSession };
+
 class LibvirtdProcess {
  public:
   // Picks a free loopback port and starts libvirtd on it.
-  LibvirtdProcess();
+  explicit LibvirtdProcess(LibvirtdKind kind = LibvirtdKind::kTestDriver);
   ~LibvirtdProcess();
   LibvirtdProcess(const LibvirtdProcess&) = delete;
   LibvirtdProcess& operator=(const LibvirtdProcess&) = delete;
@@ -25,6 +33,10 @@ class LibvirtdProcess {
   pid_t pid() const { return pid_; }
   // "test+tcp://127.0.0.1:<port><absolute node file>": a test-driver host with that node.
   std::string TestUri(const std::filesystem::path& node_file) const;
+  // "qemu+tcp://127.0.0.1:<port>/session" (kQemuSession).
+  std::string QemuUri() const;
+  // A directory the daemon may write, for its storage pools.
+  std::filesystem::path PoolDir(const std::string& name) const;
 
   // Starts libvirtd again on the same port (after Kill). Throws when it does not listen.
   void Start();
@@ -36,7 +48,11 @@ class LibvirtdProcess {
   bool running() const { return pid_ > 0; }
 
  private:
+  void DestroyGuests();
+
+  const LibvirtdKind kind_;
   std::filesystem::path dir_;
+  uid_t uid_;  // the daemon's user
   uint16_t port_ = 0;
   pid_t pid_ = -1;
   bool paused_ = false;
