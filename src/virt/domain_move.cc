@@ -97,20 +97,14 @@ bool Pump(virStreamPtr download, virStreamPtr upload, LastError& error, bool& do
   }
 }
 
-// Copies `volume` from the source's pool into a new volume of the same name in the target's
-// pool. A volume already on the target is the leftover of an interrupted copy and replaced.
-// With `flatten`, a standalone copy of the source volume is made first, so that a qcow2
-// overlay arrives without needing its backing image.
-void CopyVolumeToHost(HostConnection& source, HostConnection& target,
-                      const std::string& source_pool, const std::string& target_pool,
-                      const std::string& volume, const std::string& format, bool flatten) {
+// Streams `sent` from the source's pool into a new volume `volume` in the target's pool. A
+// volume already on the target is the leftover of an interrupted copy and replaced; a copy
+// that fails is removed.
+void StreamVolume(HostConnection& source, HostConnection& target, const std::string& source_pool,
+                  const std::string& sent, const std::string& target_pool,
+                  const std::string& volume, const std::string& format) {
   const std::string what = "move volume " + volume + " from host " + source.host_name() +
                            " to host " + target.host_name();
-  std::string sent = volume;
-  if (flatten) {
-    sent = volume + ".moving";
-    source.CopyVolume(source_pool, volume, sent, format);
-  }
   Side from(source);
   Side to(target);
   PoolHandle from_pool = Pool(from, source_pool, what);
@@ -172,7 +166,32 @@ void CopyVolumeToHost(HostConnection& source, HostConnection& target,
       (download_failed ? from : to).Fail(error, what);
     }
   }
-  if (flatten) source.DeleteDisk(source_pool, sent);
+}
+
+// Copies `volume` into the target's pool under the same name. With `flatten`, a standalone
+// copy is made on the source first (`<volume>.moving`), so that a qcow2 overlay arrives
+// without needing its backing image; it is removed afterwards, also when the copy fails.
+void CopyVolumeToHost(HostConnection& source, HostConnection& target,
+                      const std::string& source_pool, const std::string& target_pool,
+                      const std::string& volume, const std::string& format, bool flatten) {
+  if (!flatten) {
+    StreamVolume(source, target, source_pool, volume, target_pool, volume, format);
+    return;
+  }
+  const std::string flattened = volume + ".moving";
+  source.CopyVolume(source_pool, volume, flattened, format);
+  try {
+    StreamVolume(source, target, source_pool, flattened, target_pool, volume, format);
+  } catch (const HypervisorError&) {
+    try {
+      source.DeleteDisk(source_pool, flattened);
+    } catch (const HypervisorError& cleanup) {
+      spdlog::warn("cannot remove {} on host {}: {}", flattened, source.host_name(),
+                   cleanup.what());
+    }
+    throw;
+  }
+  source.DeleteDisk(source_pool, flattened);
 }
 
 std::string DomainUuid(HostConnection& host, const std::string& name, const std::string& what) {
@@ -240,22 +259,30 @@ MoveResult MoveDomain(HostConnection& source, HostConnection& target, const Doma
                           what + ": source and target are the same host");
   }
   MoveResult result;
-  if (!move.allow_live) {
-    result.live_refusal = "live migration not requested";
-  } else if (LiveMigrate(source, target, move, result.live_refusal)) {
-    result.method = MoveMethod::kLive;
-    result.live_refusal.clear();
-    if (!move.start) target.Shutdown(name, move.shutdown_timeout_seconds);
-    return result;
-  }
-  if (move.allow_live) spdlog::info("{}: moving cold: {}", what, result.live_refusal);
-
-  // The target's definition is written only after its volumes are complete, so a defined
-  // domain on the target means the copy is done; anything short of it is redone.
-  if (target.State(name) == PowerState::kMissing) {
-    if (source.State(name) == PowerState::kMissing) {
+  const PowerState on_target = target.State(name);
+  if (source.State(name) == PowerState::kMissing) {
+    if (on_target == PowerState::kMissing) {
       throw HypervisorError(HypervisorErrorKind::kNotFound,
                             what + ": the domain is on neither host");
+    }
+    // An earlier attempt got the domain across; only its last steps may be missing.
+    result.method = MoveMethod::kCompletedEarlier;
+    if (move.start) target.Start(name);
+    if (!move.shared_storage) DeleteSourceVolumes(source, move);
+    return result;
+  }
+  // The target's definition is written only after its volumes are complete, so a defined
+  // domain on the target means the copy is done; anything short of it is redone.
+  if (on_target == PowerState::kMissing) {
+    if (!move.allow_live) {
+      result.live_refusal = "live migration not requested";
+    } else if (LiveMigrate(source, target, move, result.live_refusal)) {
+      result.method = MoveMethod::kLive;
+      result.live_refusal.clear();
+      if (!move.start) target.Shutdown(name, move.shutdown_timeout_seconds);
+      return result;
+    } else {
+      spdlog::info("{}: moving cold: {}", what, result.live_refusal);
     }
     DomainSpec defined = move.spec;
     defined.uuid = DomainUuid(source, name, what);
@@ -269,6 +296,8 @@ MoveResult MoveDomain(HostConnection& source, HostConnection& target, const Doma
       }
     }
     target.DefineDomain(defined);
+  } else {
+    result.live_refusal = "the domain is already defined on the target";
   }
   // The source's copy goes before the target starts: never two running guests of one server.
   source.UndefineDomain(name);

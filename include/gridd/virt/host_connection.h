@@ -118,12 +118,18 @@ struct DomainMove {
   int shutdown_timeout_seconds = 60;
 };
 
-enum class MoveMethod { kLive, kCold };
+enum class MoveMethod {
+  kLive,
+  kCold,
+  // An earlier attempt had already got the domain onto the target; this one only finished
+  // the remaining steps (start, deleting the source's volumes).
+  kCompletedEarlier,
+};
 
 struct MoveResult {
   MoveMethod method = MoveMethod::kCold;
   // Why live migration was not used (unsupported by libvirt for this pair, domain not
-  // running, not allowed); empty after a live migration.
+  // running, not requested, already defined on the target); empty otherwise.
   std::string live_refusal;
 };
 

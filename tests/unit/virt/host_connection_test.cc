@@ -276,6 +276,21 @@ TEST_F(HostConnectionTest, HostUnreachableAtStartIsDownThenConnectsWhenItAppears
   EXPECT_EQ(host.Capacity().cpus, 16u);
 }
 
+TEST_F(HostConnectionTest, HostHungAtStartDoesNotHoldUpItsOwnerAndIsUpOnceItAnswers) {
+  libvirtd_.Pause();
+  {
+    // Opening a connection to a hung libvirtd waits for it; the owner is not made to wait.
+    HostConnection abandoned(FastOptions("hv-hung", libvirtd_.TestUri(NodeFile())));
+    EXPECT_EQ(abandoned.state(), HostState::kDown);
+    EXPECT_EQ(ErrorOf([&] { abandoned.Capacity(); }).kind(), HypervisorErrorKind::kTransient);
+  }  // destroyed while its first attempt still waits on the host
+  HostConnection host(FastOptions("hv-hung", libvirtd_.TestUri(NodeFile())));
+  EXPECT_EQ(host.state(), HostState::kDown);
+  libvirtd_.Resume();
+  ASSERT_TRUE(WaitForState(host, HostState::kUp));
+  EXPECT_EQ(host.Capacity().cpus, 16u);
+}
+
 TEST_F(HostConnectionTest, ConcurrentCallsThroughAFailureEitherWorkOrNameTheHost) {
   HostConnection host(FastOptions("hv-busy", libvirtd_.TestUri(NodeFile())));
   CreateServer(host, 3);
@@ -419,7 +434,7 @@ TEST_F(DomainMoveTest, ColdMoveKeepsIdentityAndLeavesNothingOnTheSource) {
   EXPECT_FALSE(source_.VolumeExists(kPool, "gridd-5.qcow2.moving"));
 
   // A re-run (the job retried after a crash) converges on the same result.
-  EXPECT_NO_THROW(MoveDomain(source_, target_, Move(5)));
+  EXPECT_EQ(MoveDomain(source_, target_, Move(5)).method, MoveMethod::kCompletedEarlier);
   EXPECT_EQ(target_.State("gridd-5"), PowerState::kRunning);
   EXPECT_EQ(DomainUuid(target_, "gridd-5"), uuid);
 }
@@ -567,7 +582,7 @@ TEST_F(QemuDomainMoveTest, ColdMoveStreamsTheFlattenedDiskAndRestartsTheGuestOnT
   EXPECT_TRUE(source_->VolumeExists(kPool, "image.qcow2"));
 
   // Re-run after the fact: converges, the guest keeps running on the target.
-  EXPECT_NO_THROW(MoveDomain(*source_, *target_, move));
+  EXPECT_EQ(MoveDomain(*source_, *target_, move).method, MoveMethod::kCompletedEarlier);
   EXPECT_EQ(target_->State("gridd-11"), PowerState::kRunning);
 }
 
