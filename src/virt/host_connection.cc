@@ -24,6 +24,13 @@ struct CloseContext {
   uint64_t generation = 0;
 };
 
+// Guards every CloseContext. libvirt hands the context to its event loop thread under its own
+// locks; this makes the hand-over visible to gridd's code (and to ThreadSanitizer) as well.
+std::mutex& CloseContextMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 std::string Seconds(std::chrono::milliseconds duration) {
   const auto tenths = duration.count() / 100;
   return std::to_string(tenths / 10) + (tenths % 10 != 0 ? "." + std::to_string(tenths % 10) : "");
@@ -168,11 +175,17 @@ HostConnection::Core::Clock::duration HostConnection::Core::NextBackoffLocked() 
 }
 
 void HostConnection::Core::OnClose(virConnectPtr /*conn*/, int reason, void* opaque) {
-  const auto* context = static_cast<const CloseContext*>(opaque);
-  std::shared_ptr<Core> core = context->core.lock();
+  std::shared_ptr<Core> core;
+  uint64_t generation = 0;
+  {
+    std::lock_guard context_lock(CloseContextMutex());
+    const auto* context = static_cast<const CloseContext*>(opaque);
+    core = context->core.lock();
+    generation = context->generation;
+  }
   if (!core) return;
   std::lock_guard lock(core->mu_);
-  if (core->generation_ != context->generation || core->connection_ == nullptr) return;
+  if (core->generation_ != generation || core->connection_ == nullptr) return;
   // Only noted here: the connection must not be closed from inside its own callback.
   core->closed_by_peer_ = true;
   switch (reason) {
@@ -214,10 +227,16 @@ void HostConnection::Core::TryConnect() {
     }
     generation = generation_ + 1;
   }
-  auto* context = new CloseContext{weak_from_this(), generation};
+  CloseContext* context = nullptr;
+  {
+    std::lock_guard context_lock(CloseContextMutex());
+    context = new CloseContext{weak_from_this(), generation};
+  }
   if (virConnectRegisterCloseCallback(opened.get(), &Core::OnClose, context, [](void* data) {
+        std::lock_guard context_lock(CloseContextMutex());
         delete static_cast<CloseContext*>(data);
       }) < 0) {
+    std::lock_guard context_lock(CloseContextMutex());
     delete context;
     // The probes still notice a dead connection, only later.
     spdlog::debug("{}: no close callback: {}", Describe(), TakeLastError().message);
