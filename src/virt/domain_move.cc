@@ -231,12 +231,19 @@ bool LiveMigrate(HostConnection& source, HostConnection& target, const DomainMov
   Side to(target);
   DomainHandle domain(virDomainLookupByName(from.get(), name.c_str()));
   if (!domain) from.Fail(what);
-  // Managed migration: gridd drives both hosts, so the hosts need not reach each other's
-  // libvirtd; the guest's memory (and its disks, unless shared) still go host to host.
+  // Managed migration (the default): gridd drives both hosts, so they need not reach each
+  // other's libvirtd; the guest's memory (and its disks, unless shared) still go host to host.
   // libvirt creates the disk volumes on the target in the pool holding the same path.
   unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
   if (!move.shared_storage) flags |= VIR_MIGRATE_NON_SHARED_DISK;
-  DomainHandle migrated(virDomainMigrate3(domain.get(), to.get(), nullptr, 0, flags));
+  bool migrated = false;
+  if (move.peer_to_peer) {
+    migrated = virDomainMigrateToURI3(domain.get(), target.uri().c_str(), nullptr, 0,
+                                      flags | VIR_MIGRATE_PEER2PEER) == 0;
+  } else {
+    DomainHandle on_target(virDomainMigrate3(domain.get(), to.get(), nullptr, 0, flags));
+    migrated = on_target != nullptr;
+  }
   if (!migrated) {
     const LastError error = TakeLastError();
     if (IsUnsupportedCode(error.code)) {

@@ -51,12 +51,14 @@ HostConnectionOptions HostConnectionOptionsFromConfig(const Config& config, std:
 
 class HostConnection : public Hypervisor {
  public:
-  // Called from a HostConnection thread when the host goes Up or Down (the first call
-  // reports the state at registration). Never called concurrently with itself.
+  // Called when the host goes Up or Down, from a HostConnection thread; the first call, from
+  // OnHostStateChange itself, reports the state at registration. Never called concurrently
+  // with itself, and never after the HostConnection is destroyed.
   using HostStateListener = std::function<void(HostState)>;
 
-  // Tries to connect once before returning, so a reachable host starts Up; an unreachable
-  // one starts Down and is retried in the background. Never throws for an unreachable host.
+  // Waits for a first connection attempt (at most down_after, and at most 10 s), so a
+  // reachable host starts Up; an unreachable or hung one starts Down and is retried in the
+  // background. Throws HypervisorError kInvalid for bad options, never for the host.
   explicit HostConnection(HostConnectionOptions options);
   ~HostConnection() override;
   HostConnection(const HostConnection&) = delete;
@@ -115,6 +117,10 @@ struct DomainMove {
   // found on the source, so that a re-run after a crash mid-move still starts it).
   bool start = true;
   bool allow_live = true;
+  // Peer-to-peer live migration: the source's libvirtd connects to the target itself, at the
+  // target's URI, which must then work from the source host (its SSH keys or TLS
+  // certificates). Otherwise gridd drives both ends (managed migration).
+  bool peer_to_peer = false;
   int shutdown_timeout_seconds = 60;
 };
 
@@ -133,10 +139,10 @@ struct MoveResult {
   std::string live_refusal;
 };
 
-// Live-migrates the running domain (libvirt's managed migration, virDomainMigrate3, with the
-// target's XML; disks copied along unless storage is shared). Returns false with the reason
-// in `refusal` when libvirt does not support migration between these hosts; any other
-// failure throws. Target already running the domain and source without it: done.
+// Live-migrates the running domain (virDomainMigrate3 between gridd's two connections, or
+// peer to peer with virDomainMigrateToURI3; disks copied along unless storage is shared). Returns
+// false with the reason in `refusal` when libvirt does not support migration between these hosts;
+// any other failure throws. Target already running the domain and source without it: done.
 bool LiveMigrate(HostConnection& source, HostConnection& target, const DomainMove& move,
                  std::string& refusal);
 
