@@ -114,7 +114,14 @@ LibvirtdProcess::LibvirtdProcess(LibvirtdKind kind)
     }
     chown(dir_.c_str(), uid_, kNogroup);
   }
-  Start();
+  try {
+    Start();
+  } catch (...) {
+    // No destructor runs for an object whose constructor threw.
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    throw;
+  }
 }
 
 LibvirtdProcess::~LibvirtdProcess() {
