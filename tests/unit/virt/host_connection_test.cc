@@ -285,9 +285,18 @@ TEST_F(HostConnectionTest, HostUnreachableAtStartIsDownThenConnectsWhenItAppears
   EXPECT_NE(std::string(error.what()).find("host hv-late"), std::string::npos) << error.what();
   EXPECT_NE(std::string(error.what()).find("never answered"), std::string::npos) << error.what();
 
+  // Watching states while the host is Down: registered once it connects.
+  Recorder<std::pair<std::string, PowerState>> events;
+  host.WatchStates([&](const std::string& name, PowerState state) { events.Add({name, state}); });
+
   libvirtd_.Start();
   ASSERT_TRUE(WaitForState(host, HostState::kUp));
   EXPECT_EQ(host.Capacity().cpus, 16u);
+  CreateServer(host, 4);
+  host.Start("gridd-4");
+  EXPECT_TRUE(events.WaitFor([](const auto& event) {
+    return event.first == "gridd-4" && event.second == PowerState::kRunning;
+  }));
 }
 
 TEST_F(HostConnectionTest, HostHungAtStartDoesNotHoldUpItsOwnerAndIsUpOnceItAnswers) {
