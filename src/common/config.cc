@@ -229,6 +229,31 @@ Config LoadConfig(const std::filesystem::path& path) {
     Fail(path, "libvirt.console_log_max_bytes", "must be at least 4096");
   }
 
+  // --- [hosts]: host connections (keepalive, Down detection, reconnection) ---
+  Read(root, path, "hosts", "down_after_seconds", config.host_down_after_seconds);
+  if (config.host_down_after_seconds < 1 || config.host_down_after_seconds > 3600) {
+    Fail(path, "hosts.down_after_seconds", "must be between 1 and 3600");
+  }
+  Read(root, path, "hosts", "keepalive_interval_seconds", config.host_keepalive_interval_seconds);
+  if (config.host_keepalive_interval_seconds < 1 || config.host_keepalive_interval_seconds > 600) {
+    Fail(path, "hosts.keepalive_interval_seconds", "must be between 1 and 600");
+  }
+  Read(root, path, "hosts", "keepalive_count", config.host_keepalive_count);
+  if (config.host_keepalive_count < 1 || config.host_keepalive_count > 100) {
+    Fail(path, "hosts.keepalive_count", "must be between 1 and 100");
+  }
+  Read(root, path, "hosts", "reconnect_initial_ms", config.host_reconnect_initial_ms);
+  Read(root, path, "hosts", "reconnect_max_seconds", config.host_reconnect_max_seconds);
+  if (config.host_reconnect_initial_ms < 10) {
+    Fail(path, "hosts.reconnect_initial_ms", "must be at least 10");
+  }
+  if (config.host_reconnect_max_seconds < 1 ||
+      int64_t{config.host_reconnect_max_seconds} * 1000 < config.host_reconnect_initial_ms) {
+    Fail(path, "hosts.reconnect_max_seconds",
+         "must be at least 1 and not below hosts.reconnect_initial_ms");
+  }
+  // --- end of [hosts] ---
+
   Read(root, path, "jobs", "workers", config.job_workers);
   Read(root, path, "jobs", "lease_seconds", config.job_lease_seconds);
   Read(root, path, "jobs", "max_attempts", config.job_max_attempts);

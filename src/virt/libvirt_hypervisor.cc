@@ -33,7 +33,9 @@ void LogLibvirtError(void* /*user_data*/, virErrorPtr error) {
                 error->domain);
 }
 
-void EnsureEventLoop() {
+}  // namespace
+
+void EnsureLibvirtEventLoop() {
   static std::once_flag once;
   std::call_once(once, [] {
     virSetErrorFunc(nullptr, LogLibvirtError);
@@ -52,6 +54,8 @@ void EnsureEventLoop() {
     }).detach();
   });
 }
+
+namespace {
 
 std::string Lowercase(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
@@ -366,12 +370,18 @@ void DiscardVolume(virStorageVolPtr volume, const std::string& what) {
 
 }  // namespace
 
-std::shared_ptr<virConnect> OpenLibvirtConnection(const std::string& uri) {
-  EnsureEventLoop();
+bool IsTestDriverUri(const std::string& uri) {
+  return uri.rfind("test:", 0) == 0 || uri.rfind("test+", 0) == 0;
+}
+
+std::shared_ptr<virConnect> OpenLibvirtConnection(const std::string& uri,
+                                                  const KeepAlive& keepalive) {
+  EnsureLibvirtEventLoop();
   virConnectPtr conn = virConnectOpen(uri.c_str());
   if (conn == nullptr) ThrowLastError("connect to " + uri);
   std::shared_ptr<virConnect> connection(conn, [](virConnectPtr c) { virConnectClose(c); });
-  if (uri.rfind("test:", 0) != 0 && virConnectSetKeepAlive(conn, 5, 3) < 0) {
+  if (uri.rfind("test:", 0) != 0 &&
+      virConnectSetKeepAlive(conn, keepalive.interval_seconds, keepalive.count) < 0) {
     // Drivers without keepalive still work; they just notice a dead peer later.
     spdlog::debug("libvirt keepalive on {}: {}", uri, TakeLastError().message);
   }
@@ -384,10 +394,18 @@ std::unique_ptr<Hypervisor> ConnectLibvirt(const std::string& uri) {
 
 LibvirtHypervisor::LibvirtHypervisor(std::string uri)
     : uri_(std::move(uri)),
-      test_driver_(uri_.rfind("test:", 0) == 0),
+      test_driver_(IsTestDriverUri(uri_)),
+      private_test_driver_(uri_.rfind("test:", 0) == 0),
       connection_(OpenLibvirtConnection(uri_)) {}
 
+LibvirtHypervisor::LibvirtHypervisor(std::string uri, LibvirtConnectionSource& source)
+    : uri_(std::move(uri)),
+      test_driver_(IsTestDriverUri(uri_)),
+      private_test_driver_(uri_.rfind("test:", 0) == 0),
+      source_(&source) {}
+
 std::shared_ptr<virConnect> LibvirtHypervisor::Connection() {
+  if (source_ != nullptr) return source_->Acquire();
   std::lock_guard lock(mu_);
   return connection_;
 }
@@ -396,7 +414,7 @@ std::shared_ptr<virConnect> LibvirtHypervisor::Reconnect(
     const std::shared_ptr<virConnect>& failed) {
   std::lock_guard lock(mu_);
   if (connection_ != failed) return connection_;
-  if (test_driver_) {
+  if (private_test_driver_) {
     // A new test:/// connection starts from the node file: reconnecting would silently drop
     // every server's domain.
     throw HypervisorError(HypervisorErrorKind::kTransient,
@@ -424,6 +442,7 @@ std::invoke_result_t<Fn&, virConnectPtr> LibvirtHypervisor::Run(Fn&& fn) {
       if (alive < 0) virResetLastError();
       if (alive != 0) throw;
     }
+    if (source_ != nullptr) source_->Lost(connection, error);
     spdlog::warn("libvirt connection to {} failed ({}); reconnecting", uri_, error.what());
     connection = Reconnect(connection);
   }
@@ -856,13 +875,21 @@ void LibvirtHypervisor::EnsureDirectoryPool(const std::string& storage_pool,
 }
 
 void LibvirtHypervisor::WatchStates(StateListener listener) {
-  {
-    std::lock_guard lock(listener_mu_);
-    listener_ = std::move(listener);
+  SetStateListener(std::move(listener));
+  if (source_ != nullptr) {
+    RegisterLifecycle(source_->Acquire().get());
+    return;
   }
   std::lock_guard lock(mu_);
   RegisterLifecycleLocked(connection_.get());
 }
+
+void LibvirtHypervisor::SetStateListener(StateListener listener) {
+  std::lock_guard lock(listener_mu_);
+  listener_ = std::move(listener);
+}
+
+void LibvirtHypervisor::RegisterLifecycle(virConnectPtr conn) { RegisterLifecycleLocked(conn); }
 
 void LibvirtHypervisor::RegisterLifecycleLocked(virConnectPtr conn) {
   {

@@ -16,13 +16,43 @@
 
 namespace gridd::virt {
 
+// libvirt keepalive: the peer is declared dead after `count` unanswered probes sent every
+// `interval_seconds` (libvirt closes the connection then).
+struct KeepAlive {
+  int interval_seconds = 5;
+  unsigned count = 3;
+};
+
+// Starts libvirt's event loop thread once per process (keepalive and events need it).
+void EnsureLibvirtEventLoop();
+
 // Opens a connection to `uri`, starting libvirt's event loop thread first (keepalive needs
 // it). Throws HypervisorError naming the URI when libvirt refuses.
-std::shared_ptr<virConnect> OpenLibvirtConnection(const std::string& uri);
+std::shared_ptr<virConnect> OpenLibvirtConnection(const std::string& uri,
+                                                  const KeepAlive& keepalive = {});
+
+// True for libvirt's test driver, local (test:///) or through a daemon (test+tcp://).
+bool IsTestDriverUri(const std::string& uri);
+
+// Supplies the connection of a LibvirtHypervisor that does not manage one itself (a
+// HostConnection, which reconnects in the background and knows whether the host is Up).
+class LibvirtConnectionSource {
+ public:
+  virtual ~LibvirtConnectionSource() = default;
+  // The connection to use now. Throws HypervisorError kTransient when there is none.
+  virtual std::shared_ptr<virConnect> Acquire() = 0;
+  // A call on `connection` failed because the connection is gone: throws the error the
+  // caller should see.
+  [[noreturn]] virtual void Lost(const std::shared_ptr<virConnect>& connection,
+                                 const HypervisorError& error) = 0;
+};
 
 class LibvirtHypervisor : public Hypervisor {
  public:
+  // Connects at once and reconnects by itself (once per failed call).
   explicit LibvirtHypervisor(std::string uri);
+  // Takes every connection from `source`, which must outlive this object. Does not connect.
+  LibvirtHypervisor(std::string uri, LibvirtConnectionSource& source);
 
   std::string uri() const override { return uri_; }
   bool volatile_state() const override { return test_driver_; }
@@ -50,6 +80,10 @@ class LibvirtHypervisor : public Hypervisor {
   void RemoveDhcpReservation(const DhcpReservation& reservation) override;
 
   void WatchStates(StateListener listener) override;
+  // For a connection source: stores the listener without registering it anywhere, and
+  // registers the stored listener's lifecycle callback on a (new) connection.
+  void SetStateListener(StateListener listener);
+  void RegisterLifecycle(virConnectPtr conn);
 
   std::vector<GriddDomain> ListGriddDomains() override;
   HostCapacity Capacity() override;
@@ -75,7 +109,11 @@ class LibvirtHypervisor : public Hypervisor {
                          void* opaque);
 
   const std::string uri_;
+  // libvirt's test driver (domains of type "test", no real files behind the volumes).
   const bool test_driver_;
+  // A local test:/// connection: its state dies with it, so it can never be reopened.
+  const bool private_test_driver_;
+  LibvirtConnectionSource* const source_ = nullptr;
   std::mutex mu_;
   std::shared_ptr<virConnect> connection_;  // guarded by mu_
   std::mutex local_mu_;

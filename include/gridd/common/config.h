@@ -84,6 +84,16 @@ struct Config {
   std::string domain_type = "auto";
   // Each guest's serial console log is cut back to half this size when it grows past it.
   int64_t console_log_max_bytes = 1024 * 1024;
+  // [hosts]: the connection to each libvirt host (docs/operations.md, "Host connections").
+  // A host is Down once it has not answered for this long.
+  int host_down_after_seconds = 20;
+  // libvirt keepalive: the connection is given up after `count` unanswered messages sent
+  // every `interval` seconds; the host is asked whether it is alive as often.
+  int host_keepalive_interval_seconds = 5;
+  int host_keepalive_count = 3;
+  // Reconnection backoff: from the first wait, doubling up to the longest (jittered).
+  int host_reconnect_initial_ms = 500;
+  int host_reconnect_max_seconds = 30;
   // [jobs]
   int job_workers = 4;
   int job_lease_seconds = 300;

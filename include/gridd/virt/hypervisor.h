@@ -102,8 +102,8 @@ class Hypervisor {
 
   // The libvirt URI (or other identity) this hypervisor talks to, for logs.
   virtual std::string uri() const = 0;
-  // True when the hypervisor forgets everything when gridd restarts (libvirt's test driver);
-  // gridd then rebuilds its servers' domains at start.
+  // True when the hypervisor forgets everything when it restarts (libvirt's test driver, in
+  // gridd or in a libvirtd reached as test+tcp://…); gridd then rebuilds its servers' domains.
   virtual bool volatile_state() const = 0;
 
   // Creates disk.disk_volume as a clone of disk.image_volume. Existing volume: no-op.
