@@ -123,9 +123,22 @@ int main(int argc, char** argv) {
       .Required("account", "Account name or id")
       .Required("role",
                 "super, system, billing, readonly (or Super User, System User, Billing User, "
-                "Read Only User)");
+                "Read Only User)")
+      .Optional("signing", "Signatures the key may use: md5+hmac (default) or hmac-only");
   Command(*apikey, "list", "List API keys", "apikey.list", request)
       .Optional("account", "Only this account's keys (name or id)");
+  Command(*apikey, "signing",
+          "Choose the signatures a key may use; it applies to the key's next request",
+          "apikey.signing", request)
+      .Positional("api_key", "The key to change")
+      .Positional("policy", "md5+hmac (GoGrid's MD5 or HMAC-SHA256) or hmac-only");
+  Command(*apikey, "rotate",
+          "Give a key a new shared secret (printed once); the old one works for a grace period",
+          "apikey.rotate", request)
+      .Positional("api_key", "The key to rotate")
+      .Optional("grace",
+                "How long the old secret keeps working: 0 (not at all), 90s, 15m, 24h "
+                "(default) or 7d; at most 30d");
   Command(*apikey, "revoke", "Revoke an API key", "apikey.revoke", request)
       .Positional("api_key", "The key to revoke");
   Command(*apikey, "role", "Give an API key another role; it applies to the next request",
@@ -161,8 +174,8 @@ int main(int argc, char** argv) {
   Command(*image, "public", "Make an Available image visible to every account", "image.public",
           request)
       .Positional("id", "Image id");
-  Command(*image, "private", "Make an account's image visible to its account only",
-          "image.private", request)
+  Command(*image, "private", "Make an account's image visible to its account only", "image.private",
+          request)
       .Positional("id", "Image id");
   Command(*image, "delete", "Move an image to the Trash (its volume stays, for restore)",
           "image.delete", request)
@@ -189,7 +202,8 @@ int main(int argc, char** argv) {
       .Positional("id", "Job id");
 
   CLI::App* domain = Group(app, "domain", "What gridd sees on its hypervisor");
-  Command(*domain, "list", "List the domains carrying gridd's metadata and whether a server row matches",
+  Command(*domain, "list",
+          "List the domains carrying gridd's metadata and whether a server row matches",
           "domain.list", request);
   Command(app, "reconcile",
           "Compare the hypervisor and load balancers with the database now; print the findings",
@@ -206,8 +220,9 @@ int main(int argc, char** argv) {
 
   // The daemon writes the backup; a relative FILE means the operator's working directory.
   if (request.command == "backup" && request.args.contains("file")) {
-    request.args["file"] =
-        std::filesystem::absolute(request.args["file"].get<std::string>()).lexically_normal().string();
+    request.args["file"] = std::filesystem::absolute(request.args["file"].get<std::string>())
+                               .lexically_normal()
+                               .string();
   }
   // The daemon runs elsewhere in the file system: it needs the file's absolute path.
   if (request.command == "image.import") {

@@ -1,5 +1,7 @@
 #include "daemon/admin_commands.h"
 
+#include <cctype>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -24,19 +26,60 @@ std::string RequiredString(const nlohmann::json& args, const char* key) {
 std::optional<std::string> OptionalString(const nlohmann::json& args, const char* key) {
   auto it = args.find(key);
   if (it == args.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) throw std::invalid_argument(std::string("argument must be a string: ") + key);
+  if (!it->is_string())
+    throw std::invalid_argument(std::string("argument must be a string: ") + key);
   return it->get<std::string>();
 }
 
 // Image names become volume file names: letters, digits, '.', '_' and '-', not leading '.'.
 void CheckImageName(const std::string& name) {
   const bool ok = !name.empty() && name.size() <= 100 && name.front() != '.' &&
-                  name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                         "0123456789._-") == std::string::npos;
+                  name.find_first_not_of(
+                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789._-") == std::string::npos;
   if (!ok) {
-    throw std::invalid_argument("name: image names are 1-100 letters, digits, '.', '_' or '-' "
-                                "and do not start with '.'");
+    throw std::invalid_argument(
+        "name: image names are 1-100 letters, digits, '.', '_' or '-' "
+        "and do not start with '.'");
   }
+}
+
+// A grace period: whole seconds, or a number with s, m, h or d ("90s", "15m", "24h", "7d").
+int64_t ParseGrace(const std::string& text) {
+  constexpr int64_t kMaxSeconds = 30 * 86400;
+  const char* usage = "grace: expected a duration like 0, 90s, 15m, 24h or 7d (at most 30d)";
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 9 || text.size() - digits > 1) throw std::invalid_argument(usage);
+  int64_t seconds = std::stoll(text.substr(0, digits));
+  const char unit = digits < text.size() ? text[digits] : 's';
+  switch (unit) {
+    case 's':
+      break;
+    case 'm':
+      seconds *= 60;
+      break;
+    case 'h':
+      seconds *= 3600;
+      break;
+    case 'd':
+      seconds *= 86400;
+      break;
+    default:
+      throw std::invalid_argument(usage);
+  }
+  if (seconds > kMaxSeconds) throw std::invalid_argument(usage);
+  return seconds;
+}
+
+// "2026-12-07T18:30:00Z"; how gridctl shows a moment to an operator.
+std::string UtcTime(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
 }
 
 GuestTools& RequireGuests(GuestTools* guests, const std::string& command) {
@@ -78,17 +121,27 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
     for (const auto& account : accounts.ListAccounts()) {
       int64_t key_count = 0;
       for (const auto& key : keys) key_count += key.account_id == account.id && !key.revoked;
-      out.push_back(Json{{"id", account.id}, {"name", account.name},
-                         {"created_ms", account.created_ms}, {"api_keys", key_count}});
+      out.push_back(Json{{"id", account.id},
+                         {"name", account.name},
+                         {"created_ms", account.created_ms},
+                         {"api_keys", key_count}});
     }
     return out;
   }
   if (command == "apikey.create") {
+    const auto signing = OptionalString(args, "signing");
+    // Checked before the key exists, so a bad policy creates nothing.
+    if (signing && !domain::ParseSigningPolicy(*signing)) {
+      throw std::invalid_argument("signing: use md5+hmac or hmac-only");
+    }
     auto key = accounts.CreateApiKey(RequiredString(args, "account"), RequiredString(args, "role"));
+    auto policy = domain::SigningPolicy::kAny;
+    if (signing) policy = accounts.SetApiKeySigning(key.api_key, *signing).signing;
     return Json{{"api_key", key.api_key},
                 {"shared_secret", key.shared_secret},
                 {"account", key.account},
-                {"role", domain::RoleName(key.role)}};
+                {"role", domain::RoleName(key.role)},
+                {"signing", domain::SigningPolicyName(policy)}};
   }
   if (command == "apikey.list") {
     Json out = Json::array();
@@ -96,10 +149,31 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
       out.push_back(Json{{"api_key", key.key},
                          {"account", key.account_name},
                          {"role", domain::RoleName(key.role)},
+                         {"signing", domain::SigningPolicyName(key.signing)},
+                         {"old_secret_until", key.previous_secret.empty()
+                                                  ? Json(nullptr)
+                                                  : Json(UtcTime(key.previous_secret_until_ms))},
                          {"revoked", key.revoked},
                          {"created_ms", key.created_ms}});
     }
     return out;
+  }
+  if (command == "apikey.signing") {
+    auto key =
+        accounts.SetApiKeySigning(RequiredString(args, "api_key"), RequiredString(args, "policy"));
+    return Json{{"api_key", key.key},
+                {"account", key.account_name},
+                {"signing", domain::SigningPolicyName(key.signing)}};
+  }
+  if (command == "apikey.rotate") {
+    const int64_t grace = ParseGrace(OptionalString(args, "grace").value_or("24h"));
+    auto rotated = accounts.RotateApiKey(RequiredString(args, "api_key"), grace);
+    return Json{{"api_key", rotated.key.api_key},
+                {"shared_secret", rotated.key.shared_secret},
+                {"account", rotated.key.account},
+                {"role", domain::RoleName(rotated.key.role)},
+                {"old_secret_until",
+                 grace > 0 ? Json(UtcTime(rotated.previous_secret_until_ms)) : Json(nullptr)}};
   }
   if (command == "apikey.revoke") {
     const std::string key = RequiredString(args, "api_key");
@@ -107,8 +181,10 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
     return Json{{"api_key", key}, {"revoked", true}};
   }
   if (command == "apikey.role") {
-    auto key = accounts.SetApiKeyRole(RequiredString(args, "api_key"), RequiredString(args, "role"));
-    return Json{{"api_key", key.key}, {"account", key.account_name}, {"role", domain::RoleName(key.role)}};
+    auto key =
+        accounts.SetApiKeyRole(RequiredString(args, "api_key"), RequiredString(args, "role"));
+    return Json{
+        {"api_key", key.key}, {"account", key.account_name}, {"role", domain::RoleName(key.role)}};
   }
   auto pool_json = [](const domain::IpPoolInfo& info) {
     Json out{{"id", info.pool.id},
@@ -141,14 +217,14 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
   if (command == "image.list") {
     Json out = Json::array();
     for (const auto& image : accounts.ListImages()) {
-      out.push_back(Json{
-          {"id", image.id},
-          {"name", image.name},
-          {"friendly_name", image.friendly_name},
-          {"state", domain::OptionById(*domain::FixedLookup("image.state"), image.state).name},
-          {"public", image.is_public},
-          {"owner", image.owner_name},
-          {"volume", image.storage_pool + "/" + image.volume}});
+      out.push_back(
+          Json{{"id", image.id},
+               {"name", image.name},
+               {"friendly_name", image.friendly_name},
+               {"state", domain::OptionById(*domain::FixedLookup("image.state"), image.state).name},
+               {"public", image.is_public},
+               {"owner", image.owner_name},
+               {"volume", image.storage_pool + "/" + image.volume}});
     }
     return out;
   }

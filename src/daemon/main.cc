@@ -17,9 +17,9 @@
 #include <thread>
 
 #include "daemon/admin_commands.h"
+#include "daemon/logging.h"
 #include "daemon/operator_commands.h"
 #include "daemon/recovery_commands.h"
-#include "daemon/logging.h"
 #include "daemon/reload.h"
 #include "daemon/systemd.h"
 #include "gridd/admin/admin_server.h"
@@ -51,7 +51,8 @@ namespace {
 int LockDataDir(const std::filesystem::path& data_dir) {
   const auto path = data_dir / "gridd.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     throw std::runtime_error("another gridd is already running with data dir " + data_dir.string());
   }
@@ -66,8 +67,9 @@ void CheckPrivate(const std::filesystem::path& path, const char* what) {
   if ((info.st_mode & S_IRWXO) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(info.st_mode & 07777));
-    throw std::runtime_error(std::string(what) + " " + path.string() + " is accessible by other users (mode " +
-                             mode + "); run `chmod o-rwx " + path.string() + "` (gridd wants " +
+    throw std::runtime_error(std::string(what) + " " + path.string() +
+                             " is accessible by other users (mode " + mode +
+                             "); run `chmod o-rwx " + path.string() + "` (gridd wants " +
                              (S_ISDIR(info.st_mode) ? "0700" : "0600") + ")");
   }
 }
@@ -90,7 +92,6 @@ gridd::api::ApiServiceOptions ApiOptionsFrom(const gridd::Config& config) {
   gridd::api::ApiServiceOptions options;
   options.signature_window_past_seconds = config.signature_window_past_seconds;
   options.signature_window_future_seconds = config.signature_window_future_seconds;
-  options.hmac_only_keys.insert(config.hmac_only_keys.begin(), config.hmac_only_keys.end());
   if (config.rate_limit_enabled) {
     options.per_key_limits = {config.per_key_rate, config.per_key_burst};
     options.per_address_limits = {config.per_address_rate, config.per_address_burst};
@@ -115,7 +116,8 @@ int Run(int argc, char** argv) {
   app.add_option("--libvirt-uri", libvirt_uri, "libvirt URI of the hypervisor");
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT for /metrics (port 0 picks a free port)");
-  app.add_option("--tls-listen", tls_listen, "HOST:PORT for the API over HTTPS (port 0 picks a free port)");
+  app.add_option("--tls-listen", tls_listen,
+                 "HOST:PORT for the API over HTTPS (port 0 picks a free port)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -131,15 +133,18 @@ int Run(int argc, char** argv) {
     if (!metrics_listen.empty()) {
       gridd::ParseListen(metrics_listen, loaded.metrics_host, loaded.metrics_port);
     }
-    if (!tls_listen.empty()) gridd::ParseListen(tls_listen, loaded.tls_listen_host, loaded.tls_listen_port);
+    if (!tls_listen.empty())
+      gridd::ParseListen(tls_listen, loaded.tls_listen_host, loaded.tls_listen_port);
     return loaded;
   };
   gridd::Config config = load_config();
   if (!config.plain_http && config.tls_listen_host.empty()) {
     throw std::runtime_error(
-        "server.plain_http is false but no tls.listen (or --tls-listen): nothing would serve the API");
+        "server.plain_http is false but no tls.listen (or --tls-listen): nothing would serve the "
+        "API");
   }
-  if (config.libvirt_uri.empty()) throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
+  if (config.libvirt_uri.empty())
+    throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
   gridd::daemon::SetupLogging(config);
 
   // Block the signals before any thread starts, so only sigwait below receives them.
@@ -175,6 +180,18 @@ int Run(int argc, char** argv) {
     spdlog::info("created account '{}' with a Super User API key; credentials in {}",
                  initial->account, path.string());
   }
+  // The signing policy lives in the database now; the old list is still honoured.
+  for (const auto& key : config.hmac_only_keys) {
+    try {
+      accounts.SetApiKeySigning(key, "hmac-only");
+      spdlog::warn(
+          "auth.hmac_only_keys is deprecated: key {} set to hmac-only in the database; "
+          "use `gridctl apikey signing` and remove the list",
+          key);
+    } catch (const std::exception& error) {
+      spdlog::warn("auth.hmac_only_keys is deprecated and names {}: {}", key, error.what());
+    }
+  }
 
   config.libvirt_uri = gridd::virt::PrepareLibvirtUri(config.libvirt_uri, config.data_dir);
   auto hypervisor = gridd::virt::ConnectLibvirt(config.libvirt_uri);
@@ -186,8 +203,9 @@ int Run(int argc, char** argv) {
   }
   for (const auto& image : accounts.ListImages()) {
     if (!hypervisor->VolumeExists(image.storage_pool, image.volume)) {
-      spdlog::warn("image '{}': volume {}/{} not found on the hypervisor; servers from it will fail",
-                   image.name, image.storage_pool, image.volume);
+      spdlog::warn(
+          "image '{}': volume {}/{} not found on the hypervisor; servers from it will fail",
+          image.name, image.storage_pool, image.volume);
     }
   }
   if (hypervisor->volatile_state()) {
@@ -257,9 +275,8 @@ int Run(int argc, char** argv) {
     engine = gridd::lb::MakeHaproxyEngine(haproxy);
     engine->Start();
     try {
-      engine->Apply(db.Read([](gridd::store::Connection& c) {
-        return gridd::jobs::DesiredBalancers(c);
-      }));
+      engine->Apply(
+          db.Read([](gridd::store::Connection& c) { return gridd::jobs::DesiredBalancers(c); }));
     } catch (const std::exception& error) {
       spdlog::error("load balancers: cannot apply the stored configuration: {}", error.what());
     }
@@ -287,18 +304,17 @@ int Run(int argc, char** argv) {
         db, clock, [&runner] { runner.Notify(); }, balancer_options);
   }
   gridd::domain::IdempotentRequests idempotent(db, clock);
-  gridd::api::ApiService api(grid, accounts, balancers.get(), clock,
-                             ApiOptionsFrom(config), &idempotent);
+  gridd::api::ApiService api(grid, accounts, balancers.get(), clock, ApiOptionsFrom(config),
+                             &idempotent);
 
   runner.Start();
   if (monitor) monitor->Start();
 
   // Compare the hypervisor and the engine with the database now (a crash may have left
   // either behind) and then periodically; repairs are queued as jobs.
-  gridd::jobs::Reconciler reconciler(db, *hypervisor, engine.get(), clock,
-                                     [&runner] { runner.Notify(); },
-                                     {config.reconcile_remove_orphans,
-                                      int64_t{config.image_trash_retention_hours} * 3600 * 1000});
+  gridd::jobs::Reconciler reconciler(
+      db, *hypervisor, engine.get(), clock, [&runner] { runner.Notify(); },
+      {config.reconcile_remove_orphans, int64_t{config.image_trash_retention_hours} * 3600 * 1000});
   try {
     const auto report = reconciler.RunOnce(true);
     spdlog::info("reconcile: {} domain(s), {} server(s), {} finding(s)", report.domains,
@@ -355,9 +371,8 @@ int Run(int argc, char** argv) {
   gridd::daemon::GuestTools guest_tools{db, *hypervisor, config.storage_pool,
                                         server_options.console_dir};
   gridd::admin::AdminServer admin(
-      config.data_dir / "admin.sock",
-      [&accounts, &recovery, &operator_context, &guest_tools](const std::string& command,
-                                                               const nlohmann::json& args) {
+      config.data_dir / "admin.sock", [&accounts, &recovery, &operator_context, &guest_tools](
+                                          const std::string& command, const nlohmann::json& args) {
         if (auto result = gridd::daemon::RunRecoveryCommand(recovery, command, args)) {
           return *result;
         }

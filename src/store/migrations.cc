@@ -303,6 +303,15 @@ CREATE INDEX idempotent_requests_by_age ON idempotent_requests(created_ms);
       // 5: an id handed to a client is never handed out again: images, servers, load
       // balancers, passwords and jobs get AUTOINCREMENT (IPs are never deleted).
       Migration(&NeverReuseObjectIds),
+      // 6: per-key signing policy ('any': GoGrid's MD5 or HMAC-SHA256; 'hmac': HMAC-SHA256
+      // only) and key rotation (the replaced secret, sealed like the current one, keeps
+      // verifying until previous_secret_until_ms).
+      R"sql(
+ALTER TABLE api_keys ADD COLUMN signing TEXT NOT NULL DEFAULT 'any'
+  CHECK (signing IN ('any', 'hmac'));
+ALTER TABLE api_keys ADD COLUMN previous_secret_enc BLOB;
+ALTER TABLE api_keys ADD COLUMN previous_secret_until_ms INTEGER;
+)sql",
   };
   return migrations;
 }

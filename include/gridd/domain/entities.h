@@ -3,11 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace gridd::domain {
 
@@ -17,6 +16,11 @@ const char* RoleName(Role role);  // "Super User", …
 // Accepts "Super User"/"super", "System User"/"system", "Billing User"/"billing",
 // "Read Only User"/"readonly"/"read-only"; nullopt otherwise.
 std::optional<Role> ParseRole(std::string_view text);
+
+enum class SigningPolicy { kAny, kHmacOnly };
+const char* SigningPolicyName(SigningPolicy policy);  // "md5+hmac", "hmac-only"
+// Accepts "md5+hmac"/"any" and "hmac-only"/"hmac"; nullopt otherwise.
+std::optional<SigningPolicy> ParseSigningPolicy(std::string_view text);
 
 struct Account {
   int64_t id = 0;
@@ -33,6 +37,11 @@ struct ApiKey {
   Role role = Role::kReadOnlyUser;
   bool revoked = false;
   int64_t created_ms = 0;
+  // Signatures the key may use; an HMAC-only key's MD5 signatures are refused.
+  SigningPolicy signing = SigningPolicy::kAny;
+  // After a rotation: the replaced secret (decrypted) and when it stops verifying.
+  std::string previous_secret;
+  int64_t previous_secret_until_ms = 0;
 };
 
 struct Datacenter {
