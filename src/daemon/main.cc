@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 #include <thread>
 
@@ -118,10 +119,17 @@ int Run(int argc, char** argv) {
                  "HOST:PORT for /metrics (port 0 picks a free port)");
   app.add_option("--tls-listen", tls_listen,
                  "HOST:PORT for the API over HTTPS (port 0 picks a free port)");
+  bool print_config_reference = false;
+  app.add_flag("--print-config-reference", print_config_reference,
+               "print every configuration key (Markdown, as in docs/operations.md) and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
+  }
+  if (print_config_reference) {
+    std::cout << gridd::ConfigReferenceMarkdown();
+    return 0;
   }
 
   // Flags override the file, at start and again at every reload.
@@ -146,6 +154,9 @@ int Run(int argc, char** argv) {
   if (config.libvirt_uri.empty())
     throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
   gridd::daemon::SetupLogging(config);
+  for (const auto& key : gridd::UnknownConfigKeys(config_path)) {
+    spdlog::warn("{}: unknown key {} is ignored", config_path, key);
+  }
 
   // Block the signals before any thread starts, so only sigwait below receives them.
   sigset_t stop_signals;
@@ -197,9 +208,11 @@ int Run(int argc, char** argv) {
   auto hypervisor = gridd::virt::ConnectLibvirt(config.libvirt_uri);
   spdlog::info("hypervisor {}", hypervisor->uri());
   const bool embedded = config.libvirt_uri.rfind("qemu:///embed", 0) == 0;
-  if (config.pool_path.empty() && embedded) config.pool_path = config.data_dir / "pool";
-  if (!config.pool_path.empty()) {
-    hypervisor->EnsureDirectoryPool(config.storage_pool, config.pool_path.string());
+  // Not written back into `config`: a reload compares the file's keys with it.
+  std::filesystem::path pool_path = config.pool_path;
+  if (pool_path.empty() && embedded) pool_path = config.data_dir / "pool";
+  if (!pool_path.empty()) {
+    hypervisor->EnsureDirectoryPool(config.storage_pool, pool_path.string());
   }
   for (const auto& image : accounts.ListImages()) {
     if (!hypervisor->VolumeExists(image.storage_pool, image.volume)) {
