@@ -187,13 +187,15 @@ TEST_F(RepositoriesTest, ARotatedKeysOldSecretStaysEncryptedAndItsSigningPolicyI
     return api_keys::SetSigning(c, key.key, domain::SigningPolicy::kHmacOnly);
   }));
 
-  const std::string raw = db_.Read([](Connection& c) {
+  const auto [current, previous] = db_.Read([](Connection& c) {
     auto s =
-        c.Prepare("SELECT secret_enc || previous_secret_enc FROM api_keys WHERE api_key = '7a1c'");
+        c.Prepare("SELECT secret_enc, previous_secret_enc FROM api_keys WHERE api_key = '7a1c'");
     EXPECT_TRUE(s.Step());
-    return s.Blob(0);
+    return std::pair{s.Blob(0), s.Blob(1)};
   });
-  EXPECT_EQ(raw.find("plaintext"), std::string::npos);
+  EXPECT_EQ(current.find("plaintext"), std::string::npos);
+  EXPECT_EQ(previous.find("plaintext"), std::string::npos);
+  EXPECT_FALSE(previous.empty());
   auto found = db_.Read([&](Connection& c) { return api_keys::FindByKey(c, key.key, box_); });
   ASSERT_TRUE(found.has_value());
   EXPECT_EQ(found->shared_secret, "second-plaintext-secret");
