@@ -157,8 +157,10 @@ Rule<T> AtLeast(T least) {
 Rule<std::string> OneOf(std::vector<std::string> choices, std::string message) {
   std::string allowed;
   for (size_t i = 0; i < choices.size(); ++i) {
-    allowed += std::string(i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + "`" +
-               Toml(choices[i]) + "`";
+    allowed += std::string(i == 0                    ? ""
+                           : i + 1 == choices.size() ? " or "
+                                                     : ", ") +
+               "`" + Toml(choices[i]) + "`";
   }
   return {allowed,
           [choices = std::move(choices),
@@ -631,7 +633,7 @@ const std::vector<ConfigKey>& ConfigKeys() {
         [](const ConfigSource& source, const toml::table& entry, const std::string& where,
            DatacenterSeed& seed) { seed.name = RequiredString(entry, source, where, "name"); }));
     k.push_back(SeedField<DatacenterSeed>(
-        "datacenter", &Config::datacenters, "description", "string", "NAME Datacenter",
+        "datacenter", &Config::datacenters, "description", "string", "`\"<name> Datacenter\"`",
         "What the datacenter lookups show.",
         [](const ConfigSource& source, const toml::table& entry, const std::string& where,
            DatacenterSeed& seed) {
@@ -646,16 +648,16 @@ const std::vector<ConfigKey>& ConfigKeys() {
                                         seed.datacenter =
                                             RequiredString(entry, source, where, "datacenter");
                                       }));
-    k.push_back(
-        SeedField<IpPoolSeed>("ippool", &Config::ip_pools, "type", "`\"public\"` or `\"private\"`",
-                              "required", "Kind of addresses.",
-                              [](const ConfigSource& source, const toml::table& entry,
-                                 const std::string& where, IpPoolSeed& seed) {
-                                std::string type = RequiredString(entry, source, where, "type");
-                                if (type != "public" && type != "private")
-                                  source.Fail(where + ".type", "public or private");
-                                seed.is_public = type == "public";
-                              }));
+    k.push_back(SeedField<IpPoolSeed>("ippool", &Config::ip_pools, "type", "string", "required",
+                                      "Kind of addresses: `public` or `private`.",
+                                      [](const ConfigSource& source, const toml::table& entry,
+                                         const std::string& where, IpPoolSeed& seed) {
+                                        std::string type =
+                                            RequiredString(entry, source, where, "type");
+                                        if (type != "public" && type != "private")
+                                          source.Fail(where + ".type", "public or private");
+                                        seed.is_public = type == "public";
+                                      }));
     k.push_back(SeedField<IpPoolSeed>(
         "ippool", &Config::ip_pools, "cidr", "string", "required",
         "IPv4 block, added on first start (later starts keep what is there).",
@@ -672,7 +674,7 @@ const std::vector<ConfigKey>& ConfigKeys() {
         [](const ConfigSource& source, const toml::table& entry, const std::string& where,
            ImageSeed& seed) { seed.name = RequiredString(entry, source, where, "name"); }));
     k.push_back(SeedField<ImageSeed>(
-        "image", &Config::images, "friendly_name", "string", "NAME", "What customers see.",
+        "image", &Config::images, "friendly_name", "string", "the name", "What customers see.",
         [](const ConfigSource& source, const toml::table& entry, const std::string& where,
            ImageSeed& seed) {
           seed.friendly_name = OptionalString(entry, source, where, "friendly_name", seed.name);
@@ -728,10 +730,11 @@ std::string ConfigReferenceMarkdown() {
       for (char c : text) escaped += c == '|' ? std::string("\\|") : std::string(1, c);
       return escaped;
     };
-    // Values are code; words ("required", "NAME Datacenter") and prepared text are not.
+    // Values are code; words ("required", "`\"<name> Datacenter\"`") and prepared text are not.
     const std::string& given = key.default_text;
-    const bool code_default = !given.empty() && given.find(' ') == std::string::npos &&
-                              given.front() != '`' && given != "required" && given != "none";
+    const bool code_default = !given.empty() && given.front() != '`' &&
+                              (given.front() == '"' || (given.find(' ') == std::string::npos &&
+                                                        given != "required" && given != "none"));
     out << "| `" << key.name << "` | " << cell(key.type) << " | "
         << (code_default ? "`" + key.default_text + "`" : cell(key.default_text)) << " | "
         << cell(key.allowed) << " | " << cell(key.description) << " |\n";

@@ -115,7 +115,9 @@ TEST_F(KeyRotationTest, WithoutGraceTheOldSecretStopsAtOnce) {
   EXPECT_TRUE(HmacAccepted(daemon_, rotated));
   auto listed = GridctlJson(daemon_, "apikey list --account default");
   for (const auto& row : listed) {
-    if (row["api_key"] == key_.api_key) EXPECT_TRUE(row["old_secret_until"].is_null()) << row;
+    if (row["api_key"] == key_.api_key) {
+      EXPECT_TRUE(row["old_secret_until"].is_null()) << row;
+    }
   }
 }
 
@@ -149,8 +151,11 @@ TEST_F(KeyRotationTest, TheSigningPolicyIsSetPerKeyAndListed) {
 
   auto listed = GridctlJson(daemon_, "apikey list --account default");
   for (const auto& row : listed) {
-    if (row["api_key"] == strict.api_key) EXPECT_EQ(row["signing"], "hmac-only");
-    if (row["api_key"] == key_.api_key) EXPECT_EQ(row["signing"], "md5+hmac");
+    if (row["api_key"] == strict.api_key) {
+      EXPECT_EQ(row["signing"], "hmac-only");
+    } else if (row["api_key"] == key_.api_key) {
+      EXPECT_EQ(row["signing"], "md5+hmac");
+    }
   }
   auto table = RunGridctl(daemon_.data_dir(), "apikey list --account default");
   EXPECT_NE(table.output.find("SIGNING"), std::string::npos) << table.output;
