@@ -298,7 +298,7 @@ std::string JoinList(const std::vector<std::string>& items) {
 
 // A field of every [[section]] entry: `read` fills it from the entry ("section[i]" is `where`).
 template <typename Seed>
-ConfigKey SeedField(std::string section, std::vector<Seed> Config::*list, std::string name,
+ConfigKey SeedField(const std::string& section, std::vector<Seed> Config::*list, std::string name,
                     std::string type, std::string default_text, std::string description,
                     std::function<void(const ConfigSource&, const toml::table& entry,
                                        const std::string& where, Seed& seed)>

@@ -46,7 +46,7 @@ void CheckImageName(const std::string& name) {
 
 // A grace period: whole seconds, or a number with s, m, h or d ("90s", "15m", "24h", "7d").
 int64_t ParseGrace(const std::string& text) {
-  constexpr int64_t kMaxSeconds = 30 * 86400;
+  constexpr int64_t kMaxSeconds = int64_t{30} * 86400;
   const char* usage = "grace: expected a duration like 0, 90s, 15m, 24h or 7d (at most 30d)";
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
