@@ -298,7 +298,6 @@ ApiService::ApiService(domain::GridService& grid, domain::AccountService& accoun
       verifier_(options.signature_window_past_seconds, options.signature_window_future_seconds),
       hmac_verifier_(options.signature_window_past_seconds,
                      options.signature_window_future_seconds),
-      hmac_only_keys_(options.hmac_only_keys),
       per_key_(options.per_key_limits),
       per_address_(options.per_address_limits),
       failed_auth_(options.failed_auth_limits) {
@@ -387,12 +386,27 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
       failed_auth_.Acquire(request.remote_address, now_seconds);
       throw ApiError(ErrorClass::kAuthenticationFailed, "Authentication Failed: " + why);
     };
+    // The key's secrets: the current one, and the one a rotation replaced while its grace
+    // period lasts (docs/operations.md, "Rotating a key's secret").
+    std::vector<std::string_view> secrets;
+    if (key) {
+      secrets.push_back(key->shared_secret);
+      if (!key->previous_secret.empty() && clock_.NowMs() < key->previous_secret_until_ms) {
+        secrets.push_back(key->previous_secret);
+      }
+    }
     if (const auto sig_method = params.Get("sig_method")) {
       // gridd's replay-proof scheme (docs/api.md, "gridd extensions: HMAC signing").
       if (!EqualsIgnoringCase(*sig_method, "HMAC-SHA256")) refuse("sig_method must be HMAC-SHA256");
       if (!key) refuse("unknown api_key or invalid or expired signature");
-      switch (hmac_verifier_.Verify(key->key, key->shared_secret, request.method, path,
-                                    params.pairs(), clock_.NowSeconds())) {
+      // A nonce is only remembered once a secret matches, so trying the next one is safe.
+      auto outcome = HmacVerifier::Outcome::kBadSignature;
+      for (size_t i = 0; i < secrets.size() && outcome == HmacVerifier::Outcome::kBadSignature;
+           ++i) {
+        outcome = hmac_verifier_.Verify(key->key, secrets[i], request.method, path, params.pairs(),
+                                        clock_.NowSeconds());
+      }
+      switch (outcome) {
         case HmacVerifier::Outcome::kValid:
           break;
         case HmacVerifier::Outcome::kMalformed:
@@ -410,9 +424,11 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
           refuse("nonce already used (replayed request)");
           break;
       }
-    } else if (key && hmac_only_keys_.contains(key->key)) {
+    } else if (key && key->signing == domain::SigningPolicy::kHmacOnly) {
       refuse("this API key must sign with sig_method=HMAC-SHA256");
-    } else if (!key || !verifier_.Verify(key->key, key->shared_secret, *sig, clock_.NowSeconds())) {
+    } else if (!key || std::none_of(secrets.begin(), secrets.end(), [&](std::string_view secret) {
+                 return verifier_.Verify(key->key, secret, *sig, clock_.NowSeconds());
+               })) {
       refuse("unknown api_key or invalid or expired signature");
     }
     api_key_id = std::to_string(key->id);

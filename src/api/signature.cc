@@ -1,9 +1,10 @@
 #include "gridd/api/signature.h"
 
+#include <openssl/hmac.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <openssl/hmac.h>
 #include <optional>
 
 #include "gridd/common/crypto.h"
@@ -15,9 +16,11 @@ bool SignatureVerifier::Verify(std::string_view api_key, std::string_view shared
   if (signature.size() != 32) return false;
   std::string wanted(signature);
   for (char& c : wanted) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // The secret is part of the entry: after a rotation, a signature made with the replaced
+  // secret must not verify from the cache once that secret's grace period is over.
   std::string cache_key;
-  cache_key.reserve(api_key.size() + 1 + wanted.size());
-  cache_key.append(api_key).append(":").append(wanted);
+  cache_key.reserve(api_key.size() + wanted.size() + shared_secret.size() + 2);
+  cache_key.append(api_key).append(":").append(wanted).append(":").append(shared_secret);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = verified_.find(cache_key);

@@ -131,9 +131,22 @@ int main(int argc, char** argv) {
       .Required("account", "Account name or id")
       .Required("role",
                 "super, system, billing, readonly (or Super User, System User, Billing User, "
-                "Read Only User)");
+                "Read Only User)")
+      .Optional("signing", "Signatures the key may use: md5+hmac (default) or hmac-only");
   Command(*apikey, "list", "List API keys", "apikey.list", request)
       .Optional("account", "Only this account's keys (name or id)");
+  Command(*apikey, "signing",
+          "Choose the signatures a key may use; it applies to the key's next request",
+          "apikey.signing", request)
+      .Positional("api_key", "The key to change")
+      .Positional("policy", "md5+hmac (GoGrid's MD5 or HMAC-SHA256) or hmac-only");
+  Command(*apikey, "rotate",
+          "Give a key a new shared secret (printed once); the old one works for a grace period",
+          "apikey.rotate", request)
+      .Positional("api_key", "The key to rotate")
+      .Optional("grace",
+                "How long the old secret keeps working: 0 (not at all), 90s, 15m, 24h "
+                "(default) or 7d; at most 30d");
   Command(*apikey, "revoke", "Revoke an API key", "apikey.revoke", request)
       .Positional("api_key", "The key to revoke");
   Command(*apikey, "role", "Give an API key another role; it applies to the next request",

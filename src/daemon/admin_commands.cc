@@ -1,5 +1,7 @@
 #include "daemon/admin_commands.h"
 
+#include <cctype>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -40,6 +42,44 @@ void CheckImageName(const std::string& name) {
         "name: image names are 1-100 letters, digits, '.', '_' or '-' "
         "and do not start with '.'");
   }
+}
+
+// A grace period: whole seconds, or a number with s, m, h or d ("90s", "15m", "24h", "7d").
+int64_t ParseGrace(const std::string& text) {
+  constexpr int64_t kMaxSeconds = int64_t{30} * 86400;
+  const char* usage = "grace: expected a duration like 0, 90s, 15m, 24h or 7d (at most 30d)";
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 9 || text.size() - digits > 1) throw std::invalid_argument(usage);
+  int64_t seconds = std::stoll(text.substr(0, digits));
+  const char unit = digits < text.size() ? text[digits] : 's';
+  switch (unit) {
+    case 's':
+      break;
+    case 'm':
+      seconds *= 60;
+      break;
+    case 'h':
+      seconds *= 3600;
+      break;
+    case 'd':
+      seconds *= 86400;
+      break;
+    default:
+      throw std::invalid_argument(usage);
+  }
+  if (seconds > kMaxSeconds) throw std::invalid_argument(usage);
+  return seconds;
+}
+
+// "2026-12-07T18:30:00Z"; how gridctl shows a moment to an operator.
+std::string UtcTime(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
 }
 
 GuestTools& RequireGuests(GuestTools* guests, const std::string& command) {
@@ -89,11 +129,19 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
     return out;
   }
   if (command == "apikey.create") {
+    const auto signing = OptionalString(args, "signing");
+    // Checked before the key exists, so a bad policy creates nothing.
+    if (signing && !domain::ParseSigningPolicy(*signing)) {
+      throw std::invalid_argument("signing: use md5+hmac or hmac-only");
+    }
     auto key = accounts.CreateApiKey(RequiredString(args, "account"), RequiredString(args, "role"));
+    auto policy = domain::SigningPolicy::kAny;
+    if (signing) policy = accounts.SetApiKeySigning(key.api_key, *signing).signing;
     return Json{{"api_key", key.api_key},
                 {"shared_secret", key.shared_secret},
                 {"account", key.account},
-                {"role", domain::RoleName(key.role)}};
+                {"role", domain::RoleName(key.role)},
+                {"signing", domain::SigningPolicyName(policy)}};
   }
   if (command == "apikey.list") {
     Json out = Json::array();
@@ -101,10 +149,31 @@ nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::stri
       out.push_back(Json{{"api_key", key.key},
                          {"account", key.account_name},
                          {"role", domain::RoleName(key.role)},
+                         {"signing", domain::SigningPolicyName(key.signing)},
+                         {"old_secret_until", key.previous_secret.empty()
+                                                  ? Json(nullptr)
+                                                  : Json(UtcTime(key.previous_secret_until_ms))},
                          {"revoked", key.revoked},
                          {"created_ms", key.created_ms}});
     }
     return out;
+  }
+  if (command == "apikey.signing") {
+    auto key =
+        accounts.SetApiKeySigning(RequiredString(args, "api_key"), RequiredString(args, "policy"));
+    return Json{{"api_key", key.key},
+                {"account", key.account_name},
+                {"signing", domain::SigningPolicyName(key.signing)}};
+  }
+  if (command == "apikey.rotate") {
+    const int64_t grace = ParseGrace(OptionalString(args, "grace").value_or("24h"));
+    auto rotated = accounts.RotateApiKey(RequiredString(args, "api_key"), grace);
+    return Json{{"api_key", rotated.key.api_key},
+                {"shared_secret", rotated.key.shared_secret},
+                {"account", rotated.key.account},
+                {"role", domain::RoleName(rotated.key.role)},
+                {"old_secret_until",
+                 grace > 0 ? Json(UtcTime(rotated.previous_secret_until_ms)) : Json(nullptr)}};
   }
   if (command == "apikey.revoke") {
     const std::string key = RequiredString(args, "api_key");

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 #include <thread>
 
@@ -95,7 +96,6 @@ gridd::api::ApiServiceOptions ApiOptionsFrom(const gridd::Config& config) {
   gridd::api::ApiServiceOptions options;
   options.signature_window_past_seconds = config.signature_window_past_seconds;
   options.signature_window_future_seconds = config.signature_window_future_seconds;
-  options.hmac_only_keys.insert(config.hmac_only_keys.begin(), config.hmac_only_keys.end());
   if (config.rate_limit_enabled) {
     options.per_key_limits = {config.per_key_rate, config.per_key_burst};
     options.per_address_limits = {config.per_address_rate, config.per_address_burst};
@@ -122,10 +122,17 @@ int Run(int argc, char** argv) {
                  "HOST:PORT for /metrics (port 0 picks a free port)");
   app.add_option("--tls-listen", tls_listen,
                  "HOST:PORT for the API over HTTPS (port 0 picks a free port)");
+  bool print_config_reference = false;
+  app.add_flag("--print-config-reference", print_config_reference,
+               "print every configuration key (Markdown, as in docs/operations.md) and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
+  }
+  if (print_config_reference) {
+    std::cout << gridd::ConfigReferenceMarkdown();
+    return 0;
   }
 
   // Flags override the file, at start and again at every reload.
@@ -150,6 +157,9 @@ int Run(int argc, char** argv) {
   if (config.libvirt_uri.empty())
     throw std::runtime_error("no libvirt URI configured ([libvirt] uri)");
   gridd::daemon::SetupLogging(config);
+  for (const auto& key : gridd::UnknownConfigKeys(config_path)) {
+    spdlog::warn("{}: unknown key {} is ignored", config_path, key);
+  }
 
   // Block the signals before any thread starts, so only sigwait below receives them.
   sigset_t stop_signals;
@@ -184,10 +194,24 @@ int Run(int argc, char** argv) {
     spdlog::info("created account '{}' with a Super User API key; credentials in {}",
                  initial->account, path.string());
   }
+  // The signing policy lives in the database now; the old list is still honoured.
+  for (const auto& key : config.hmac_only_keys) {
+    try {
+      accounts.SetApiKeySigning(key, "hmac-only");
+      spdlog::warn(
+          "auth.hmac_only_keys is deprecated: key {} set to hmac-only in the database; "
+          "use `gridctl apikey signing` and remove the list",
+          key);
+    } catch (const std::exception& error) {
+      spdlog::warn("auth.hmac_only_keys is deprecated and names {}: {}", key, error.what());
+    }
+  }
 
   config.libvirt_uri = gridd::virt::PrepareLibvirtUri(config.libvirt_uri, config.data_dir);
   const bool embedded = config.libvirt_uri.rfind("qemu:///embed", 0) == 0;
-  if (config.pool_path.empty() && embedded) config.pool_path = config.data_dir / "pool";
+  // Not written back into `config`: a reload compares the file's keys with it.
+  std::filesystem::path pool_path = config.pool_path;
+  if (pool_path.empty() && embedded) pool_path = config.data_dir / "pool";
 
   // Hosts: the configured [libvirt] uri is the host "default"; `gridctl host add` adds more.
   // Each gets its own connection, and the scheduler places new servers among them.
@@ -198,8 +222,8 @@ int Run(int argc, char** argv) {
       config.libvirt_uri);
   hosts.OnConnect([&](const gridd::domain::Host& host, gridd::virt::Hypervisor& hypervisor) {
     // The pool directory is on the management host: it is the default host's alone.
-    if (host.uri.empty() && !config.pool_path.empty()) {
-      hypervisor.EnsureDirectoryPool(config.storage_pool, config.pool_path.string());
+    if (host.uri.empty() && !pool_path.empty()) {
+      hypervisor.EnsureDirectoryPool(config.storage_pool, pool_path.string());
     }
     for (const auto& image : accounts.ListImages()) {
       if (!hypervisor.VolumeExists(image.storage_pool, image.volume)) {

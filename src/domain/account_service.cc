@@ -58,8 +58,8 @@ ParsedCidr ParseIpv4Cidr(const std::string& text) {
   const uint32_t address = ntohl(in.s_addr);
   const uint32_t network = address & mask;
   if (network != address) {
-    ThrowIllegalArgument("'" + text + "' has host bits set; the network is " +
-                         FormatIpv4(network) + "/" + std::to_string(bits));
+    ThrowIllegalArgument("'" + text + "' has host bits set; the network is " + FormatIpv4(network) +
+                         "/" + std::to_string(bits));
   }
   ParsedCidr parsed;
   parsed.cidr = FormatIpv4(network) + "/" + std::to_string(bits);
@@ -67,7 +67,8 @@ ParsedCidr ParseIpv4Cidr(const std::string& text) {
   const uint32_t broadcast = network | ~mask;
   parsed.network = network;
   parsed.broadcast = broadcast;
-  for (uint32_t host = network + 2; host < broadcast; ++host) parsed.hosts.push_back(FormatIpv4(host));
+  for (uint32_t host = network + 2; host < broadcast; ++host)
+    parsed.hosts.push_back(FormatIpv4(host));
   return parsed;
 }
 
@@ -75,12 +76,12 @@ std::filesystem::path WriteInitialCredentials(const std::filesystem::path& data_
                                               const NewApiKey& key) {
   const auto path = data_dir / "initial-credentials.json";
   const auto temp = data_dir / "initial-credentials.json.tmp";
-  nlohmann::ordered_json body = {{"account", key.account},
-                                 {"api_key", key.api_key},
-                                 {"shared_secret", key.shared_secret}};
+  nlohmann::ordered_json body = {
+      {"account", key.account}, {"api_key", key.api_key}, {"shared_secret", key.shared_secret}};
   const std::string text = body.dump(2) + "\n";
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot write " + temp.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot write " + temp.string() + ": " + std::strerror(errno));
   bool ok = ::fchmod(fd, 0600) == 0 &&
             ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
             ::fsync(fd) == 0;
@@ -190,7 +191,8 @@ Account AccountService::FindAccount(const std::string& id_or_name) {
   });
 }
 
-NewApiKey AccountService::CreateApiKey(const std::string& account_ref, const std::string& role_text) {
+NewApiKey AccountService::CreateApiKey(const std::string& account_ref,
+                                       const std::string& role_text) {
   auto role = ParseRole(role_text);
   if (!role) {
     ThrowIllegalArgument("unknown role '" + role_text +
@@ -211,16 +213,22 @@ NewApiKey AccountService::CreateApiKey(const std::string& account_ref, const std
 std::vector<ApiKey> AccountService::ListApiKeys(const std::optional<std::string>& account) {
   std::optional<int64_t> account_id;
   if (account) account_id = FindAccount(*account).id;
-  return db_.Read([&](Connection& c) { return store::api_keys::List(c, account_id, box_); });
+  auto keys = db_.Read([&](Connection& c) { return store::api_keys::List(c, account_id, box_); });
+  // A replaced secret whose grace period is over verifies nothing: not worth showing.
+  const int64_t now_ms = clock_.NowMs();
+  for (auto& key : keys) {
+    if (key.previous_secret_until_ms <= now_ms) {
+      key.previous_secret.clear();
+      key.previous_secret_until_ms = 0;
+    }
+  }
+  return keys;
 }
 
 void AccountService::RevokeApiKey(const std::string& api_key) {
-  const bool revoked = db_.Write([&](Connection& c) { return store::api_keys::Revoke(c, api_key); });
-  {
-    std::lock_guard<std::mutex> lock(keys_mutex_);
-    keys_.erase(api_key);
-    ++key_generation_;
-  }
+  const bool revoked =
+      db_.Write([&](Connection& c) { return store::api_keys::Revoke(c, api_key); });
+  ForgetCachedKey(api_key);
   if (!revoked) ThrowIllegalArgument("no active API key '" + api_key + "'");
 }
 
@@ -234,14 +242,43 @@ ApiKey AccountService::SetApiKeyRole(const std::string& api_key, const std::stri
     if (!store::api_keys::SetRole(c, api_key, static_cast<int64_t>(*role))) return std::nullopt;
     return store::api_keys::FindByKey(c, api_key, box_);
   });
-  {
-    // Same as a revocation: the cached record carries the old role.
-    std::lock_guard<std::mutex> lock(keys_mutex_);
-    keys_.erase(api_key);
-    ++key_generation_;
-  }
+  ForgetCachedKey(api_key);  // the cached record carries the old role
   if (!key) ThrowIllegalArgument("no active API key '" + api_key + "'");
   return *key;
+}
+
+ApiKey AccountService::SetApiKeySigning(const std::string& api_key,
+                                        const std::string& policy_text) {
+  auto policy = ParseSigningPolicy(policy_text);
+  if (!policy)
+    ThrowIllegalArgument("unknown signing policy '" + policy_text + "'; use md5+hmac or hmac-only");
+  auto key = db_.Write([&](Connection& c) -> std::optional<ApiKey> {
+    if (!store::api_keys::SetSigning(c, api_key, *policy)) return std::nullopt;
+    return store::api_keys::FindByKey(c, api_key, box_);
+  });
+  ForgetCachedKey(api_key);
+  if (!key) ThrowIllegalArgument("no active API key '" + api_key + "'");
+  return *key;
+}
+
+RotatedApiKey AccountService::RotateApiKey(const std::string& api_key, int64_t grace_seconds) {
+  if (grace_seconds < 0) ThrowIllegalArgument("grace period must not be negative");
+  const std::string secret = RandomHex(16);
+  const int64_t until_ms = clock_.NowMs() + grace_seconds * 1000;
+  auto key = db_.Write([&](Connection& c) -> std::optional<ApiKey> {
+    if (!store::api_keys::Rotate(c, api_key, secret, until_ms, box_)) return std::nullopt;
+    return store::api_keys::FindByKey(c, api_key, box_);
+  });
+  ForgetCachedKey(api_key);
+  if (!key) ThrowIllegalArgument("no active API key '" + api_key + "'");
+  return RotatedApiKey{NewApiKey{key->account_name, key->key, key->shared_secret, key->role},
+                       until_ms};
+}
+
+void AccountService::ForgetCachedKey(const std::string& api_key) {
+  std::lock_guard<std::mutex> lock(keys_mutex_);
+  keys_.erase(api_key);
+  ++key_generation_;
 }
 
 std::optional<ApiKey> AccountService::FindApiKey(const std::string& api_key) {
@@ -295,8 +332,8 @@ IpPoolInfo AccountService::AddIpPool(const IpPoolRequest& request) {
   pool.is_public = request.type == "public";
   pool.cidr = request.cidr;
   if (request.account) pool.account_id = FindAccount(*request.account).id;
-  pool.network = request.network.value_or("gridd-" + request.type + "-" +
-                                          std::to_string(pool.datacenter_id));
+  pool.network =
+      request.network.value_or("gridd-" + request.type + "-" + std::to_string(pool.datacenter_id));
   const int64_t id = db_.Write([&](Connection& c) { return InsertPool(c, pool); });
   for (auto& info : ListIpPools()) {
     if (info.pool.id == id) return info;
@@ -314,7 +351,8 @@ std::vector<IpPoolInfo> AccountService::ListIpPools() {
       const Option* dc = FindOption(datacenters, std::to_string(pool.datacenter_id));
       info.datacenter = dc ? dc->name : std::to_string(pool.datacenter_id);
       if (pool.account_id) {
-        if (auto account = store::accounts::FindById(c, *pool.account_id)) info.account = account->name;
+        if (auto account = store::accounts::FindById(c, *pool.account_id))
+          info.account = account->name;
       }
       auto usage = store::ip_pools::UsageOf(c, pool.id);
       info.total = usage.total;
@@ -335,8 +373,8 @@ IpPoolInfo AccountService::RemoveIpPool(const std::string& id_or_cidr) {
   db_.Write([&](Connection& c) {
     const auto usage = store::ip_pools::UsageOf(c, removed.pool.id);
     if (usage.assigned > 0) {
-      ThrowIllegalArgument("IP pool " + removed.pool.cidr + " is in use: " +
-                           std::to_string(usage.assigned) +
+      ThrowIllegalArgument("IP pool " + removed.pool.cidr +
+                           " is in use: " + std::to_string(usage.assigned) +
                            " address(es) assigned to servers or load balancers");
     }
     store::ip_pools::Delete(c, removed.pool.id);

@@ -32,4 +32,14 @@ std::optional<Role> ParseRole(std::string_view text) {
   return std::nullopt;
 }
 
+const char* SigningPolicyName(SigningPolicy policy) {
+  return policy == SigningPolicy::kHmacOnly ? "hmac-only" : "md5+hmac";
+}
+
+std::optional<SigningPolicy> ParseSigningPolicy(std::string_view text) {
+  if (text == "md5+hmac" || text == "any") return SigningPolicy::kAny;
+  if (text == "hmac-only" || text == "hmac") return SigningPolicy::kHmacOnly;
+  return std::nullopt;
+}
+
 }  // namespace gridd::domain

@@ -9,6 +9,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "gridd/common/csv.h"
+
 namespace gridd::lb {
 namespace {
 
@@ -70,35 +72,6 @@ template <typename T>
 bool ParseNumber(std::string_view text, T* out) {
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
   return error == std::errc() && end == text.data() + text.size();
-}
-
-// CSV fields; haproxy quotes fields that contain commas or quotes ("" escapes a quote).
-std::vector<std::string> SplitCsv(std::string_view line) {
-  std::vector<std::string> fields;
-  std::string field;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.push_back(std::move(field));
-      field.clear();
-    } else {
-      field += c;
-    }
-  }
-  fields.push_back(std::move(field));
-  return fields;
 }
 
 // "lb_12" → 12 for the given prefix.
@@ -216,7 +189,7 @@ std::vector<StatRow> ParseShowStat(std::string_view text) {
   for (std::string_view line : SplitLines(text)) {
     if (line.empty()) continue;
     if (line.substr(0, 2) == "# ") {
-      const auto names = SplitCsv(line.substr(2));
+      const auto names = SplitCsvRecord(line.substr(2));
       for (size_t i = 0; i < names.size(); ++i) {
         const int col = static_cast<int>(i);
         if (names[i] == "pxname") proxy_col = col;
@@ -229,7 +202,7 @@ std::vector<StatRow> ParseShowStat(std::string_view text) {
       continue;
     }
     if (proxy_col < 0 || server_col < 0) continue;  // no header (yet): nothing to map
-    const auto fields = SplitCsv(line);
+    const auto fields = SplitCsvRecord(line);
     auto field = [&](int col) -> std::string {
       return col >= 0 && static_cast<size_t>(col) < fields.size() ? fields[col] : std::string();
     };

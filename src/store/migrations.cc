@@ -2,8 +2,10 @@
 // applied; each runs in its own transaction, so a crash mid-migration leaves the previous
 // version intact. Never edit a released migration: append a new one.
 #include <regex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gridd/store/database.h"
@@ -66,6 +68,27 @@ void RebuildWithAutoincrement(Connection& c, const std::string& table,
   c.Exec("INSERT INTO sqlite_sequence (name, seq) SELECT '" + table +
          "', max(coalesce((SELECT max(id) FROM " + table + "), 0), coalesce((" + remembered_ids +
          "), 0))");
+}
+
+// Per-key signing policy ('any': GoGrid's MD5 or HMAC-SHA256; 'hmac': HMAC-SHA256 only) and
+// key rotation (the replaced secret, sealed like the current one, verifies until
+// previous_secret_until_ms). A column is added only where missing, so a database whose
+// api_keys table was created with today's schema upgrades as well.
+void AddApiKeySigningAndRotation(Connection& c) {
+  std::set<std::string> columns;
+  {
+    auto info = c.Prepare("PRAGMA table_info(api_keys)");
+    while (info.Step()) columns.insert(info.Text(1));
+  }
+  const std::pair<const char*, const char*> added[] = {
+      {"signing", "signing TEXT NOT NULL DEFAULT 'any' CHECK (signing IN ('any', 'hmac'))"},
+      {"previous_secret_enc", "previous_secret_enc BLOB"},
+      {"previous_secret_until_ms", "previous_secret_until_ms INTEGER"},
+  };
+  for (const auto& [name, definition] : added) {
+    if (!columns.contains(name))
+      c.Exec(std::string("ALTER TABLE api_keys ADD COLUMN ") + definition);
+  }
 }
 
 void NeverReuseObjectIds(Connection& c) {
@@ -303,6 +326,8 @@ CREATE INDEX idempotent_requests_by_age ON idempotent_requests(created_ms);
       // 5: an id handed to a client is never handed out again: images, servers, load
       // balancers, passwords and jobs get AUTOINCREMENT (IPs are never deleted).
       Migration(&NeverReuseObjectIds),
+      // 6: per-key signing policy and key rotation in api_keys.
+      Migration(&AddApiKeySigningAndRotation),
       // 7: many hypervisor hosts. Each server names the host it runs on. An existing install
       // gets one host, "default", with an empty URI (meaning the [libvirt] uri of the
       // configuration, read at every start) and no datacenter (it serves every datacenter), so

@@ -52,8 +52,13 @@ int64_t Count(Connection& c) {
 namespace api_keys {
 namespace {
 constexpr const char* kSelect =
-    "SELECT k.id, k.account_id, a.name, k.api_key, k.secret_enc, k.role, k.revoked, k.created_ms "
+    "SELECT k.id, k.account_id, a.name, k.api_key, k.secret_enc, k.role, k.revoked, k.created_ms, "
+    "k.signing, k.previous_secret_enc, k.previous_secret_until_ms "
     "FROM api_keys k JOIN accounts a ON a.id = k.account_id ";
+
+const char* SigningColumn(domain::SigningPolicy policy) {
+  return policy == domain::SigningPolicy::kHmacOnly ? "hmac" : "any";
+}
 
 ApiKey Row(const Statement& s, const SecretBox& box) {
   ApiKey key;
@@ -65,6 +70,12 @@ ApiKey Row(const Statement& s, const SecretBox& box) {
   key.role = static_cast<domain::Role>(s.Int(5));
   key.revoked = s.Int(6) != 0;
   key.created_ms = s.Int(7);
+  key.signing =
+      s.Text(8) == "hmac" ? domain::SigningPolicy::kHmacOnly : domain::SigningPolicy::kAny;
+  if (!s.IsNull(9)) {
+    key.previous_secret = box.Open(s.Blob(9));
+    key.previous_secret_until_ms = s.Int(10);
+  }
   return key;
 }
 }  // namespace
@@ -106,6 +117,26 @@ bool SetRole(Connection& c, const std::string& key, int64_t role) {
   c.Prepare("UPDATE api_keys SET role = ? WHERE api_key = ? AND revoked = 0")
       .Bind(1, role)
       .Bind(2, key)
+      .Run();
+  return c.Changes() == 1;
+}
+
+bool SetSigning(Connection& c, const std::string& key, domain::SigningPolicy policy) {
+  c.Prepare("UPDATE api_keys SET signing = ? WHERE api_key = ? AND revoked = 0")
+      .Bind(1, std::string(SigningColumn(policy)))
+      .Bind(2, key)
+      .Run();
+  return c.Changes() == 1;
+}
+
+bool Rotate(Connection& c, const std::string& key, const std::string& new_secret,
+            int64_t previous_until_ms, const SecretBox& box) {
+  c.Prepare(
+       "UPDATE api_keys SET previous_secret_enc = secret_enc, previous_secret_until_ms = ?, "
+       "secret_enc = ? WHERE api_key = ? AND revoked = 0")
+      .Bind(1, previous_until_ms)
+      .BindBlob(2, box.Seal(new_secret))
+      .Bind(3, key)
       .Run();
   return c.Changes() == 1;
 }

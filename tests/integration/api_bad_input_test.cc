@@ -15,16 +15,7 @@ struct Rejected {
   Params params;          // a call that is right but for this parameter
 };
 
-class ApiBadInputTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { world_ = new ApiWorld(); }
-  static void TearDownTestSuite() {
-    delete world_;
-    world_ = nullptr;
-  }
-  static ApiWorld* world_;
-};
-ApiWorld* ApiBadInputTest::world_ = nullptr;
+class ApiBadInputTest : public ApiWorldTest<ApiBadInputTest> {};
 
 // `base` with `extra` added (replacing parameters of the same name).
 Params With(Params base, const Params& extra) {
@@ -42,13 +33,17 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
   const std::string free_ip = world.FreeServerIp();
   const std::string vip = world.FreeVip();
   const std::string image = world.SavedImage("Available");
-  const std::string private_ip = CallOk(world.super(), "grid/ip/list", {{"ip.type", "Private"}})["list"][0]["ip"];
-  const Params server_add = {{"name", "fresh"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"},
-                             {"ip", free_ip}};
-  const Params lb_add = {{"name", "lb-fresh"},       {"virtualip.ip", vip},
-                         {"virtualip.port", "8080"}, {"realiplist.0.ip", "127.78.1.4"},
+  const std::string private_ip =
+      CallOk(world.super(), "grid/ip/list", {{"ip.type", "Private"}})["list"][0]["ip"];
+  const Params server_add = {
+      {"name", "fresh"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", free_ip}};
+  const Params lb_add = {{"name", "lb-fresh"},
+                         {"virtualip.ip", vip},
+                         {"virtualip.port", "8080"},
+                         {"realiplist.0.ip", "127.78.1.4"},
                          {"realiplist.0.port", "80"}};
-  const Params lb_edit = {{"id", lb}, {"realiplist.0.ip", "127.78.1.5"}, {"realiplist.0.port", "80"}};
+  const Params lb_edit = {
+      {"id", lb}, {"realiplist.0.ip", "127.78.1.5"}, {"realiplist.0.port", "80"}};
   const std::string long_name(21, 'n');
   const std::string long_text(501, 'd');
 
@@ -68,7 +63,8 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
     cases.push_back({method, "page", With(base, {{"num_items", "2"}, {"page", "1x"}})});
     if (method != "common/lookup/list") {
       cases.push_back({method, "datacenter", With(base, {{"datacenter", "Mars-1"}})});
-      cases.push_back({method, "datacenter", With(base, {{"datacenter", "1"}, {"datacenter", "99"}})});
+      cases.push_back(
+          {method, "datacenter", With(base, {{"datacenter", "1"}, {"datacenter", "99"}})});
     }
   }
   // Every method: the common parameters.
@@ -89,7 +85,9 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
       {"grid/server/add", "name", With(server_add, {{"name", ""}})},
       {"grid/server/add", "image", With(server_add, {{"image", "no-such-image"}})},
       {"grid/server/add", "server.ram", With(server_add, {{"server.ram", "3GB"}})},
-      {"grid/server/add", "ram", {{"name", "fresh"}, {"image", "debian-12-amd64"}, {"ram", "huge"}, {"ip", free_ip}}},
+      {"grid/server/add",
+       "ram",
+       {{"name", "fresh"}, {"image", "debian-12-amd64"}, {"ram", "huge"}, {"ip", free_ip}}},
       {"grid/server/add", "ip", With(server_add, {{"ip", "203.0.113.9"}})},
       {"grid/server/add", "ip", With(server_add, {{"ip", "not-an-ip"}})},
       {"grid/server/add", "ip", With(server_add, {{"ip", "192.0.2.2"}})},
@@ -123,11 +121,15 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
       {"grid/image/get", "id", {{"id", "abc"}}},
       {"grid/image/get", "name", {{"name", ""}}},
       {"grid/image/get", "image", {{"image", ""}}},
-      {"grid/image/save", "friendlyName", {{"server", web}, {"friendlyName", std::string(101, 'f')}}},
+      {"grid/image/save",
+       "friendlyName",
+       {{"server", web}, {"friendlyName", std::string(101, 'f')}}},
       // The alias is reported under the name the spec gives the parameter.
       {"grid/image/save", "friendlyName", {{"server", web}, {"name", std::string(101, 'f')}}},
       {"grid/image/save", "server", {{"server", ""}, {"friendlyName", "img"}}},
-      {"grid/image/save", "description", {{"server", web}, {"friendlyName", "img"}, {"description", long_text}}},
+      {"grid/image/save",
+       "description",
+       {{"server", web}, {"friendlyName", "img"}, {"description", long_text}}},
       {"grid/image/edit", "id", {{"id", "abc"}, {"description", "x"}}},
       {"grid/image/edit", "name", {{"name", ""}, {"description", "x"}}},
       {"grid/image/edit", "image", {{"image", ""}, {"description", "x"}}},
@@ -151,20 +153,30 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
       {"grid/loadbalancer/add", "virtualip.port", With(lb_add, {{"virtualip.port", "65536"}})},
       {"grid/loadbalancer/add", "realiplist.0.ip", With(lb_add, {{"realiplist.0.ip", "nowhere"}})},
       {"grid/loadbalancer/add", "realiplist.0.port", With(lb_add, {{"realiplist.0.port", "http"}})},
-      {"grid/loadbalancer/add", "realiplist.1.port", With(lb_add, {{"realiplist.1.ip", "127.78.1.6"}})},
+      {"grid/loadbalancer/add", "realiplist.1.port",
+       With(lb_add, {{"realiplist.1.ip", "127.78.1.6"}})},
       {"grid/loadbalancer/add", "realiplist", With(lb_add, {{"realiplist.x.ip", "127.78.1.6"}})},
-      {"grid/loadbalancer/add", "loadbalancer.type", With(lb_add, {{"loadbalancer.type", "Random"}})},
+      {"grid/loadbalancer/add", "loadbalancer.type",
+       With(lb_add, {{"loadbalancer.type", "Random"}})},
       {"grid/loadbalancer/add", "type", With(lb_add, {{"type", "Random"}})},
-      {"grid/loadbalancer/add", "loadbalancer.persistence", With(lb_add, {{"loadbalancer.persistence", "Glue"}})},
+      {"grid/loadbalancer/add", "loadbalancer.persistence",
+       With(lb_add, {{"loadbalancer.persistence", "Glue"}})},
       {"grid/loadbalancer/add", "persistence", With(lb_add, {{"persistence", "Glue"}})},
       {"grid/loadbalancer/edit", "id", With(lb_edit, {{"id", "abc"}})},
-      {"grid/loadbalancer/edit", "name", {{"name", ""}, {"realiplist.0.ip", "127.78.1.5"}, {"realiplist.0.port", "80"}}},
-      {"grid/loadbalancer/edit", "loadbalancer", {{"loadbalancer", ""}, {"realiplist.0.ip", "127.78.1.5"}, {"realiplist.0.port", "80"}}},
-      {"grid/loadbalancer/edit", "realiplist.0.ip", With(lb_edit, {{"realiplist.0.ip", "nowhere"}})},
+      {"grid/loadbalancer/edit",
+       "name",
+       {{"name", ""}, {"realiplist.0.ip", "127.78.1.5"}, {"realiplist.0.port", "80"}}},
+      {"grid/loadbalancer/edit",
+       "loadbalancer",
+       {{"loadbalancer", ""}, {"realiplist.0.ip", "127.78.1.5"}, {"realiplist.0.port", "80"}}},
+      {"grid/loadbalancer/edit", "realiplist.0.ip",
+       With(lb_edit, {{"realiplist.0.ip", "nowhere"}})},
       {"grid/loadbalancer/edit", "realiplist.0.port", With(lb_edit, {{"realiplist.0.port", "-1"}})},
       {"grid/loadbalancer/edit", "description", With(lb_edit, {{"description", long_text}})},
-      {"grid/loadbalancer/edit", "loadbalancer.type", With(lb_edit, {{"loadbalancer.type", "Random"}})},
-      {"grid/loadbalancer/edit", "loadbalancer.persistence", With(lb_edit, {{"loadbalancer.persistence", "Glue"}})},
+      {"grid/loadbalancer/edit", "loadbalancer.type",
+       With(lb_edit, {{"loadbalancer.type", "Random"}})},
+      {"grid/loadbalancer/edit", "loadbalancer.persistence",
+       With(lb_edit, {{"loadbalancer.persistence", "Glue"}})},
       {"grid/loadbalancer/delete", "id", {{"id", "abc"}}},
       {"grid/loadbalancer/delete", "name", {{"name", ""}}},
       {"grid/loadbalancer/delete", "loadbalancer", {{"loadbalancer", ""}}},
@@ -208,10 +220,12 @@ TEST_F(ApiBadInputTest, EveryParameterOfEveryMethodRefusesABadValue) {
 TEST_F(ApiBadInputTest, MissingRequiredParametersAreNamed) {
   ApiWorld& world = *world_;
   const std::string free_ip = world.FreeServerIp();
-  const Params server_add = {{"name", "fresh"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"},
-                             {"ip", free_ip}};
-  const Params lb_add = {{"name", "lb-fresh"},       {"virtualip.ip", world.FreeVip()},
-                         {"virtualip.port", "8080"}, {"realiplist.0.ip", "127.78.1.4"},
+  const Params server_add = {
+      {"name", "fresh"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", free_ip}};
+  const Params lb_add = {{"name", "lb-fresh"},
+                         {"virtualip.ip", world.FreeVip()},
+                         {"virtualip.port", "8080"},
+                         {"realiplist.0.ip", "127.78.1.4"},
                          {"realiplist.0.port", "80"}};
   struct Missing {
     std::string method;
@@ -241,11 +255,11 @@ TEST_F(ApiBadInputTest, MissingRequiredParametersAreNamed) {
     }
   }
   // Selector methods without any selector name the selectors.
-  for (const std::string method : {"grid/server/get", "grid/server/delete", "grid/server/edit",
-                                   "grid/image/get", "grid/loadbalancer/get", "grid/loadbalancer/delete",
-                                   "grid/loadbalancer/edit", "grid/job/get", "support/password/get",
-                                   "grid/ip/get", "grid/image/edit", "grid/image/delete",
-                                   "grid/image/restore"}) {
+  for (const std::string method :
+       {"grid/server/get", "grid/server/delete", "grid/server/edit", "grid/image/get",
+        "grid/loadbalancer/get", "grid/loadbalancer/delete", "grid/loadbalancer/edit",
+        "grid/job/get", "support/password/get", "grid/ip/get", "grid/image/edit",
+        "grid/image/delete", "grid/image/restore"}) {
     SCOPED_TRACE(method);
     auto reply = world.super().Call(method, {{"description", "x"}}, "POST");
     EXPECT_EQ(reply.status, 400u) << reply.body;

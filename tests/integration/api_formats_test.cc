@@ -13,16 +13,7 @@ namespace {
 
 using nlohmann::json;
 
-class ApiFormatsTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { world_ = new ApiWorld(); }
-  static void TearDownTestSuite() {
-    delete world_;
-    world_ = nullptr;
-  }
-  static ApiWorld* world_;
-};
-ApiWorld* ApiFormatsTest::world_ = nullptr;
+class ApiFormatsTest : public ApiWorldTest<ApiFormatsTest> {};
 
 std::string Text(const json& value) {
   if (value.is_string()) return value.get<std::string>();

@@ -13,10 +13,10 @@
 namespace gridd::testing {
 namespace {
 
-class ApiPagingTest : public ::testing::Test {
+class ApiPagingTest : public ApiWorldTest<ApiPagingTest> {
  protected:
   static void SetUpTestSuite() {
-    world_ = new ApiWorld();
+    ApiWorldTest::SetUpTestSuite();
     // A database server, a stopped server and a deleted one give the filters something to
     // tell apart; the first load balancer's edit gives the job list an UpdateLoadBalancer.
     const std::string ip = world_->FreeServerIp();
@@ -38,11 +38,6 @@ class ApiPagingTest : public ::testing::Test {
     world_->AddBalancer("lb-2");
     world_->WaitForJobs();
   }
-  static void TearDownTestSuite() {
-    delete world_;
-    world_ = nullptr;
-  }
-
   static nlohmann::json List(const std::string& method, Params params = {}) {
     return CallOk(world_->super(), method, std::move(params));
   }
@@ -54,10 +49,7 @@ class ApiPagingTest : public ::testing::Test {
     }
     return out;
   }
-
-  static ApiWorld* world_;
 };
-ApiWorld* ApiPagingTest::world_ = nullptr;
 
 struct ListMethod {
   std::string method;

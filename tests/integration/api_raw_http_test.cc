@@ -15,14 +15,8 @@ namespace {
 
 using nlohmann::json;
 
-class ApiRawHttpTest : public ::testing::Test {
+class ApiRawHttpTest : public ApiWorldTest<ApiRawHttpTest> {
  protected:
-  static void SetUpTestSuite() { world_ = new ApiWorld(); }
-  static void TearDownTestSuite() {
-    delete world_;
-    world_ = nullptr;
-  }
-
   // api_key, sig and v as a client builds them, URL-encoded.
   static std::string Auth() {
     ApiClient& client = world_->super();
@@ -36,10 +30,7 @@ class ApiRawHttpTest : public ::testing::Test {
     for (const auto& item : body["list"]) out.insert(item.value("name", ""));
     return out;
   }
-
-  static ApiWorld* world_;
 };
-ApiWorld* ApiRawHttpTest::world_ = nullptr;
 
 TEST_F(ApiRawHttpTest, SelectingByNameAndByTheObjectNamedSelector) {
   ApiClient& client = world_->super();
@@ -63,7 +54,8 @@ TEST_F(ApiRawHttpTest, SelectingByNameAndByTheObjectNamedSelector) {
       {"grid/loadbalancer/get", {{"loadbalancer", lb}}, "lb-1"},
   };
   for (const auto& selection : selections) {
-    SCOPED_TRACE(selection.method + " " + selection.params[0].first + "=" + selection.params[0].second);
+    SCOPED_TRACE(selection.method + " " + selection.params[0].first + "=" +
+                 selection.params[0].second);
     const auto body = CallOk(client, selection.method, selection.params);
     EXPECT_EQ(Names(body), std::set<std::string>{selection.name});
     EXPECT_EQ(body["summary"]["total"], 1);
@@ -78,7 +70,8 @@ TEST_F(ApiRawHttpTest, SelectingByNameAndByTheObjectNamedSelector) {
 
 TEST_F(ApiRawHttpTest, PowerByNameAndByServerSelector) {
   ApiClient& client = world_->super();
-  const std::string ip = CallOk(client, "grid/server/get", {{"name", "web-1"}})["list"][0]["ip"]["ip"];
+  const std::string ip =
+      CallOk(client, "grid/server/get", {{"name", "web-1"}})["list"][0]["ip"]["ip"];
   world_->WaitForJobs();
   auto stopped = CallOk(client, "grid/server/power", {{"name", "web-1"}, {"power", "off"}}, "POST");
   EXPECT_EQ(stopped["list"][0]["name"], "web-1");
@@ -88,9 +81,11 @@ TEST_F(ApiRawHttpTest, PowerByNameAndByServerSelector) {
   WaitForServerState(client, ip, "On");
   world_->WaitForJobs();
   // The other servers were not touched.
-  const auto hostile = CallOk(client, "grid/server/get", {{"id", std::to_string(world_->hostile_id())}});
+  const auto hostile =
+      CallOk(client, "grid/server/get", {{"id", std::to_string(world_->hostile_id())}});
   EXPECT_EQ(hostile["list"][0]["state"]["name"], "On");
-  const auto jobs = CallOk(client, "grid/job/list", {{"object", "web-1"}, {"num_items", "2"}})["list"];
+  const auto jobs =
+      CallOk(client, "grid/job/list", {{"object", "web-1"}, {"num_items", "2"}})["list"];
   ASSERT_EQ(jobs.size(), 2u);
   EXPECT_EQ(jobs[0]["command"]["name"], "StartVirtualServer");
   EXPECT_EQ(jobs[1]["command"]["name"], "StopVirtualServer");
@@ -104,12 +99,13 @@ TEST_F(ApiRawHttpTest, RepeatedIdParametersSelectEveryMatch) {
   EXPECT_EQ(servers["summary"]["total"], 2);
   EXPECT_EQ(servers["summary"]["returned"], 2);
   // Through the raw query string, exactly as a hand-written client sends it.
-  auto raw = world_->super().Raw("GET", "/api/grid/server/get?" + Auth() + "&id=" + web + "&id=" +
-                                            hostile + "&id=999999");
+  auto raw = world_->super().Raw(
+      "GET", "/api/grid/server/get?" + Auth() + "&id=" + web + "&id=" + hostile + "&id=999999");
   ASSERT_EQ(raw.status, 200u) << raw.body;
   EXPECT_EQ(Names(raw.json()), (std::set<std::string>{"web-1", kHostileName}))
       << "the ids that match are returned, unknown ones left out";
-  EXPECT_EQ(Names(CallOk(world_->super(), "grid/server/get", {{"name", "web-1"}, {"name", kHostileName}})),
+  EXPECT_EQ(Names(CallOk(world_->super(), "grid/server/get",
+                         {{"name", "web-1"}, {"name", kHostileName}})),
             (std::set<std::string>{"web-1", kHostileName}));
 
   const auto ips = CallOk(world_->super(), "grid/ip/get", {{"id", "1"}, {"id", "2"}})["list"];
@@ -128,8 +124,9 @@ TEST_F(ApiRawHttpTest, RepeatedIdParametersSelectEveryMatch) {
   EXPECT_EQ(two.size(), 2u);
   const auto images = CallOk(world_->super(), "grid/image/list")["list"];
   ASSERT_GE(images.size(), 2u);
-  const auto both = CallOk(world_->super(), "grid/image/get",
-                           {{"image", images[0]["name"]}, {"image", std::to_string(images[1]["id"].get<int64_t>())}});
+  const auto both = CallOk(
+      world_->super(), "grid/image/get",
+      {{"image", images[0]["name"]}, {"image", std::to_string(images[1]["id"].get<int64_t>())}});
   EXPECT_EQ(both["list"].size(), 2u);
   const auto balancers = CallOk(world_->super(), "grid/loadbalancer/get",
                                 {{"id", std::to_string(world_->balancer_id())}, {"id", "424242"}});
@@ -146,14 +143,15 @@ TEST_F(ApiRawHttpTest, PostWithAFormBodyAndGetWithAQueryString) {
   const std::string form = Auth() + "&name=" + UrlEncode("form made") +
                            "&image=debian-12-amd64&server.ram=512MB&ip=" + ip +
                            "&description=" + UrlEncode("from a form, with & and =");
-  auto added = client.Raw("POST", "/api/grid/server/add", form, "application/x-www-form-urlencoded");
+  auto added =
+      client.Raw("POST", "/api/grid/server/add", form, "application/x-www-form-urlencoded");
   ASSERT_EQ(added.status, 200u) << added.body;
   EXPECT_EQ(added.json()["list"][0]["name"], "form made");
   WaitForServerState(client, ip, "On");
 
   // Parameters split between the query string and the body are merged.
-  auto mixed = client.Raw("POST", "/api/grid/server/get?" + Auth(), "name=" + UrlEncode("form made"),
-                          "application/x-www-form-urlencoded");
+  auto mixed = client.Raw("POST", "/api/grid/server/get?" + Auth(),
+                          "name=" + UrlEncode("form made"), "application/x-www-form-urlencoded");
   ASSERT_EQ(mixed.status, 200u) << mixed.body;
   EXPECT_EQ(mixed.json()["list"][0]["description"], "from a form, with & and =");
 

@@ -16,33 +16,36 @@ const std::map<std::string, std::set<std::string>>& SpecRoles() {
                                             "Read Only User"};
   static const std::set<std::string> writers = {"Super User", "System User"};
   static const std::map<std::string, std::set<std::string>> table = {
-      {"grid/server/list", all},           {"grid/server/get", all},
-      {"grid/server/add", writers},        {"grid/server/delete", writers},
-      {"grid/server/power", writers},      {"grid/server/edit", writers},
-      {"grid/ip/list", all},               {"grid/ip/get", all},
-      {"grid/image/list", all},            {"grid/image/get", all},
-      {"grid/image/save", writers},        {"grid/image/edit", writers},
-      {"grid/image/delete", writers},      {"grid/image/restore", writers},
-      {"grid/loadbalancer/list", all},     {"grid/loadbalancer/get", all},
-      {"grid/loadbalancer/add", writers},  {"grid/loadbalancer/delete", writers},
-      {"grid/loadbalancer/edit", writers}, {"grid/job/list", writers},
-      {"grid/job/get", writers},           {"support/password/list", writers},
-      {"support/password/get", writers},   {"common/lookup/list", all},
+      {"grid/server/list", all},
+      {"grid/server/get", all},
+      {"grid/server/add", writers},
+      {"grid/server/delete", writers},
+      {"grid/server/power", writers},
+      {"grid/server/edit", writers},
+      {"grid/ip/list", all},
+      {"grid/ip/get", all},
+      {"grid/image/list", all},
+      {"grid/image/get", all},
+      {"grid/image/save", writers},
+      {"grid/image/edit", writers},
+      {"grid/image/delete", writers},
+      {"grid/image/restore", writers},
+      {"grid/loadbalancer/list", all},
+      {"grid/loadbalancer/get", all},
+      {"grid/loadbalancer/add", writers},
+      {"grid/loadbalancer/delete", writers},
+      {"grid/loadbalancer/edit", writers},
+      {"grid/job/list", writers},
+      {"grid/job/get", writers},
+      {"support/password/list", writers},
+      {"support/password/get", writers},
+      {"common/lookup/list", all},
       {"myaccount/billing/get", {"Super User", "Billing User"}},
   };
   return table;
 }
 
-class ApiRolesTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { world_ = new ApiWorld(); }
-  static void TearDownTestSuite() {
-    delete world_;
-    world_ = nullptr;
-  }
-  static ApiWorld* world_;
-};
-ApiWorld* ApiRolesTest::world_ = nullptr;
+class ApiRolesTest : public ApiWorldTest<ApiRolesTest> {};
 
 TEST_F(ApiRolesTest, EveryMethodAnswersEachRoleAsTheMatrixSays) {
   ApiWorld& world = *world_;
@@ -66,7 +69,8 @@ TEST_F(ApiRolesTest, EveryMethodAnswersEachRoleAsTheMatrixSays) {
         EXPECT_EQ(reply.status, 401u) << reply.body;
         EXPECT_EQ(body["status"], "failure");
         EXPECT_EQ(body["list"][0]["errorcode"], "Unauthorized") << reply.body;
-        EXPECT_EQ(SnapshotChange(before, world.Snapshot()), "") << "a refused call changed the account";
+        EXPECT_EQ(SnapshotChange(before, world.Snapshot()), "")
+            << "a refused call changed the account";
       }
     }
   }

@@ -71,16 +71,7 @@ void ExpectShape(const json& value, const std::string& type, const std::string& 
   }
 }
 
-class ApiShapesTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { world_ = new ApiWorld(); }
-  static void TearDownTestSuite() {
-    delete world_;
-    world_ = nullptr;
-  }
-  static ApiWorld* world_;
-};
-ApiWorld* ApiShapesTest::world_ = nullptr;
+class ApiShapesTest : public ApiWorldTest<ApiShapesTest> {};
 
 TEST_F(ApiShapesTest, EveryMethodAnswersObjectsOfGoGridsShape) {
   ApiWorld& world = *world_;

@@ -73,9 +73,8 @@ class ApiWorld {
       EXPECT_EQ(added.exit_code, 0) << added.output;
     }
     for (const auto& role : RoleNames()) {
-      auto created = RunGridctl(daemon_.data_dir(),
-                                "apikey create --account default --role " + ShellQuote(role) +
-                                    " --json");
+      auto created = RunGridctl(daemon_.data_dir(), "apikey create --account default --role " +
+                                                        ShellQuote(role) + " --json");
       EXPECT_EQ(created.exit_code, 0) << created.output;
       auto key = nlohmann::json::parse(created.output);
       auto client = std::make_unique<ApiClient>(daemon_.host(), daemon_.port());
@@ -152,7 +151,8 @@ class ApiWorld {
   // not refused as pending and snapshots are stable.
   void WaitForJobs() {
     bool idle = WaitFor([&] {
-      auto reply = super_->Call("grid/job/list", {{"job.state", "Queued"}, {"job.state", "Processing"}});
+      auto reply =
+          super_->Call("grid/job/list", {{"job.state", "Queued"}, {"job.state", "Processing"}});
       return reply.status == 200 && reply.json()["list"].empty();
     });
     EXPECT_TRUE(idle) << "jobs still pending";
@@ -229,13 +229,13 @@ inline nlohmann::json ParseWithPython(const std::string& mode, const std::string
     std::ofstream out(path, std::ios::binary);
     out << body;
   }
-  const auto result = RunCommand("/usr/bin/python3 " +
-                                 ShellQuote((SourceDir() / "tests/support/parse_gogrid.py").string()) +
-                                 " " + mode + " " + ShellQuote(path.string()));
+  const auto result = RunCommand(
+      "/usr/bin/python3 " + ShellQuote((SourceDir() / "tests/support/parse_gogrid.py").string()) +
+      " " + mode + " " + ShellQuote(path.string()));
   problem.clear();
   if (result.exit_code != 0) {
-    problem = result.output.empty() ? "parser exited " + std::to_string(result.exit_code)
-                                    : result.output;
+    problem =
+        result.output.empty() ? "parser exited " + std::to_string(result.exit_code) : result.output;
     return nullptr;
   }
   return nlohmann::json::parse(result.output);
@@ -264,7 +264,10 @@ inline std::vector<MethodCase> EveryMethod() {
   auto id = [](int64_t value) { return std::to_string(value); };
   return {
       {"grid/server/list", "server", [](ApiWorld&) { return Params{}; }},
-      {"grid/server/get", "server", [id](ApiWorld& w) { return Params{{"id", id(w.web_id())}}; }},
+      {"grid/server/get", "server",
+       [id](ApiWorld& w) {
+         return Params{{"id", id(w.web_id())}};
+       }},
       {"grid/server/add", "server",
        [](ApiWorld& w) {
          return Params{{"name", w.Unique("added")},
@@ -286,12 +289,20 @@ inline std::vector<MethodCase> EveryMethod() {
        },
        true},
       {"grid/server/delete", "server",
-       [id](ApiWorld& w) { return Params{{"id", id(w.AddServer(w.Unique("doomed")))}}; }, true},
+       [id](ApiWorld& w) {
+         return Params{{"id", id(w.AddServer(w.Unique("doomed")))}};
+       },
+       true},
       {"grid/ip/list", "ip", [](ApiWorld&) { return Params{}; }},
-      {"grid/ip/get", "ip", [](ApiWorld&) { return Params{{"id", "1"}}; }},
+      {"grid/ip/get", "ip",
+       [](ApiWorld&) {
+         return Params{{"id", "1"}};
+       }},
       {"grid/image/list", "serverimage", [](ApiWorld&) { return Params{}; }},
       {"grid/image/get", "serverimage",
-       [](ApiWorld&) { return Params{{"image", "debian-12-amd64"}}; }},
+       [](ApiWorld&) {
+         return Params{{"image", "debian-12-amd64"}};
+       }},
       {"grid/image/save", "serverimage",
        [id](ApiWorld& w) {
          w.WaitForJobs();
@@ -304,14 +315,21 @@ inline std::vector<MethodCase> EveryMethod() {
        },
        true},
       {"grid/image/delete", "serverimage",
-       [](ApiWorld& w) { return Params{{"id", w.SavedImage("Available")}}; }, true},
+       [](ApiWorld& w) {
+         return Params{{"id", w.SavedImage("Available")}};
+       },
+       true},
       {"grid/image/restore", "serverimage",
-       [](ApiWorld& w) { return Params{{"id", w.SavedImage("Trash")}}; },
+       [](ApiWorld& w) {
+         return Params{{"id", w.SavedImage("Trash")}};
+       },
        true},
       {"myaccount/billing/get", "billingsummary", [](ApiWorld&) { return Params{}; }},
       {"grid/loadbalancer/list", "loadbalancer", [](ApiWorld&) { return Params{}; }},
       {"grid/loadbalancer/get", "loadbalancer",
-       [id](ApiWorld& w) { return Params{{"id", id(w.balancer_id())}}; }},
+       [id](ApiWorld& w) {
+         return Params{{"id", id(w.balancer_id())}};
+       }},
       {"grid/loadbalancer/add", "loadbalancer",
        [](ApiWorld& w) {
          w.WaitForJobs();
@@ -335,13 +353,31 @@ inline std::vector<MethodCase> EveryMethod() {
        },
        true},
       {"grid/job/list", "job", [](ApiWorld&) { return Params{}; }},
-      {"grid/job/get", "job", [](ApiWorld& w) { return Params{{"id", w.LatestJobId()}}; }},
+      {"grid/job/get", "job",
+       [](ApiWorld& w) {
+         return Params{{"id", w.LatestJobId()}};
+       }},
       {"support/password/list", "password", [](ApiWorld&) { return Params{}; }},
       {"support/password/get", "password",
-       [](ApiWorld& w) { return Params{{"id", w.PasswordId()}}; }},
+       [](ApiWorld& w) {
+         return Params{{"id", w.PasswordId()}};
+       }},
       {"common/lookup/list", "option",
-       [](ApiWorld&) { return Params{{"lookup", "server.ram"}}; }},
+       [](ApiWorld&) {
+         return Params{{"lookup", "server.ram"}};
+       }},
   };
 }
+
+// A test suite sharing one ApiWorld, started before its first test and stopped after its
+// last. `Suite` is the test class itself, so every suite gets a world of its own:
+//   class ApiShapesTest : public ApiWorldTest<ApiShapesTest> {};
+template <typename Suite>
+class ApiWorldTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { world_ = std::make_unique<ApiWorld>(); }
+  static void TearDownTestSuite() { world_.reset(); }
+  static inline std::unique_ptr<ApiWorld> world_;
+};
 
 }  // namespace gridd::testing

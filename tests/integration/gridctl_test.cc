@@ -166,13 +166,15 @@ TEST_F(GridctlTest, ServersAndDatacentersAreListedAcrossAccountsWithFilters) {
   const std::string tenant_ip = FreePublicIps(tenant).at(0);
   const std::string owner_ip = FreePublicIps(owner).at(0);
   CallOk(tenant, "grid/server/add",
-         {{"name", "tenant-web"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"},
+         {{"name", "tenant-web"},
+          {"image", "debian-12-amd64"},
+          {"server.ram", "512MB"},
           {"ip", tenant_ip}},
          "POST");
-  CallOk(owner, "grid/server/add",
-         {{"name", "owner-db"}, {"image", "debian-12-amd64"}, {"server.ram", "1GB"},
-          {"ip", owner_ip}},
-         "POST");
+  CallOk(
+      owner, "grid/server/add",
+      {{"name", "owner-db"}, {"image", "debian-12-amd64"}, {"server.ram", "1GB"}, {"ip", owner_ip}},
+      "POST");
   WaitForServerState(tenant, tenant_ip, "On");
   WaitForServerState(owner, owner_ip, "On");
 
@@ -250,10 +252,10 @@ TEST_F(GridctlTest, ImagesAreSharedHiddenAndTrashedByTheOperator) {
          {{"name", "golden"}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", ip}},
          "POST");
   const auto server = WaitForServerState(maker, ip, "On");
-  auto saved = CallOk(maker, "grid/image/save",
-                      {{"server", std::to_string(server["id"].get<int64_t>())},
-                       {"friendlyName", "golden image"}},
-                      "POST");
+  auto saved = CallOk(
+      maker, "grid/image/save",
+      {{"server", std::to_string(server["id"].get<int64_t>())}, {"friendlyName", "golden image"}},
+      "POST");
   const int64_t image_id = saved["list"][0]["id"];
   const std::string id = std::to_string(image_id);
   auto other_sees = [&] {
@@ -364,10 +366,11 @@ TEST_F(GridctlTest, AFailedJobIsShownWithItsHistoryAndRetried) {
 
 TEST_F(GridctlTest, EveryCommandHasHelp) {
   for (const std::string command :
-       {"account create", "account list", "apikey create", "apikey list", "apikey revoke",
-        "apikey role", "datacenter list", "ippool add", "ippool list", "ippool remove",
-        "image list", "image public", "image private", "image delete", "server list", "job list",
-        "job show", "job retry", "domain list", "reconcile", "backup"}) {
+       {"account create", "account list",   "apikey create", "apikey list",     "apikey revoke",
+        "apikey role",    "apikey signing", "apikey rotate", "datacenter list", "ippool add",
+        "ippool list",    "ippool remove",  "image list",    "image public",    "image private",
+        "image delete",   "server list",    "job list",      "job show",        "job retry",
+        "domain list",    "reconcile",      "backup"}) {
     auto help = Gridctl(daemon_, command + " --help");
     EXPECT_EQ(help.exit_code, 0) << command;
     EXPECT_NE(help.output.find("Usage"), std::string::npos) << command << ": " << help.output;

@@ -199,6 +199,28 @@ class LoadBalancerTest : public ::testing::Test {
     return balancer.value("id", int64_t{0});
   }
 
+  // Adds a load balancer and waits until it is On and every backend has answered through it;
+  // returns its id, or 0 with the failure recorded.
+  int64_t AddServingBalancer(const std::string& name, const std::string& vip, uint16_t port,
+                             const std::vector<const EchoBackend*>& backends,
+                             const std::string& type = "Round Robin") {
+    const int64_t id = AddBalancer(name, vip, port, backends, type);
+    if (id <= 0) return 0;
+    ::testing::AssertionResult on = WaitForState(id, "On");
+    if (!on) {
+      ADD_FAILURE() << on.message();
+      return 0;
+    }
+    std::set<std::string> names;
+    for (const EchoBackend* backend : backends) names.insert(backend->name());
+    ::testing::AssertionResult answering = WaitUntilAllAnswer(vip, port, names);
+    if (!answering) {
+      ADD_FAILURE() << answering.message();
+      return 0;
+    }
+    return id;
+  }
+
   std::optional<nlohmann::json> FindBalancer(int64_t id) {
     auto body = CallOk(*client_, "grid/loadbalancer/list");
     for (const auto& balancer : body["list"]) {
@@ -277,10 +299,9 @@ class LoadBalancerTest : public ::testing::Test {
 TEST_F(LoadBalancerTest, RoundRobinSpreadsConnectionsEvenly) {
   EchoBackend alpha("alpha", Real(2)), bravo("bravo", Real(3)), charlie("charlie", Real(4));
   const uint16_t port = PickPort(kVip, 0);
-  const int64_t id = AddBalancer("rr", kVip, port, {&alpha, &bravo, &charlie}, "Round Robin");
+  const int64_t id =
+      AddServingBalancer("rr", kVip, port, {&alpha, &bravo, &charlie}, "Round Robin");
   ASSERT_GT(id, 0);
-  ASSERT_TRUE(WaitForState(id, "On"));
-  ASSERT_TRUE(WaitUntilAllAnswer(kVip, port, {"alpha", "bravo", "charlie"}));
 
   const auto counts = Spread(kVip, port, 200);
   EXPECT_EQ(counts.count(""), 0u) << Describe(counts);
@@ -295,10 +316,8 @@ TEST_F(LoadBalancerTest, RoundRobinSpreadsConnectionsEvenly) {
 TEST_F(LoadBalancerTest, LeastConnectSendsNewConnectionsToTheIdleBackend) {
   EchoBackend alpha("alpha", Real(2)), bravo("bravo", Real(3));
   const uint16_t port = PickPort(kVip, 1);
-  const int64_t id = AddBalancer("lc", kVip, port, {&alpha, &bravo}, "Least Connect");
+  const int64_t id = AddServingBalancer("lc", kVip, port, {&alpha, &bravo}, "Least Connect");
   ASSERT_GT(id, 0);
-  ASSERT_TRUE(WaitForState(id, "On"));
-  ASSERT_TRUE(WaitUntilAllAnswer(kVip, port, {"alpha", "bravo"}));
 
   std::string error;
   auto held = LineConnection::Open(kVip, port, kIo, &error);
@@ -368,10 +387,8 @@ TEST_F(LoadBalancerTest, SourceAddressPersistenceKeepsAClientOnOneBackend) {
 TEST_F(LoadBalancerTest, EditChangesThePoolAndKeepsOpenConnections) {
   EchoBackend alpha("alpha", Real(2)), bravo("bravo", Real(3)), charlie("charlie", Real(4));
   const uint16_t port = PickPort(kVip, 3);
-  const int64_t id = AddBalancer("edited", kVip, port, {&alpha, &bravo});
+  const int64_t id = AddServingBalancer("edited", kVip, port, {&alpha, &bravo});
   ASSERT_GT(id, 0);
-  ASSERT_TRUE(WaitForState(id, "On"));
-  ASSERT_TRUE(WaitUntilAllAnswer(kVip, port, {"alpha", "bravo"}));
 
   // One long-lived connection on each of the two backends.
   std::map<std::string, LineConnection> held;
@@ -423,10 +440,8 @@ TEST_F(LoadBalancerTest, EditChangesThePoolAndKeepsOpenConnections) {
 TEST_F(LoadBalancerTest, DeleteFreesTheVirtualIpAndStopsListening) {
   EchoBackend alpha("alpha", Real(2));
   const uint16_t port = PickPort(kVip, 4);
-  const int64_t id = AddBalancer("doomed", kVip, port, {&alpha});
+  const int64_t id = AddServingBalancer("doomed", kVip, port, {&alpha});
   ASSERT_GT(id, 0);
-  ASSERT_TRUE(WaitForState(id, "On"));
-  ASSERT_TRUE(WaitUntilAllAnswer(kVip, port, {"alpha"}));
   auto free_before = FreePublicIps(*client_);
   EXPECT_EQ(std::count(free_before.begin(), free_before.end(), kVip), 0);
 
@@ -450,10 +465,8 @@ TEST_F(LoadBalancerTest, DeleteFreesTheVirtualIpAndStopsListening) {
   auto get = client_->Call("grid/loadbalancer/get", {{"id", std::to_string(id)}});
   EXPECT_EQ(get.status, 400u) << get.body;
   // The address can carry a new load balancer.
-  const int64_t again = AddBalancer("reborn", kVip, port, {&alpha});
-  ASSERT_GT(again, 0);
-  EXPECT_TRUE(WaitForState(again, "On"));
-  EXPECT_TRUE(WaitUntilAllAnswer(kVip, port, {"alpha"}));
+  const int64_t again = AddServingBalancer("reborn", kVip, port, {&alpha});
+  EXPECT_GT(again, 0);
 }
 
 TEST_F(LoadBalancerTest, StateFollowsTheHealthOfTheRealIps) {
@@ -488,10 +501,8 @@ TEST_F(LoadBalancerTest, StateFollowsTheHealthOfTheRealIps) {
 TEST_F(LoadBalancerTest, KilledHaproxyIsRestartedByGridd) {
   EchoBackend alpha("alpha", Real(2)), bravo("bravo", Real(3));
   const uint16_t port = PickPort(kVip, 5);
-  const int64_t id = AddBalancer("phoenix", kVip, port, {&alpha, &bravo});
+  const int64_t id = AddServingBalancer("phoenix", kVip, port, {&alpha, &bravo});
   ASSERT_GT(id, 0);
-  ASSERT_TRUE(WaitForState(id, "On"));
-  ASSERT_TRUE(WaitUntilAllAnswer(kVip, port, {"alpha", "bravo"}));
 
   // First a worker, then the master.
   auto master = HaproxyMaster();
@@ -537,10 +548,8 @@ TEST_F(LoadBalancerTest, KilledHaproxyIsRestartedByGridd) {
 TEST_F(LoadBalancerTest, RestartOfGriddKeepsTheBalancerServing) {
   EchoBackend alpha("alpha", Real(2)), bravo("bravo", Real(3));
   const uint16_t port = PickPort(kVip, 6);
-  const int64_t id = AddBalancer("durable", kVip, port, {&alpha, &bravo}, "Least Connect");
+  const int64_t id = AddServingBalancer("durable", kVip, port, {&alpha, &bravo}, "Least Connect");
   ASSERT_GT(id, 0);
-  ASSERT_TRUE(WaitForState(id, "On"));
-  ASSERT_TRUE(WaitUntilAllAnswer(kVip, port, {"alpha", "bravo"}));
   const auto before = FindBalancer(id);
   ASSERT_TRUE(before);
   const auto master = HaproxyMaster();
@@ -708,10 +717,8 @@ TEST_F(LoadBalancerTest, BadInputIsRefusedWithAClearMessageAndChangesNothing) {
 TEST_F(LoadBalancerTest, AnAddOnAPortInUseFailsItsJobAndDisturbsNoOne) {
   EchoBackend alpha("alpha", Real(2));
   const uint16_t port = PickPort(kVip, 9);
-  const int64_t first = AddBalancer("first", kVip, port, {&alpha});
+  const int64_t first = AddServingBalancer("first", kVip, port, {&alpha});
   ASSERT_GT(first, 0);
-  ASSERT_TRUE(WaitForState(first, "On"));
-  ASSERT_TRUE(WaitUntilAllAnswer(kVip, port, {"alpha"}));
 
   // Another program holds the second virtual IP's port.
   const uint16_t taken = PickPort(kVip2, 11);

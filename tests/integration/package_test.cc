@@ -172,7 +172,9 @@ TEST(PackageTest, BashCompletionOffersGridctlsCommandsAndOptions) {
         .output;
   };
   EXPECT_EQ(complete("ap", 1), "apikey\n");
-  EXPECT_EQ(complete("apikey ''", 2), "create list revoke role\n");
+  EXPECT_EQ(complete("apikey ''", 2), "create list signing rotate revoke role\n");
+  EXPECT_EQ(complete("apikey signing k1 h", 4), "hmac-only\n");
+  EXPECT_EQ(complete("apikey create --signing m", 4), "md5+hmac\n");
   EXPECT_EQ(complete("job ''", 2), "list show retry\n");
   EXPECT_EQ(complete("apikey role k1 --role s", 5), "super system\n");
   EXPECT_EQ(complete("--data-dir /tmp apikey create --ro", 5), "--role\n");

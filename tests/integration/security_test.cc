@@ -92,12 +92,13 @@ TEST(Tls, ServesTls12And13WithModernCiphersOnlyAndLogsTheFingerprint) {
   ASSERT_TRUE(fs::exists(cert));
   EXPECT_EQ(ModeOf(key), 0600u);
 
-  auto fingerprint = RunCommand("openssl x509 -noout -fingerprint -sha256 -in " +
-                                ShellQuote(cert.string()));
+  auto fingerprint =
+      RunCommand("openssl x509 -noout -fingerprint -sha256 -in " + ShellQuote(cert.string()));
   ASSERT_EQ(fingerprint.exit_code, 0) << fingerprint.output;
   const std::string value = fingerprint.output.substr(fingerprint.output.find('=') + 1, 95);
   EXPECT_NE(daemon.LogText().find("SHA-256 fingerprint " + value), std::string::npos)
-      << value << "\n" << daemon.LogText();
+      << value << "\n"
+      << daemon.LogText();
 
   auto tls12 = OpenSsl(daemon.tls_port(), "-tls1_2 -CAfile " + ShellQuote(cert.string()));
   EXPECT_NE(tls12.output.find("Protocol  : TLSv1.2"), std::string::npos) << tls12.output;
@@ -120,20 +121,19 @@ TEST(Tls, ServesTls12And13WithModernCiphersOnlyAndLogsTheFingerprint) {
   }
 
   // A GoGrid call over TLS, with curl trusting the self-signed certificate.
-  auto list = RunCommand("curl -sS --cacert " + ShellQuote(cert.string()) +
-                         " 'https://localhost:" + std::to_string(daemon.tls_port()) +
-                         "/api/grid/image/list?v=1.9&api_key=" + daemon.api_key() +
-                         "&sig=" + Md5Hex(daemon.api_key() + daemon.shared_secret() +
-                                          std::to_string(::time(nullptr))) +
-                         "'");
+  auto list = RunCommand(
+      "curl -sS --cacert " + ShellQuote(cert.string()) +
+      " 'https://localhost:" + std::to_string(daemon.tls_port()) +
+      "/api/grid/image/list?v=1.9&api_key=" + daemon.api_key() + "&sig=" +
+      Md5Hex(daemon.api_key() + daemon.shared_secret() + std::to_string(::time(nullptr))) + "'");
   EXPECT_EQ(list.exit_code, 0) << list.output;
   EXPECT_NE(list.output.find("\"status\":\"success\""), std::string::npos) << list.output;
 
   // A second start keeps the certificate (clients pinned it).
   EXPECT_EQ(daemon.Stop(), 0);
   ASSERT_NO_THROW(daemon.Start());
-  auto again = RunCommand("openssl x509 -noout -fingerprint -sha256 -in " +
-                          ShellQuote(cert.string()));
+  auto again =
+      RunCommand("openssl x509 -noout -fingerprint -sha256 -in " + ShellQuote(cert.string()));
   EXPECT_EQ(again.output, fingerprint.output);
 }
 
@@ -160,8 +160,8 @@ TEST(RateLimits, AFloodFromOneKeyDoesNotStopAnotherKey) {
   daemon.set_config(WriteConfig({{"per_key_rate = 500", "per_key_rate = 0.2"},
                                  {"per_key_burst = 5000", "per_key_burst = 5"}}));
   ASSERT_NO_THROW(daemon.Start());
-  auto created = RunGridctl(daemon.data_dir(),
-                            "apikey create --account default --role super --json");
+  auto created =
+      RunGridctl(daemon.data_dir(), "apikey create --account default --role super --json");
   ASSERT_EQ(created.exit_code, 0) << created.output;
   auto other_key = nlohmann::json::parse(created.output);
   ApiClient flooder = daemon.Client();
@@ -239,8 +239,8 @@ TEST(HttpHardening, OversizedOrMalformedRequestsGetAnErrorAndAreClosed) {
 
 TEST(HttpHardening, ConnectionsBeyondThePerAddressLimitAreClosed) {
   DaemonProcess daemon;
-  daemon.set_config(WriteConfig(
-      {{"max_connections_per_address = 256", "max_connections_per_address = 5"}}));
+  daemon.set_config(
+      WriteConfig({{"max_connections_per_address = 256", "max_connections_per_address = 5"}}));
   ASSERT_NO_THROW(daemon.Start());
   std::vector<int> held;
   for (int i = 0; i < 5; ++i) {
@@ -307,11 +307,11 @@ TEST(HttpHardening, AThousandSlowClientsDoNotStopANormalClient) {
 // scripts/examples/hmac-request.sh against `daemon`, with `env` (NAME=VALUE …) set.
 CommandResult HmacExample(const DaemonProcess& daemon, const std::string& env,
                           const std::string& args) {
-  return RunCommand("GRIDD_URL=http://127.0.0.1:" + std::to_string(daemon.port()) +
-                    " GRIDD_API_KEY=" + ShellQuote(daemon.api_key()) +
-                    " GRIDD_SECRET=" + ShellQuote(daemon.shared_secret()) + " " + env + " " +
-                    ShellQuote((SourceDir() / "scripts" / "examples" / "hmac-request.sh").string()) +
-                    " " + args + " 2>&1");
+  return RunCommand(
+      "GRIDD_URL=http://127.0.0.1:" + std::to_string(daemon.port()) + " GRIDD_API_KEY=" +
+      ShellQuote(daemon.api_key()) + " GRIDD_SECRET=" + ShellQuote(daemon.shared_secret()) + " " +
+      env + " " + ShellQuote((SourceDir() / "scripts" / "examples" / "hmac-request.sh").string()) +
+      " " + args + " 2>&1");
 }
 
 TEST(HmacSigning, TheExampleSignsAndReplayedOrAlteredRequestsAreRefused) {
@@ -322,8 +322,8 @@ TEST(HmacSigning, TheExampleSignsAndReplayedOrAlteredRequestsAreRefused) {
   EXPECT_EQ(first.exit_code, 0) << first.output;
   EXPECT_NE(first.output.find("\"status\":\"success\""), std::string::npos) << first.output;
 
-  const std::string fixed = "GRIDD_NONCE=0123456789abcdef0123 GRIDD_TIMESTAMP=" +
-                            std::to_string(::time(nullptr));
+  const std::string fixed =
+      "GRIDD_NONCE=0123456789abcdef0123 GRIDD_TIMESTAMP=" + std::to_string(::time(nullptr));
   auto once = HmacExample(daemon, fixed, args);
   EXPECT_EQ(once.exit_code, 0) << once.output;
   auto replayed = HmacExample(daemon, fixed, args);
@@ -344,22 +344,26 @@ TEST(HmacSigning, TheExampleSignsAndReplayedOrAlteredRequestsAreRefused) {
   EXPECT_NE(refused.body.find("invalid signature"), std::string::npos) << refused.body;
   EXPECT_EQ(client.Raw("GET", target).status, 200u);
 
-  auto stale = HmacExample(daemon, "GRIDD_TIMESTAMP=" + std::to_string(::time(nullptr) - 5000),
-                           args);
+  auto stale =
+      HmacExample(daemon, "GRIDD_TIMESTAMP=" + std::to_string(::time(nullptr) - 5000), args);
   EXPECT_NE(stale.exit_code, 0);
   EXPECT_NE(stale.output.find("timestamp outside the signature window"), std::string::npos)
       << stale.output;
 
-  // A key listed in auth.hmac_only_keys can no longer use GoGrid's MD5 signature.
+  // A key listed in the deprecated auth.hmac_only_keys can no longer use GoGrid's MD5
+  // signature: the list is written to the key's signing policy at start, with a warning.
   EXPECT_EQ(daemon.Stop(), 0);
-  daemon.set_config(WriteConfig(
-      {{"hmac_only_keys = []", "hmac_only_keys = [\"" + daemon.api_key() + "\"]"}}));
+  daemon.set_config(
+      WriteConfig({{"hmac_only_keys = []", "hmac_only_keys = [\"" + daemon.api_key() + "\"]"}}));
   ASSERT_NO_THROW(daemon.Start());
   auto md5 = daemon.Client().Call("grid/image/list", {});
   EXPECT_EQ(md5.status, 403u) << md5.body;
   EXPECT_NE(md5.body.find("must sign with sig_method=HMAC-SHA256"), std::string::npos) << md5.body;
   auto hmac = HmacExample(daemon, "", args);
   EXPECT_EQ(hmac.exit_code, 0) << hmac.output;
+  EXPECT_NE(daemon.LogText().find("auth.hmac_only_keys is deprecated"), std::string::npos);
+  auto listed = RunGridctl(daemon.data_dir(), "apikey list --json");
+  EXPECT_NE(listed.output.find("\"hmac-only\""), std::string::npos) << listed.output;
 }
 
 TEST(Secrets, DataDirAndDatabaseArePrivateAndOpenOnesAreRefused) {

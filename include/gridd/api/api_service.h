@@ -41,8 +41,6 @@ struct ApiServiceOptions {
   TokenBucketLimits per_key_limits{500, 5000};
   TokenBucketLimits per_address_limits{1000, 10000};
   TokenBucketLimits failed_auth_limits{2, 200};
-  // Keys whose MD5 signatures are refused: they must sign with HMAC-SHA256.
-  std::set<std::string, std::less<>> hmac_only_keys = {};
 };
 
 class ApiService {
@@ -85,7 +83,6 @@ class ApiService {
   const Clock& clock_;
   SignatureVerifier verifier_;
   HmacVerifier hmac_verifier_;
-  std::set<std::string, std::less<>> hmac_only_keys_;
   RateLimiter per_key_;
   RateLimiter per_address_;
   RateLimiter failed_auth_;

@@ -22,8 +22,8 @@ class SignatureVerifier {
       : past_(window_past_seconds), future_(window_future_seconds), capacity_(cache_capacity) {}
 
   // True when `signature` (hex, any case) is valid for the key and secret at `now_seconds`.
-  bool Verify(std::string_view api_key, std::string_view shared_secret,
-              std::string_view signature, int64_t now_seconds);
+  bool Verify(std::string_view api_key, std::string_view shared_secret, std::string_view signature,
+              int64_t now_seconds);
 
   // How many MD5 computations the last uncached Verify made (for tests of the search order).
   int last_attempts() const { return last_attempts_; }
@@ -33,7 +33,7 @@ class SignatureVerifier {
   int future_;
   size_t capacity_;
   std::mutex mutex_;
-  // api_key + ':' + signature → the second the signature was made for.
+  // api_key + ':' + signature + ':' + shared secret → the second the signature was made for.
   std::unordered_map<std::string, int64_t> verified_;
   int last_attempts_ = 0;
 };
@@ -47,8 +47,7 @@ class HmacVerifier {
  public:
   enum class Outcome { kValid, kBadSignature, kStale, kReplayed, kMalformed };
 
-  HmacVerifier(int window_past_seconds, int window_future_seconds,
-               size_t nonce_capacity = 1000000)
+  HmacVerifier(int window_past_seconds, int window_future_seconds, size_t nonce_capacity = 1000000)
       : past_(window_past_seconds), future_(window_future_seconds), capacity_(nonce_capacity) {}
 
   Outcome Verify(std::string_view api_key, std::string_view shared_secret,

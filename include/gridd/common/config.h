@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -69,8 +70,7 @@ struct Config {
   // [auth]
   int signature_window_past_seconds = 600;
   int signature_window_future_seconds = 300;
-  // After `gridctl apikey rotate`, the old secret still verifies for this long.
-  // API keys that must sign with HMAC-SHA256 (docs/api.md); their MD5 signatures are refused.
+  // Deprecated: API keys made HMAC-only at start (the policy is `gridctl apikey signing` now).
   std::vector<std::string> hmac_only_keys;
   // [libvirt]
   std::string libvirt_uri;
@@ -83,7 +83,6 @@ struct Config {
   // "kvm", "qemu" (software emulation) or "auto": kvm when /dev/kvm is usable.
   std::string domain_type = "auto";
   // Each guest's serial console log is cut back to half this size when it grows past it.
-  int64_t console_log_max_bytes = 1024 * 1024;
   // [hosts]: the connection to each libvirt host (docs/operations.md, "Host connections").
   // A host is Down once it has not answered for this long.
   int host_down_after_seconds = 20;
@@ -94,6 +93,7 @@ struct Config {
   // Reconnection backoff: from the first wait, doubling up to the longest (jittered).
   int host_reconnect_initial_ms = 500;
   int host_reconnect_max_seconds = 30;
+  int64_t console_log_max_bytes = int64_t{1024} * 1024;
   // [jobs]
   int job_workers = 4;
   int job_lease_seconds = 300;
@@ -143,6 +143,41 @@ struct Config {
   std::vector<IpPoolSeed> ip_pools;
   std::vector<ImageSeed> images;
 };
+
+// The parsed file as LoadConfig hands it to each key's parse function (config.cc).
+struct ConfigSource;
+
+// One key of the configuration file. LoadConfig parses and checks the file through the table
+// of these (ConfigKeys), and `gridd --print-config-reference` prints the same table for
+// docs/operations.md, so the reference cannot drift from what is parsed. Adding a key is adding
+// one entry to the table in config.cc (and its field to Config).
+struct ConfigKey {
+  std::string section;       // "server"; a field of a repeated table ([[image]]): "image"
+  bool repeated = false;     // the section is an array of tables
+  std::string name;          // "listen"
+  std::string type;          // as the reference shows it: "integer", "HOST:PORT", …
+  std::string default_text;  // the default, as written in TOML or in words
+  std::string allowed;       // what LoadConfig accepts beyond the type, in words; may be empty
+  std::string description;
+  // Reads the key into `config` when the file has it, then checks the value; throws
+  // std::runtime_error naming the file, key and problem.
+  std::function<void(const ConfigSource& source, Config& config)> parse;
+  // The effective value as text (a reload compares these); empty for repeated-table fields.
+  std::function<std::string(const Config& config)> value;
+
+  std::string path() const { return section + "." + name; }
+};
+
+// Every key, in the order of the reference (and of config/gridd.toml).
+const std::vector<ConfigKey>& ConfigKeys();
+
+// The configuration reference in Markdown, as docs/operations.md carries it.
+std::string ConfigReferenceMarkdown();
+
+// Keys in the file at `path` that ConfigKeys does not know ("server.listn", "image[2].flavor"),
+// sorted by section; LoadConfig ignores them, so gridd warns about them at start instead of a
+// misspelt key going unnoticed.
+std::vector<std::string> UnknownConfigKeys(const std::filesystem::path& path);
 
 // Parses the TOML file at `path`. Relative paths in it (data_dir, and the node file of a
 // test:/// libvirt URI written as "test://./file.xml") are resolved against the file's

@@ -26,10 +26,15 @@ struct NewApiKey {
   Role role = Role::kSuperUser;
 };
 
+struct RotatedApiKey {
+  NewApiKey key;
+  int64_t previous_secret_until_ms = 0;  // the old secret verifies before this time
+};
+
 struct IpPoolRequest {
-  std::string datacenter;  // id or name
-  std::string type;        // "public" / "private"
-  std::string cidr;        // IPv4, e.g. 203.0.113.0/28
+  std::string datacenter;              // id or name
+  std::string type;                    // "public" / "private"
+  std::string cidr;                    // IPv4, e.g. 203.0.113.0/28
   std::optional<std::string> account;  // give the whole pool to one account
   std::optional<std::string> network;  // libvirt network; default gridd-<type>-<datacenter id>
 };
@@ -61,6 +66,12 @@ class AccountService {
   void RevokeApiKey(const std::string& api_key);
   // Gives an active key another role; requests signed with it use the new role at once.
   ApiKey SetApiKeyRole(const std::string& api_key, const std::string& role);
+  // Sets which signatures an active key may use ("md5+hmac" or "hmac-only"); applies to the
+  // key's next request.
+  ApiKey SetApiKeySigning(const std::string& api_key, const std::string& policy);
+  // Gives an active key a new shared secret; the old one keeps verifying for `grace_seconds`
+  // (0: it stops at once). Any secret kept from an earlier rotation is dropped.
+  RotatedApiKey RotateApiKey(const std::string& api_key, int64_t grace_seconds);
   // The key's record (cached in memory after the first lookup); nullopt when unknown.
   std::optional<ApiKey> FindApiKey(const std::string& api_key);
 
@@ -78,6 +89,8 @@ class AccountService {
                       int64_t now_ms);
   int64_t InsertPool(store::Connection& c, const IpPool& pool);
   void AllocateBlocks(store::Connection& c, int64_t account_id);
+  // Drops the cached record after a change, so the next request reads the new one.
+  void ForgetCachedKey(const std::string& api_key);
 
   store::Database& db_;
   Catalog& catalog_;
@@ -86,7 +99,7 @@ class AccountService {
   int ip_block_size_;
   std::mutex keys_mutex_;
   std::unordered_map<std::string, ApiKey> keys_;
-  uint64_t key_generation_ = 0;  // bumped by every revocation
+  uint64_t key_generation_ = 0;  // bumped by every change to a key
 };
 
 // Parses an IPv4 CIDR into its usable host addresses: the network and broadcast addresses and

@@ -17,6 +17,11 @@ const char* RoleName(Role role);  // "Super User", …
 // "Read Only User"/"readonly"/"read-only"; nullopt otherwise.
 std::optional<Role> ParseRole(std::string_view text);
 
+enum class SigningPolicy { kAny, kHmacOnly };
+const char* SigningPolicyName(SigningPolicy policy);  // "md5+hmac", "hmac-only"
+// Accepts "md5+hmac"/"any" and "hmac-only"/"hmac"; nullopt otherwise.
+std::optional<SigningPolicy> ParseSigningPolicy(std::string_view text);
+
 struct Account {
   int64_t id = 0;
   std::string name;
@@ -32,6 +37,11 @@ struct ApiKey {
   Role role = Role::kReadOnlyUser;
   bool revoked = false;
   int64_t created_ms = 0;
+  // Signatures the key may use; an HMAC-only key's MD5 signatures are refused.
+  SigningPolicy signing = SigningPolicy::kAny;
+  // After a rotation: the replaced secret (decrypted) and when it stops verifying.
+  std::string previous_secret;
+  int64_t previous_secret_until_ms = 0;
 };
 
 struct Datacenter {

@@ -43,6 +43,12 @@ std::vector<ApiKey> List(Connection& c, std::optional<int64_t> account_id, const
 bool Revoke(Connection& c, const std::string& key);
 // Changes an active key's role; false when no active key has that value.
 bool SetRole(Connection& c, const std::string& key, int64_t role);
+// Sets an active key's signing policy; false when no active key has that value.
+bool SetSigning(Connection& c, const std::string& key, domain::SigningPolicy policy);
+// Replaces an active key's secret; the old one keeps verifying until `previous_until_ms`
+// (a time in the past drops it). False when no active key has that value.
+bool Rotate(Connection& c, const std::string& key, const std::string& new_secret,
+            int64_t previous_until_ms, const SecretBox& box);
 }  // namespace api_keys
 
 namespace datacenters {

@@ -296,6 +296,72 @@ TEST_F(ApiServiceTest, RevokedKeyIsRefusedEvenWithAVerifiedSignature) {
   EXPECT_EQ(GetRaw("/api/grid/server/list", query).status, 403u);
 }
 
+// A GET of grid/server/list signed with HMAC-SHA256 (docs/api.md) by `key`, with a nonce
+// never used before.
+std::string HmacQuery(const domain::NewApiKey& key, int64_t now_seconds) {
+  static int nonce_counter = 0;
+  const std::string nonce = "nonce-" + std::to_string(1'000'000 + ++nonce_counter) + "-abcdef";
+  const std::string timestamp = std::to_string(now_seconds);
+  Pairs params = {{"api_key", key.api_key},
+                  {"v", "1.9"},
+                  {"sig_method", "HMAC-SHA256"},
+                  {"timestamp", timestamp},
+                  {"nonce", nonce}};
+  params.emplace_back(
+      "sig", HmacVerifier::HmacSha256Hex(
+                 key.shared_secret, HmacVerifier::CanonicalString("GET", "/api/grid/server/list",
+                                                                  params, timestamp, nonce)));
+  return Query(params);
+}
+
+TEST_F(ApiServiceTest, ARotatedKeysOldSecretSignsUntilTheGracePeriodEnds) {
+  const domain::NewApiKey old_key = accounts_.CreateApiKey("default", "System User");
+  ASSERT_EQ(Get("/api/grid/server/list", {}, &old_key).status, 200u);
+  const domain::NewApiKey new_key = accounts_.RotateApiKey(old_key.api_key, 60).key;
+  for (const auto* key : {&old_key, &new_key}) {
+    EXPECT_EQ(Get("/api/grid/server/list", {}, key).status, 200u);
+    EXPECT_EQ(GetRaw("/api/grid/server/list", HmacQuery(*key, clock_.NowSeconds())).status, 200u);
+  }
+  clock_.AdvanceMs(59'999);
+  EXPECT_EQ(Get("/api/grid/server/list", {}, &old_key).status, 200u);
+  EXPECT_EQ(GetRaw("/api/grid/server/list", HmacQuery(old_key, clock_.NowSeconds())).status, 200u);
+  clock_.AdvanceMs(1);
+  Reply refused = Get("/api/grid/server/list", {}, &old_key);
+  EXPECT_EQ(refused.status, 403u);
+  EXPECT_NE(refused.Message().find("invalid or expired signature"), std::string::npos)
+      << refused.raw;
+  refused = GetRaw("/api/grid/server/list", HmacQuery(old_key, clock_.NowSeconds()));
+  EXPECT_EQ(refused.status, 403u);
+  EXPECT_NE(refused.Message().find("invalid signature"), std::string::npos) << refused.raw;
+  EXPECT_EQ(Get("/api/grid/server/list", {}, &new_key).status, 200u);
+  EXPECT_EQ(GetRaw("/api/grid/server/list", HmacQuery(new_key, clock_.NowSeconds())).status, 200u);
+}
+
+TEST_F(ApiServiceTest, RotationWithoutGraceCutsTheOldSecretEvenForAVerifiedSignature) {
+  const domain::NewApiKey old_key = accounts_.CreateApiKey("default", "System User");
+  // Verified once, this exact signature would be served from the verifier's cache.
+  const std::string query = Auth(old_key) + "&v=1.9";
+  ASSERT_EQ(GetRaw("/api/grid/server/list", query).status, 200u);
+  const domain::NewApiKey new_key = accounts_.RotateApiKey(old_key.api_key, 0).key;
+  EXPECT_EQ(GetRaw("/api/grid/server/list", query).status, 403u);
+  EXPECT_EQ(GetRaw("/api/grid/server/list", HmacQuery(old_key, clock_.NowSeconds())).status, 403u);
+  EXPECT_EQ(Get("/api/grid/server/list", {}, &new_key).status, 200u);
+}
+
+TEST_F(ApiServiceTest, AnHmacOnlyKeysMd5SignaturesAreRefused) {
+  const domain::NewApiKey key = accounts_.CreateApiKey("default", "System User");
+  ASSERT_EQ(Get("/api/grid/server/list", {}, &key).status, 200u);
+  accounts_.SetApiKeySigning(key.api_key, "hmac-only");
+  Reply refused = Get("/api/grid/server/list", {}, &key);
+  EXPECT_EQ(refused.status, 403u);
+  EXPECT_NE(refused.Message().find("must sign with sig_method=HMAC-SHA256"), std::string::npos)
+      << refused.raw;
+  EXPECT_EQ(GetRaw("/api/grid/server/list", HmacQuery(key, clock_.NowSeconds())).status, 200u);
+  EXPECT_EQ(Get("/api/grid/server/list").status, 200u) << "other keys are not affected";
+  accounts_.SetApiKeySigning(key.api_key, "md5+hmac");
+  EXPECT_EQ(Get("/api/grid/server/list", {}, &key).status, 200u);
+}
+
 TEST_F(ApiServiceTest, RoleMatrixCoversEveryRoute) {
   std::map<domain::Role, domain::NewApiKey> keys = {
       {domain::Role::kSuperUser, super_},
@@ -889,7 +955,8 @@ TEST_F(ApiServiceTest, TheApiReferenceDocumentsEveryRouteAsRouted) {
     if (doc.path.empty() && line.rfind("`/api/", 0) == 0 && since_at != std::string::npos &&
         roles_at != std::string::npos) {
       doc.path = line.substr(1, line.find('`', 1) - 1);
-      doc.since = line.substr(since_at + since_mark.size(), roles_at - since_at - since_mark.size());
+      doc.since =
+          line.substr(since_at + since_mark.size(), roles_at - since_at - since_mark.size());
       doc.roles = line.substr(roles_at + roles_mark.size());
     }
   }

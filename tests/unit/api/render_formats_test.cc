@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gridd/api/render.h"
+#include "gridd/common/csv.h"
 #include "gridd/domain/lookups.h"
 #include "support/golden.h"
 #include "support/test_paths.h"
@@ -195,46 +196,13 @@ std::vector<const Element*> Objects(const Element& root) {
   return out;
 }
 
-// ------------------------------------------------------------------ minimal RFC 4180 reader
+// ------------------------------------------------------------------ RFC 4180 reader
 
-std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false;
-  bool any = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      EXPECT_TRUE(field.empty()) << "quote inside an unquoted field";
-      quoted = true;
-    } else if (c == ',') {
-      row.push_back(std::move(field));
-      field.clear();
-    } else if (c == '\n') {
-      row.push_back(std::move(field));
-      field.clear();
-      rows.push_back(std::move(row));
-      row.clear();
-      any = false;
-      continue;
-    } else {
-      field += c;
-    }
-    any = true;
-  }
-  EXPECT_FALSE(quoted) << "unterminated quoted field";
-  EXPECT_FALSE(any) << "last line does not end with \\n";
-  return rows;
+// The records of a format=csv body, which must be well formed.
+std::vector<std::vector<std::string>> CsvRows(const std::string& text) {
+  CsvDocument document = ParseCsv(text);
+  EXPECT_EQ(document.error, "") << text;
+  return std::move(document.records);
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -463,7 +431,7 @@ TEST(RenderCsvTest, ServerFlattensNestedObjects) {
 
 TEST(RenderCsvTest, JobListsAndMaps) {
   const std::string body = RenderSuccessCsv("/grid/job/get", Of({JobJson(CreateJob(), Context())}));
-  auto rows = ParseCsv(body);
+  auto rows = CsvRows(body);
   ASSERT_EQ(rows.size(), 3u) << body;
   const std::vector<std::string> header = {
       "# id",         "command",  "objecttype", "createdon", "lastupdatedon",
@@ -487,7 +455,7 @@ TEST(RenderCsvTest, LoadBalancerPairsAreIpColonPort) {
   member.address = "10.0.0.5";
   view.members = {{member, 8080}, {member, 8081}};
   auto rows =
-      ParseCsv(RenderSuccessCsv("/grid/loadbalancer/get", Of({LoadBalancerJson(view, Context())})));
+      CsvRows(RenderSuccessCsv("/grid/loadbalancer/get", Of({LoadBalancerJson(view, Context())})));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[1][3], "virtualip");
   EXPECT_EQ(rows[2][3], "192.0.2.18:80");
@@ -498,7 +466,7 @@ TEST(RenderCsvTest, HostileTextRoundTrips) {
   const std::string body = RenderSuccessCsv(
       "/grid/server/list",
       Of({ServerJson(HostileServer(), Context()), OptionJson({1, kHostile, kHostile})}));
-  auto rows = ParseCsv(body);
+  auto rows = CsvRows(body);
   ASSERT_EQ(rows.size(), 4u) << body;
   EXPECT_EQ(rows[2][1], kRepairedForCsv);
   EXPECT_EQ(rows[2][2], kRepairedForCsv);
@@ -512,7 +480,7 @@ TEST(RenderCsvTest, HostileTextRoundTrips) {
 TEST(RenderCsvTest, FailureIsMessageAndErrorcode) {
   const std::string body =
       RenderFailureCsv("/grid/server/get", ErrorClass::kIllegalArgument, "No, \"nothing\"");
-  auto rows = ParseCsv(body);
+  auto rows = CsvRows(body);
   ASSERT_EQ(rows.size(), 3u) << body;
   EXPECT_EQ(Lines(body)[0], "# FAILURE, /grid/server/get, TOTAL, 1, START, 0, RETURNED, 1");
   EXPECT_EQ(Lines(body)[1], "# message,errorcode");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -179,6 +180,65 @@ TEST_F(AccountServiceTest, ARevokedKeyIsNoLongerFound) {
   EXPECT_TRUE(accounts_.FindApiKey(bob_.api_key).has_value());
   EXPECT_FALSE(accounts_.FindApiKey("").has_value());
   EXPECT_FALSE(accounts_.FindApiKey("ffffffffffffffff").has_value());
+}
+
+TEST_F(AccountServiceTest, RotationKeepsTheOldSecretForItsGracePeriodOnly) {
+  const NewApiKey key = accounts_.CreateApiKey("bob", "system");
+  ASSERT_TRUE(accounts_.FindApiKey(key.api_key).has_value());  // now cached
+  const RotatedApiKey rotated = accounts_.RotateApiKey(key.api_key, 3600);
+  EXPECT_EQ(rotated.key.api_key, key.api_key);
+  EXPECT_EQ(rotated.key.role, Role::kSystemUser);
+  EXPECT_TRUE(IsLowerHex(rotated.key.shared_secret));
+  EXPECT_NE(rotated.key.shared_secret, key.shared_secret);
+  EXPECT_EQ(rotated.previous_secret_until_ms, clock_.NowMs() + 3'600'000);
+
+  // The cached record is replaced: the next request sees both secrets.
+  auto found = accounts_.FindApiKey(key.api_key);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->shared_secret, rotated.key.shared_secret);
+  EXPECT_EQ(found->previous_secret, key.shared_secret);
+  EXPECT_EQ(found->previous_secret_until_ms, rotated.previous_secret_until_ms);
+  auto listed = accounts_.ListApiKeys(std::string("bob"));
+  auto it = std::find_if(listed.begin(), listed.end(),
+                         [&](const ApiKey& k) { return k.key == key.api_key; });
+  ASSERT_NE(it, listed.end());
+  EXPECT_EQ(it->previous_secret_until_ms, rotated.previous_secret_until_ms);
+  clock_.AdvanceMs(3'600'000);
+  listed = accounts_.ListApiKeys(std::string("bob"));
+  it = std::find_if(listed.begin(), listed.end(),
+                    [&](const ApiKey& k) { return k.key == key.api_key; });
+  EXPECT_TRUE(it->previous_secret.empty()) << "an expired secret is not listed";
+
+  // A second rotation replaces the secret kept from the first.
+  const RotatedApiKey again = accounts_.RotateApiKey(key.api_key, 0);
+  found = accounts_.FindApiKey(key.api_key);
+  EXPECT_EQ(found->shared_secret, again.key.shared_secret);
+  EXPECT_EQ(found->previous_secret, rotated.key.shared_secret);
+  EXPECT_EQ(found->previous_secret_until_ms, clock_.NowMs());
+
+  accounts_.RevokeApiKey(key.api_key);
+  EXPECT_EQ(IllegalArgument([&] { accounts_.RotateApiKey(key.api_key, 60); }),
+            "no active API key '" + key.api_key + "'");
+  EXPECT_EQ(IllegalArgument([&] { accounts_.RotateApiKey("0000000000000000", 60); }),
+            "no active API key '0000000000000000'");
+  EXPECT_EQ(IllegalArgument([&] { accounts_.RotateApiKey(bob_.api_key, -1); }),
+            "grace period must not be negative");
+}
+
+TEST_F(AccountServiceTest, SigningPolicyIsStoredPerKey) {
+  const NewApiKey key = accounts_.CreateApiKey("bob", "system");
+  EXPECT_EQ(accounts_.FindApiKey(key.api_key)->signing, SigningPolicy::kAny);
+  EXPECT_EQ(accounts_.SetApiKeySigning(key.api_key, "hmac-only").signing, SigningPolicy::kHmacOnly);
+  EXPECT_EQ(accounts_.FindApiKey(key.api_key)->signing, SigningPolicy::kHmacOnly);
+  EXPECT_EQ(accounts_.FindApiKey(bob_.api_key)->signing, SigningPolicy::kAny);
+  EXPECT_EQ(accounts_.SetApiKeySigning(key.api_key, "md5+hmac").signing, SigningPolicy::kAny);
+  EXPECT_EQ(accounts_.FindApiKey(key.api_key)->signing, SigningPolicy::kAny);
+  EXPECT_EQ(IllegalArgument([&] { accounts_.SetApiKeySigning(key.api_key, "md5-only"); }),
+            "unknown signing policy 'md5-only'; use md5+hmac or hmac-only");
+  EXPECT_EQ(accounts_.FindApiKey(key.api_key)->signing, SigningPolicy::kAny);
+  accounts_.RevokeApiKey(key.api_key);
+  EXPECT_EQ(IllegalArgument([&] { accounts_.SetApiKeySigning(key.api_key, "hmac-only"); }),
+            "no active API key '" + key.api_key + "'");
 }
 
 // ------------------------------------------------------------------------------------ ip pools

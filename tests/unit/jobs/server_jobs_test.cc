@@ -67,7 +67,8 @@ class ServerJobsTest : public ::testing::Test {
     RegisterServerJobs(*runner_, db_, *hosts_, clock_, server_options);
   }
 
-  int64_t AddServer(const std::string& name, const std::string& ram = "512MB") {
+  int64_t AddServer(const std::string& name, const std::string& ram = "512MB",
+                    const std::string& image = kImage) {
     domain::IpFilter filter;
     filter.state = domain::ip_state::kUnassigned;
     filter.type = domain::ip_type::kPublic;
@@ -75,10 +76,32 @@ class ServerJobsTest : public ::testing::Test {
     EXPECT_FALSE(ips.empty());
     domain::ServerAddRequest request;
     request.name = name;
-    request.image = kImage;
+    request.image = image;
     request.ram = ram;
     request.ip = ips.front().address;
     return grid_.AddServer(caller_, request).server.id;
+  }
+
+  // Adds a server and runs its CreateVirtualServer job.
+  int64_t AddCreatedServer(const std::string& name, const std::string& ram = "512MB") {
+    const int64_t id = AddServer(name, ram);
+    EXPECT_EQ(RunJobs(), 1) << name;
+    return id;
+  }
+
+  // Asks for a power change and runs its job.
+  void Power(int64_t id, const std::string& action) {
+    grid_.PowerServer(caller_, ById(id), action);
+    EXPECT_EQ(RunJobs(), 1) << action;
+  }
+
+  // Runs the one queued job and expects it to succeed, leaving the server's row and its domain
+  // in these states.
+  void RunJobAndExpect(int64_t id, int64_t state, PowerState power) {
+    ASSERT_EQ(RunJobs(), 1);
+    ExpectLastJobSucceeded(id);
+    EXPECT_EQ(ServerRow(id)->state, state);
+    EXPECT_EQ(hypervisor_->State(DomainName(id)), power);
   }
 
   std::vector<Selector> ById(int64_t id) {
@@ -188,8 +211,7 @@ TEST_F(ServerJobsTest, CreateDefinesAndStartsTheServer) {
 }
 
 TEST_F(ServerJobsTest, CreateRunTwiceIsIdempotent) {
-  const int64_t id = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t id = AddCreatedServer("web01");
   // As after a crash between the hypervisor work and the commit: the same job again.
   RequeueCopyOfLastJob(id);
   ASSERT_EQ(RunJobs(), 1);
@@ -202,45 +224,29 @@ TEST_F(ServerJobsTest, CreateRunTwiceIsIdempotent) {
 }
 
 TEST_F(ServerJobsTest, PowerStopStartRestart) {
-  const int64_t id = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t id = AddCreatedServer("web01");
 
   EXPECT_EQ(grid_.PowerServer(caller_, ById(id), "stop").server.state, server_state::kStopping);
-  ASSERT_EQ(RunJobs(), 1);
-  ExpectLastJobSucceeded(id);
-  EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
-  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
+  RunJobAndExpect(id, server_state::kOff, PowerState::kShutOff);
 
   grid_.PowerServer(caller_, ById(id), "start");
-  ASSERT_EQ(RunJobs(), 1);
-  ExpectLastJobSucceeded(id);
-  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
-  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+  RunJobAndExpect(id, server_state::kOn, PowerState::kRunning);
 
   EXPECT_EQ(grid_.PowerServer(caller_, ById(id), "restart").server.state,
             server_state::kRestarting);
-  ASSERT_EQ(RunJobs(), 1);
-  ExpectLastJobSucceeded(id);
-  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
-  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+  RunJobAndExpect(id, server_state::kOn, PowerState::kRunning);
 }
 
 TEST_F(ServerJobsTest, RestartOfAStoppedServerStartsIt) {
-  const int64_t id = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
-  grid_.PowerServer(caller_, ById(id), "stop");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t id = AddCreatedServer("web01");
+  Power(id, "stop");
   ASSERT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
   grid_.PowerServer(caller_, ById(id), "restart");
-  ASSERT_EQ(RunJobs(), 1);
-  ExpectLastJobSucceeded(id);
-  EXPECT_EQ(ServerRow(id)->state, server_state::kOn);
-  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kRunning);
+  RunJobAndExpect(id, server_state::kOn, PowerState::kRunning);
 }
 
 TEST_F(ServerJobsTest, EditRamRedefinesTheDomainAndKeepsItOn) {
-  const int64_t id = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t id = AddCreatedServer("web01");
   ASSERT_EQ(MaxMemoryKib(id), 512ul * 1024);
 
   domain::ServerEditRequest edit;
@@ -257,25 +263,19 @@ TEST_F(ServerJobsTest, EditRamRedefinesTheDomainAndKeepsItOn) {
 }
 
 TEST_F(ServerJobsTest, EditOfAStoppedServerLeavesItOff) {
-  const int64_t id = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
-  grid_.PowerServer(caller_, ById(id), "stop");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t id = AddCreatedServer("web01");
+  Power(id, "stop");
 
   domain::ServerEditRequest edit;
   edit.selectors = ById(id);
   edit.ram = "1GB";
   grid_.EditServer(caller_, edit);
-  ASSERT_EQ(RunJobs(), 1);
-  ExpectLastJobSucceeded(id);
-  EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
-  EXPECT_EQ(hypervisor_->State(DomainName(id)), PowerState::kShutOff);
+  RunJobAndExpect(id, server_state::kOff, PowerState::kShutOff);
   EXPECT_EQ(MaxMemoryKib(id), 1024ul * 1024);
 }
 
 TEST_F(ServerJobsTest, DeleteRemovesEverything) {
-  const int64_t id = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t id = AddCreatedServer("web01");
   const domain::Server before = *ServerRow(id);
   ASSERT_NE(PublicNetworkXml().find(before.mac), std::string::npos);
 
@@ -300,8 +300,7 @@ TEST_F(ServerJobsTest, DeleteRemovesEverything) {
 }
 
 TEST_F(ServerJobsTest, DeleteRunTwiceIsIdempotent) {
-  const int64_t id = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t id = AddCreatedServer("web01");
   grid_.DeleteServer(caller_, ById(id));
   ASSERT_EQ(RunJobs(), 1);
   RequeueCopyOfLastJob(id);
@@ -314,8 +313,7 @@ TEST_F(ServerJobsTest, FailedCreateRecordsWhatTheHypervisorShows) {
   db_.Write([&](store::Connection& c) {
     c.Exec("UPDATE images SET volume = 'gone.qcow2' WHERE name = 'debian-12-amd64'");
   });
-  const int64_t id = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t id = AddCreatedServer("web01");
   const domain::Job job = LastJob(id);
   EXPECT_EQ(job.state, job_state::kFailed);
   EXPECT_EQ(job.attempts, 1);  // a missing volume does not come back by waiting
@@ -329,8 +327,7 @@ TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsAFreshHypervisor) {
   const int64_t running = AddServer("web01");
   const int64_t stopped = AddServer("web02", "1GB");
   ASSERT_EQ(RunJobs(), 2);
-  grid_.PowerServer(caller_, ById(stopped), "stop");
-  ASSERT_EQ(RunJobs(), 1);
+  Power(stopped, "stop");
 
   // A new test:/// connection starts from the node file again: gridd's domains are gone.
   auto fresh = virt::ConnectLibvirt(NodeUri());
@@ -358,8 +355,7 @@ domain::Image SaveImage(domain::GridService& grid, const domain::Caller& caller,
 }
 
 TEST_F(ServerJobsTest, SaveImageCopiesTheDiskAndBuildsServersFromTheCopy) {
-  const int64_t source = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t source = AddCreatedServer("web01");
   const domain::Image image = SaveImage(grid_, caller_, source);
   EXPECT_EQ(ServerRow(source)->state, server_state::kSaving);
   ASSERT_EQ(RunJobs(), 1);
@@ -372,25 +368,15 @@ TEST_F(ServerJobsTest, SaveImageCopiesTheDiskAndBuildsServersFromTheCopy) {
   EXPECT_EQ(hypervisor_->State(DomainName(source)), PowerState::kRunning);
 
   // A server from the saved image: its disk is an overlay on the image's own volume.
-  domain::IpFilter free_ips;
-  free_ips.state = domain::ip_state::kUnassigned;
-  free_ips.type = domain::ip_type::kPublic;
-  domain::ServerAddRequest request;
-  request.name = "web02";
-  request.image = image.name;
-  request.ram = "512MB";
-  request.ip = grid_.ListIps(caller_, free_ips).front().address;
-  const int64_t copy = grid_.AddServer(caller_, request).server.id;
+  const int64_t copy = AddServer("web02", "512MB", image.name);
   ASSERT_EQ(RunJobs(), 1);
   ExpectLastJobSucceeded(copy);
   EXPECT_EQ(hypervisor_->State(DomainName(copy)), PowerState::kRunning);
 }
 
 TEST_F(ServerJobsTest, AFailedSaveRemovesTheImageAndRestoresTheServer) {
-  const int64_t source = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
-  grid_.PowerServer(caller_, ById(source), "stop");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t source = AddCreatedServer("web01");
+  Power(source, "stop");
   const domain::Image image = SaveImage(grid_, caller_, source);
   EXPECT_EQ(ServerRow(source)->state, server_state::kOffSaving);
   // The server's disk vanishes behind gridd's back: the copy cannot be made.
@@ -410,8 +396,7 @@ TEST_F(ServerJobsTest, AFailedSaveRemovesTheImageAndRestoresTheServer) {
 }
 
 TEST_F(ServerJobsTest, AFailedSaveOfARunningServerStartsItAgain) {
-  const int64_t source = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t source = AddCreatedServer("web01");
   const domain::Image image = SaveImage(grid_, caller_, source);
   hypervisor_->DeleteDisk(TestConfig().storage_pool, DiskVolume(source));
   ASSERT_EQ(RunJobs(), 1);
@@ -421,8 +406,7 @@ TEST_F(ServerJobsTest, AFailedSaveOfARunningServerStartsItAgain) {
 }
 
 TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsSavedImagesAndTheirServers) {
-  const int64_t source = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t source = AddCreatedServer("web01");
   const domain::Image image = SaveImage(grid_, caller_, source);
   ASSERT_EQ(RunJobs(), 1);
   domain::IpFilter free_ips;
@@ -445,8 +429,7 @@ TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsSavedImagesAndTheirServers)
 }
 
 TEST_F(ServerJobsTest, SaveImageRunTwiceConverges) {
-  const int64_t source = AddServer("web01");
-  ASSERT_EQ(RunJobs(), 1);
+  const int64_t source = AddCreatedServer("web01");
   const domain::Image image = SaveImage(grid_, caller_, source);
   ASSERT_EQ(RunJobs(), 1);
   // As after a crash before the commit: the copy exists, the job runs again.
@@ -665,15 +648,7 @@ TEST_F(TrashRetentionTest, ATrashedImagesVolumeIsPurgedOnceItsRetentionHasPassed
 
 TEST_F(TrashRetentionTest, AnImageServersStillRunOnWaitsForTheLastOfThem) {
   const domain::Image image = SavedImage();
-  domain::IpFilter free_ips;
-  free_ips.state = domain::ip_state::kUnassigned;
-  free_ips.type = domain::ip_type::kPublic;
-  domain::ServerAddRequest request;
-  request.name = "built-from-it";
-  request.image = image.name;
-  request.ram = "512MB";
-  request.ip = grid_.ListIps(caller_, free_ips).front().address;
-  const int64_t user = grid_.AddServer(caller_, request).server.id;
+  const int64_t user = AddServer("built-from-it", "512MB", image.name);
   RunJobs();
   grid_.DeleteImage(caller_, ById(image.id));
   clock_.AdvanceMs(2 * kRetentionMs);

@@ -173,6 +173,48 @@ TEST_F(RepositoriesTest, ApiKeySecretIsStoredEncrypted) {
                std::runtime_error);
 }
 
+TEST_F(RepositoriesTest, ARotatedKeysOldSecretStaysEncryptedAndItsSigningPolicyIsKept) {
+  ApiKey key;
+  key.account_id = alice_;
+  key.key = "7a1c";
+  key.shared_secret = "first-plaintext-secret";
+  key.role = domain::Role::kSuperUser;
+  db_.Write([&](Connection& c) { api_keys::Insert(c, key, box_); });
+  EXPECT_TRUE(db_.Write([&](Connection& c) {
+    return api_keys::Rotate(c, key.key, "second-plaintext-secret", kNow + 1000, box_);
+  }));
+  EXPECT_TRUE(db_.Write([&](Connection& c) {
+    return api_keys::SetSigning(c, key.key, domain::SigningPolicy::kHmacOnly);
+  }));
+
+  const auto [current, previous] = db_.Read([](Connection& c) {
+    auto s =
+        c.Prepare("SELECT secret_enc, previous_secret_enc FROM api_keys WHERE api_key = '7a1c'");
+    EXPECT_TRUE(s.Step());
+    return std::pair{s.Blob(0), s.Blob(1)};
+  });
+  EXPECT_EQ(current.find("plaintext"), std::string::npos);
+  EXPECT_EQ(previous.find("plaintext"), std::string::npos);
+  EXPECT_FALSE(previous.empty());
+  auto found = db_.Read([&](Connection& c) { return api_keys::FindByKey(c, key.key, box_); });
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->shared_secret, "second-plaintext-secret");
+  EXPECT_EQ(found->previous_secret, "first-plaintext-secret");
+  EXPECT_EQ(found->previous_secret_until_ms, kNow + 1000);
+  EXPECT_EQ(found->signing, domain::SigningPolicy::kHmacOnly);
+
+  // A revoked key is neither rotated nor changed.
+  EXPECT_TRUE(db_.Write([&](Connection& c) { return api_keys::Revoke(c, key.key); }));
+  EXPECT_FALSE(
+      db_.Write([&](Connection& c) { return api_keys::Rotate(c, key.key, "third", kNow, box_); }));
+  EXPECT_FALSE(db_.Write([&](Connection& c) {
+    return api_keys::SetSigning(c, key.key, domain::SigningPolicy::kAny);
+  }));
+  found = db_.Read([&](Connection& c) { return api_keys::FindByKey(c, key.key, box_); });
+  EXPECT_EQ(found->shared_secret, "second-plaintext-secret");
+  EXPECT_EQ(found->signing, domain::SigningPolicy::kHmacOnly);
+}
+
 TEST_F(RepositoriesTest, ApiKeysListByAccountAndRevokeOnce) {
   db_.Write([&](Connection& c) {
     for (const auto& [account, name] : {std::pair{alice_, "k-alice-1"}, std::pair{bob_, "k-bob"},
@@ -537,9 +579,10 @@ TEST_F(RepositoriesTest, BalancerCountersAddTheirGrowthAndSurviveResets) {
   db_.Write([&](Connection& c) {
     usage::RecordBalancerCounters(c, alice_, 6, kNow + 5, 3, 50, kNow + 6);
   });
-  EXPECT_EQ(db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow + 6, kNow + 7); })
-                .bytes_out,
-            50);
+  EXPECT_EQ(
+      db_.Read([&](Connection& c) { return usage::TransferBetween(c, alice_, kNow + 6, kNow + 7); })
+          .bytes_out,
+      50);
 }
 
 // ---------------------------------------------------------------------------------------- jobs
