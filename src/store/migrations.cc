@@ -306,8 +306,8 @@ CREATE INDEX idempotent_requests_by_age ON idempotent_requests(created_ms);
       // 8: grid.job.list filtered by object (a name, or an id) finds the object's jobs through
       // an index instead of reading every job of the account.
       R"sql(
-CREATE INDEX jobs_by_object_name ON jobs(object_name);
-CREATE INDEX jobs_by_object_id ON jobs(object_id);
+CREATE INDEX IF NOT EXISTS jobs_by_object_name ON jobs(object_name);
+CREATE INDEX IF NOT EXISTS jobs_by_object_id ON jobs(object_id);
 )sql",
   };
   return migrations;
