@@ -47,6 +47,13 @@ GRIDD_CHECK_PACKAGES=(
   clang-14 clang clang-tidy-14 libclang-rt-14-dev cppcheck
 )
 
+# What bench/run uses besides the build: wrk for the load (its Lua script signs the requests),
+# nginx serving gridd's answers as static files for the reference, python3 for the
+# provisioning client and the report, curl and openssl for single signed calls.
+GRIDD_BENCH_PACKAGES=(
+  wrk nginx-light python3 curl openssl
+)
+
 _gridd_apt_updated=0
 
 gridd_log() { printf '==> %s\n' "$*" >&2; }

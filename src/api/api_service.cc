@@ -115,26 +115,45 @@ std::vector<Selector> Selectors(const Params& params, const char* any_name) {
   return out;
 }
 
+// Paging (num_items, page) of a list whose length is known: fills the summary and says which
+// items the page holds. Without num_items a method with no default size answers everything.
+class Pager {
+ public:
+  Pager(const Params& params, std::optional<int64_t> default_size) : params_(params) {
+    size_ = default_size;
+    if (params.Has("num_items")) size_ = ParseCount(params, "num_items", 1);
+  }
+
+  domain::ListWindow Window(int64_t total, Summary& summary) const {
+    summary.total = total;
+    if (!size_) {
+      summary.returned = total;
+      return {0, total};
+    }
+    const int64_t page = params_.Has("page") ? ParseCount(params_, "page", 0) : 0;
+    // Sizes and pages come from clients: no arithmetic here may overflow.
+    summary.numpages = total / *size_ + (total % *size_ != 0);
+    summary.start = page >= summary.numpages ? total : page * *size_;
+    summary.returned = std::min(*size_, total - summary.start);
+    return {summary.start, summary.returned};
+  }
+
+ private:
+  const Params& params_;
+  std::optional<int64_t> size_;
+};
+
 Result Paged(std::vector<Json> items, const Params& params, std::optional<int64_t> default_size) {
   Result result;
-  result.summary.total = static_cast<int64_t>(items.size());
-  std::optional<int64_t> size = default_size;
-  if (params.Has("num_items")) size = ParseCount(params, "num_items", 1);
-  if (!size) {
+  const auto window =
+      Pager(params, default_size).Window(static_cast<int64_t>(items.size()), result.summary);
+  if (window.offset == 0 && window.limit == static_cast<int64_t>(items.size())) {
     result.list = std::move(items);
-    result.summary.returned = result.summary.total;
     return result;
   }
-  const int64_t page = params.Has("page") ? ParseCount(params, "page", 0) : 0;
-  const int64_t total = result.summary.total;
-  // Sizes and pages come from clients: no arithmetic here may overflow.
-  result.summary.numpages = total / *size + (total % *size != 0);
-  result.summary.start = page >= result.summary.numpages ? total : page * *size;
-  const int64_t end = result.summary.start + std::min(*size, total - result.summary.start);
-  for (int64_t i = result.summary.start; i < end; ++i) {
+  for (int64_t i = window.offset; i < window.offset + window.limit; ++i) {
     result.list.push_back(std::move(items[static_cast<size_t>(i)]));
   }
-  result.summary.returned = static_cast<int64_t>(result.list.size());
   return result;
 }
 
@@ -506,11 +525,16 @@ void ApiService::AddRoutes() {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
     const auto context = Context();
-    std::vector<Json> items;
-    for (const auto& view : grid_.ListServers(call.caller, filter)) {
-      items.push_back(ServerJson(AsSeenBy(view, call), context));
+    // Only the page is read and rendered, whatever the account's size.
+    Result result;
+    const Pager pager(call.params, std::nullopt);
+    auto page = grid_.ListServerPage(
+        call.caller, filter, [&](int64_t total) { return pager.Window(total, result.summary); });
+    result.list.reserve(page.items.size());
+    for (const auto& view : page.items) {
+      result.list.push_back(ServerJson(AsSeenBy(view, call), context));
     }
-    return Paged(std::move(items), call.params, std::nullopt);
+    return result;
   });
   AddRoute("/grid/server/get", kAllRoles, 1.0, [this](const Call& call) {
     const auto context = Context();
@@ -641,10 +665,13 @@ void ApiService::AddRoutes() {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
     const auto context = Context();
-    std::vector<Json> items;
-    for (const auto& job : grid_.ListJobs(call.caller, filter))
-      items.push_back(JobJson(job, context));
-    return Paged(std::move(items), call.params, 100);
+    Result result;
+    const Pager pager(call.params, 100);
+    auto page = grid_.ListJobPage(
+        call.caller, filter, [&](int64_t total) { return pager.Window(total, result.summary); });
+    result.list.reserve(page.items.size());
+    for (const auto& job : page.items) result.list.push_back(JobJson(job, context));
+    return result;
   });
   AddRoute("/grid/job/get", kGridWriters, 1.0, [this](const Call& call) {
     auto ids = call.params.GetAll("id");

@@ -217,6 +217,36 @@ std::vector<ServerView> GridService::ListServers(const Caller& caller, const Ser
   });
 }
 
+ListPage<ServerView> GridService::ListServerPage(const Caller& caller, const ServerFilter& filter,
+                                                 const WindowFor& window) {
+  ListPage<ServerView> page;
+  if (filter.sandbox.value_or(false)) {
+    window(0);  // still checks the paging parameters
+    return page;
+  }
+  if (!filter.datacenters.empty()) {
+    // A server's datacenter is its IP's: filtered after reading, like the whole list.
+    auto all = ListServers(caller, filter);
+    page.total = static_cast<int64_t>(all.size());
+    const ListWindow part = window(page.total);
+    for (int64_t i = part.offset; i < part.offset + part.limit && i < page.total; ++i) {
+      page.items.push_back(std::move(all[static_cast<size_t>(i)]));
+    }
+    return page;
+  }
+  return db_.Read([&](Connection& c) {
+    page.total = store::servers::Count(c, caller.account_id, filter.type);
+    const ListWindow part = window(page.total);
+    if (part.limit > 0) {
+      for (const auto& server :
+           store::servers::ListPage(c, caller.account_id, filter.type, part.offset, part.limit)) {
+        page.items.push_back(View(c, server));
+      }
+    }
+    return page;
+  });
+}
+
 std::vector<ServerView> GridService::GetServers(const Caller& caller,
                                                 const std::vector<Selector>& selectors) {
   if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or server");
@@ -676,29 +706,49 @@ Image GridService::RestoreImage(const Caller& caller, const std::vector<Selector
   });
 }
 
+namespace {
+
+store::jobs::Query JobQuery(const Caller& caller, const JobFilter& filter, int64_t now_ms) {
+  store::jobs::Query query;
+  query.account_id = caller.account_id;
+  query.created_from_ms = filter.start_ms.value_or(now_ms - 28LL * 24 * 3600 * 1000);
+  query.created_to_ms = filter.end_ms.value_or(INT64_MAX);
+  query.object_types = filter.object_types;
+  query.commands = filter.commands;
+  query.states = filter.states;
+  query.datacenters = filter.datacenters;
+  query.owner = filter.owner;
+  query.object = filter.object;
+  return query;
+}
+
+}  // namespace
+
 std::vector<Job> GridService::ListJobs(const Caller& caller, const JobFilter& filter) {
-  const int64_t now = clock_.NowMs();
-  const int64_t start = filter.start_ms.value_or(now - 28LL * 24 * 3600 * 1000);
-  const int64_t end = filter.end_ms.value_or(INT64_MAX);
+  const auto query = JobQuery(caller, filter, clock_.NowMs());
   return db_.Read([&](Connection& c) {
     std::vector<Job> out;
-    for (auto& job : store::jobs::List(c, caller.account_id)) {
-      if (job.created_ms < start || job.created_ms > end) continue;
-      if (!filter.object_types.empty() && !Contains(filter.object_types, job.object_type)) continue;
-      if (!filter.commands.empty() && !Contains(filter.commands, job.command)) continue;
-      if (!filter.states.empty() && !Contains(filter.states, job.state)) continue;
-      if (filter.owner && job.owner != *filter.owner) continue;
-      if (filter.object && job.object_name != *filter.object &&
-          std::to_string(job.object_id) != *filter.object) {
-        continue;
-      }
-      if (!filter.datacenters.empty() &&
-          (!job.datacenter_id || !Contains(filter.datacenters, *job.datacenter_id))) {
-        continue;
-      }
-      out.push_back(std::move(job));
+    for (int64_t id : store::jobs::FindIds(c, query)) {
+      if (auto job = store::jobs::GetAny(c, id)) out.push_back(std::move(*job));
     }
     return out;
+  });
+}
+
+ListPage<Job> GridService::ListJobPage(const Caller& caller, const JobFilter& filter,
+                                       const WindowFor& window) {
+  const auto query = JobQuery(caller, filter, clock_.NowMs());
+  return db_.Read([&](Connection& c) {
+    const auto ids = store::jobs::FindIds(c, query);
+    ListPage<Job> page;
+    page.total = static_cast<int64_t>(ids.size());
+    const ListWindow part = window(page.total);
+    for (int64_t i = part.offset; i < part.offset + part.limit && i < page.total; ++i) {
+      if (auto job = store::jobs::GetAny(c, ids[static_cast<size_t>(i)])) {
+        page.items.push_back(std::move(*job));
+      }
+    }
+    return page;
   });
 }
 

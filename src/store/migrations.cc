@@ -350,6 +350,12 @@ ALTER TABLE servers ADD COLUMN host_id INTEGER REFERENCES hosts(id);
 UPDATE servers SET host_id = (SELECT id FROM hosts WHERE name = 'default');
 CREATE INDEX servers_by_host ON servers(host_id);
 )sql",
+      // 8: grid.job.list filtered by object (a name, or an id) finds the object's jobs through
+      // an index instead of reading every job of the account.
+      R"sql(
+CREATE INDEX IF NOT EXISTS jobs_by_object_name ON jobs(object_name);
+CREATE INDEX IF NOT EXISTS jobs_by_object_id ON jobs(object_id);
+)sql",
   };
   return migrations;
 }

@@ -1,6 +1,7 @@
 #include "gridd/store/repositories.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "gridd/domain/lookups.h"
 
@@ -692,6 +693,25 @@ std::vector<Server> List(Connection& c, int64_t account_id) {
   return Rows(s);
 }
 
+int64_t Count(Connection& c, int64_t account_id, std::optional<int64_t> type) {
+  auto s = type ? c.Prepare("SELECT COUNT(*) FROM servers WHERE account_id = ? AND type = ?")
+                : c.Prepare("SELECT COUNT(*) FROM servers WHERE account_id = ?");
+  s.Bind(1, account_id);
+  if (type) s.Bind(2, *type);
+  s.Step();
+  return s.Int(0);
+}
+
+std::vector<Server> ListPage(Connection& c, int64_t account_id, std::optional<int64_t> type,
+                             int64_t offset, int64_t limit) {
+  auto s = c.Prepare(std::string(kSelect) +
+                     (type ? "WHERE account_id = ?1 AND type = ?4 ORDER BY id LIMIT ?2 OFFSET ?3"
+                           : "WHERE account_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3"));
+  s.Bind(1, account_id).Bind(2, limit).Bind(3, offset);
+  if (type) s.Bind(4, *type);
+  return Rows(s);
+}
+
 std::vector<Server> ListAll(Connection& c) {
   auto s = c.Prepare(std::string(kSelect) + "ORDER BY id");
   return Rows(s);
@@ -1134,6 +1154,55 @@ std::vector<Job> List(Connection& c, int64_t account_id) {
   while (s.Step()) out.push_back(Row(s));
   for (auto& job : out) LoadHistory(c, job);
   return out;
+}
+
+std::vector<int64_t> FindIds(Connection& c, const Query& query) {
+  // Only the shape of the filter goes into the SQL text (how many values each list has), so
+  // the statement cache holds one statement per shape; the values are bound.
+  std::string sql =
+      "SELECT id FROM jobs WHERE account_id = ? AND created_ms >= ? AND created_ms <= ?";
+  auto in_list = [&](const char* column, size_t count) {
+    if (count == 0) return;
+    sql.append(" AND ").append(column).append(" IN (");
+    for (size_t i = 0; i < count; ++i) sql.append(i == 0 ? "?" : ", ?");
+    sql.append(")");
+  };
+  in_list("object_type", query.object_types.size());
+  in_list("command", query.commands.size());
+  in_list("state", query.states.size());
+  in_list("datacenter_id", query.datacenters.size());
+  if (query.owner) sql.append(" AND owner = ?");
+  // An object given as a number matches that id too, but only written as the number itself
+  // ("42", not "042"), as the object's id is shown.
+  std::optional<int64_t> object_id;
+  if (query.object) {
+    int64_t id = 0;
+    const auto& text = *query.object;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec == std::errc() && ptr == text.data() + text.size() && std::to_string(id) == text) {
+      object_id = id;
+    }
+    sql.append(object_id ? " AND (object_name = ? OR object_id = ?)" : " AND object_name = ?");
+  }
+  sql.append(" ORDER BY id DESC");
+
+  auto s = c.Prepare(sql);
+  int index = 0;
+  s.Bind(++index, query.account_id);
+  s.Bind(++index, query.created_from_ms);
+  s.Bind(++index, query.created_to_ms);
+  for (const auto* list :
+       {&query.object_types, &query.commands, &query.states, &query.datacenters}) {
+    for (int64_t value : *list) s.Bind(++index, value);
+  }
+  if (query.owner) s.Bind(++index, *query.owner);
+  if (query.object) {
+    s.Bind(++index, *query.object);
+    if (object_id) s.Bind(++index, *object_id);
+  }
+  std::vector<int64_t> ids;
+  while (s.Step()) ids.push_back(s.Int(0));
+  return ids;
 }
 
 void AppendHistory(Connection& c, int64_t job_id, int64_t state,

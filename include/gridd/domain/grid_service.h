@@ -129,6 +129,21 @@ struct JobFilter {
   std::vector<int64_t> datacenters;
 };
 
+// The part of a list a client asked for (grid.*.list's num_items and page), decided once the
+// number of matching items is known: `limit` items from position `offset`.
+struct ListWindow {
+  int64_t offset = 0;
+  int64_t limit = 0;
+};
+using WindowFor = std::function<ListWindow(int64_t total)>;
+
+// One page of a list, and how many items the whole list has.
+template <typename T>
+struct ListPage {
+  std::vector<T> items;
+  int64_t total = 0;
+};
+
 // Prices and allotments of a billing period (config [billing]).
 struct BillingOptions {
   int period_start_day = 1;
@@ -194,6 +209,9 @@ class GridService {
   int64_t ResolveDatacenter(std::string_view parameter, std::string_view value);
 
   std::vector<ServerView> ListServers(const Caller& caller, const ServerFilter& filter);
+  // The page of ListServers that `window` picks, read without loading the other servers.
+  ListPage<ServerView> ListServerPage(const Caller& caller, const ServerFilter& filter,
+                                      const WindowFor& window);
   std::vector<ServerView> GetServers(const Caller& caller, const std::vector<Selector>& selectors);
   ServerView AddServer(const Caller& caller, const ServerAddRequest& request);
   ServerView EditServer(const Caller& caller, const ServerEditRequest& request);
@@ -217,6 +235,8 @@ class GridService {
   Image RestoreImage(const Caller& caller, const std::vector<Selector>& selectors);
 
   std::vector<Job> ListJobs(const Caller& caller, const JobFilter& filter);
+  // The page of ListJobs that `window` picks; only its jobs and their history are loaded.
+  ListPage<Job> ListJobPage(const Caller& caller, const JobFilter& filter, const WindowFor& window);
   std::vector<Job> GetJobs(const Caller& caller, const std::vector<std::string>& ids);
 
   std::vector<PasswordView> ListPasswords(const Caller& caller,

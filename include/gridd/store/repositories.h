@@ -120,6 +120,11 @@ std::optional<Server> Get(Connection& c, int64_t account_id, int64_t id);
 std::optional<Server> GetAny(Connection& c, int64_t id);
 std::vector<Server> FindByName(Connection& c, int64_t account_id, const std::string& name);
 std::vector<Server> List(Connection& c, int64_t account_id);
+// The account's servers (of one type, when given): how many, and `limit` of them from
+// position `offset` in id order, so a page costs the same whatever the account's size.
+int64_t Count(Connection& c, int64_t account_id, std::optional<int64_t> type);
+std::vector<Server> ListPage(Connection& c, int64_t account_id, std::optional<int64_t> type,
+                             int64_t offset, int64_t limit);
 std::vector<Server> ListAll(Connection& c);
 void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms);
 void Update(Connection& c, const Server& server);
@@ -204,6 +209,22 @@ int64_t Insert(Connection& c, Job& job, int64_t now_ms);
 std::optional<Job> Get(Connection& c, int64_t account_id, int64_t id);
 std::optional<Job> GetAny(Connection& c, int64_t id);
 std::vector<Job> List(Connection& c, int64_t account_id);  // newest first, with history
+// What grid.job.list filters on; empty lists and absent values match everything.
+struct Query {
+  int64_t account_id = 0;
+  int64_t created_from_ms = 0;        // inclusive
+  int64_t created_to_ms = INT64_MAX;  // inclusive
+  std::vector<int64_t> object_types;
+  std::vector<int64_t> commands;
+  std::vector<int64_t> states;
+  std::vector<int64_t> datacenters;
+  std::optional<std::string> owner;
+  // The object's name, or its id written as the decimal number it is.
+  std::optional<std::string> object;
+};
+// Ids of the account's jobs that match, newest first; the filtering is done by SQLite (with
+// indexes for the object), so only the jobs a page shows need loading.
+std::vector<int64_t> FindIds(Connection& c, const Query& query);
 void AppendHistory(Connection& c, int64_t job_id, int64_t state,
                    const std::optional<std::string>& note, int64_t now_ms);
 // True while a Queued or Processing job acts on this object.

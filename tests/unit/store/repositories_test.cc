@@ -728,5 +728,89 @@ TEST_F(RepositoriesTest, JobListIsNewestFirstWithHistory) {
   for (const auto& job : list) EXPECT_EQ(job.history.size(), 2u);
 }
 
+TEST_F(RepositoriesTest, AServerPageIsTheAccountsServersInIdOrder) {
+  const int64_t pool = MakePool(1, 8);
+  db_.Write([&](Connection& c) {
+    ip_pools::AllocateBlock(c, pool, alice_, 5);
+    ip_pools::AllocateBlock(c, pool, bob_, 3);
+  });
+  std::vector<int64_t> alices;
+  for (int i = 0; i < 5; ++i) {
+    alices.push_back(MakeServer(alice_, OwnedIp(alice_, "10.1.0." + std::to_string(i + 2)).id,
+                                "web" + std::to_string(i)));
+  }
+  MakeServer(bob_, OwnedIp(bob_, "10.1.0.7").id, "bob1");
+  db_.Write([&](Connection& c) {
+    Server server = *servers::Get(c, alice_, alices[3]);
+    server.type = 2;
+    servers::Update(c, server);
+  });
+  db_.Read([&](Connection& c) {
+    EXPECT_EQ(servers::Count(c, alice_, std::nullopt), 5);
+    EXPECT_EQ(servers::Count(c, bob_, std::nullopt), 1);
+    EXPECT_EQ(servers::Count(c, alice_, 2), 1);
+    auto page = servers::ListPage(c, alice_, std::nullopt, 1, 2);
+    ASSERT_EQ(page.size(), 2u);
+    EXPECT_EQ(page[0].id, alices[1]);
+    EXPECT_EQ(page[1].id, alices[2]);
+    EXPECT_EQ(servers::ListPage(c, alice_, std::nullopt, 4, 10).size(), 1u);
+    EXPECT_TRUE(servers::ListPage(c, alice_, std::nullopt, 5, 10).empty());
+    auto typed = servers::ListPage(c, alice_, 1, 0, 10);
+    ASSERT_EQ(typed.size(), 4u);
+    for (const auto& server : typed) EXPECT_NE(server.id, alices[3]);
+  });
+}
+
+TEST_F(RepositoriesTest, JobIdsMatchEveryFilterNewestFirst) {
+  Job web1 = NewJob(alice_, 7, "web1");
+  const int64_t a = InsertJob(web1, kNow);
+  Job web2 = NewJob(alice_, 42, "web2");
+  web2.command = domain::job_command::kStopVirtualServer;
+  web2.datacenter_id = 2;
+  const int64_t b = InsertJob(web2, kNow + 10);
+  // Named like another server's id: found by that name and by that id.
+  Job named = NewJob(alice_, 9, "42");
+  named.owner = "someone-else@api";
+  named.datacenter_id = std::nullopt;
+  const int64_t c = InsertJob(named, kNow + 20);
+  InsertJob(NewJob(bob_, 7, "web1"), kNow + 30);
+  db_.Write([&](Connection& conn) { jobs::Finish(conn, a, job_state::kSucceeded, {}, kNow); });
+
+  auto ids = [&](jobs::Query query) {
+    query.account_id = alice_;
+    return db_.Read([&](Connection& conn) { return jobs::FindIds(conn, query); });
+  };
+  using Ids = std::vector<int64_t>;
+  EXPECT_EQ(ids({}), (Ids{c, b, a}));
+  jobs::Query query;
+  query.object = "web1";
+  EXPECT_EQ(ids(query), (Ids{a}));
+  query.object = "42";
+  EXPECT_EQ(ids(query), (Ids{c, b}));
+  query.object = "042";  // not how an id is written: names only
+  EXPECT_TRUE(ids(query).empty());
+  query.object = "7";
+  EXPECT_EQ(ids(query), (Ids{a}));
+  query = {};
+  query.commands = {domain::job_command::kStopVirtualServer};
+  EXPECT_EQ(ids(query), (Ids{b}));
+  query = {};
+  query.states = {job_state::kSucceeded, job_state::kFailed};
+  EXPECT_EQ(ids(query), (Ids{a}));
+  query = {};
+  query.datacenters = {1, 2};
+  EXPECT_EQ(ids(query), (Ids{b, a}));  // a job without a datacenter is in none
+  query = {};
+  query.owner = "someone-else@api";
+  EXPECT_EQ(ids(query), (Ids{c}));
+  query = {};
+  query.object_types = {domain::job_object_type::kLoadBalancer};
+  EXPECT_TRUE(ids(query).empty());
+  query = {};
+  query.created_from_ms = kNow + 10;
+  query.created_to_ms = kNow + 10;
+  EXPECT_EQ(ids(query), (Ids{b}));
+}
+
 }  // namespace
 }  // namespace gridd::store
