@@ -342,7 +342,8 @@ TEST_F(HostsTest, ADownHostsServersShowUnknownAndAreEvacuatedKeepingTheirIdentit
 
 // A host reached through a libvirtd the test starts on loopback: killed, it goes Down by itself,
 // its servers show Unknown and a job on it fails at its deadline naming it; restarted (empty,
-// as a test-driver libvirtd comes back), it goes Up by itself and its servers are rebuilt.
+// as a test-driver libvirtd comes back), it goes Up by itself, its servers are rebuilt and a
+// job that waited for it completes.
 // Hung (SIGSTOP), it goes Down again, its servers are evacuated, and when it answers again the
 // stale copies it still holds are removed.
 TEST_F(HostsTest, AHostWhoseLibvirtdStopsGoesDownAndUpByItself) {
@@ -375,15 +376,21 @@ TEST_F(HostsTest, AHostWhoseLibvirtdStopsGoesDownAndUpByItself) {
   EXPECT_EQ(stop["state"], "Failed");
   EXPECT_NE(stop["error"].get<std::string>().find("remote-a"), std::string::npos) << stop.dump();
 
-  // Back, empty: gridd defines its servers' domains again and starts those that run.
+  // A start (deadline 300 s) waits for the host instead of failing.
+  ASSERT_EQ(client_->Call("grid/server/power", {{"name", "r1"}, {"power", "start"}}).status, 200u);
+  ASSERT_TRUE(WaitFor([&] {
+    auto jobs = CtlJson("job list --command StartVirtualServer --state Processing");
+    return jobs.size() == 1;
+  }));
+
+  // Back, empty: gridd defines its servers' domains again and starts those that run, and the
+  // waiting start completes.
   libvirtd.Start();
   ASSERT_TRUE(WaitForHostState("remote-a", "Up")) << HostRow("remote-a").dump();
   WaitForServerState(*client_, east[0], "On");
+  EXPECT_EQ(WaitForJobEnd("StartVirtualServer")["state"], "Succeeded");
+  WaitForServerState(*client_, east[1], "On");
   ASSERT_TRUE(WaitFor([&] { return DomainsPerHost()["remote-a"] == 2; }));
-  ASSERT_TRUE(WaitFor([&] {
-    auto server = FindServerByIp(*client_, east[1]);
-    return server && (*server)["state"]["name"] != "Unknown";
-  }));
 
   // Hung: Down again, and its servers are re-created on east-b with their identity.
   libvirtd.Pause();
