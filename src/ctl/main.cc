@@ -225,6 +225,11 @@ int main(int argc, char** argv) {
       .Optional("account", "Only this account's servers (name or id)")
       .Optional("state", "Only servers in this state (On, Off, Starting, ...)")
       .Optional("datacenter", "Only servers in this datacenter (name or id)");
+  Command(*server, "move",
+          "Move a server to another Up host of its datacenter, live where libvirt can (a job)",
+          "server.move", request)
+      .Positional("server", "Server id or name")
+      .Positional("host", "Target host name");
   Command(*server, "console-log", "Print a server's serial console log", "server.console-log",
           request)
       .Positional("server", "Server id or name");

@@ -87,7 +87,8 @@ GuestTools& RequireGuests(GuestTools* guests, const std::string& command) {
   return *guests;
 }
 
-// A server by id, or by name when exactly one server (of any account) has it.
+}  // namespace
+
 domain::Server FindServer(store::Database& db, const std::string& id_or_name) {
   return db.Read([&](store::Connection& c) {
     const bool numeric = !id_or_name.empty() &&
@@ -106,8 +107,6 @@ domain::Server FindServer(store::Database& db, const std::string& id_or_name) {
                                 id_or_name + "'; give the id");
   });
 }
-
-}  // namespace
 
 nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::string& command,
                                const nlohmann::json& args, GuestTools* guests) {

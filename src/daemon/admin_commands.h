@@ -19,6 +19,9 @@ struct GuestTools {
   std::filesystem::path console_dir;  // empty: consoles are not logged (test driver)
 };
 
+// A server by id, or by name when exactly one server (of any account) has it; a 400 otherwise.
+domain::Server FindServer(store::Database& db, const std::string& id_or_name);
+
 nlohmann::json RunAdminCommand(domain::AccountService& accounts, const std::string& command,
                                const nlohmann::json& args, GuestTools* guests = nullptr);
 

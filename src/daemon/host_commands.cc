@@ -5,6 +5,7 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "daemon/admin_commands.h"
 #include "gridd/common/error.h"
 #include "gridd/domain/lookups.h"
 #include "gridd/store/repositories.h"
@@ -172,6 +173,91 @@ Json EvacuateHost(HostContext& context, const std::string& name) {
   return Json{{"host", host.name}, {"moved", moved}, {"left", left}};
 }
 
+Json MoveServer(HostContext& context, const std::string& server_name,
+                const std::string& host_name) {
+  const domain::Server found = FindServer(context.db, server_name);
+  const domain::Host target = context.hosts.Find(host_name);
+  const auto source_id = context.hosts.HostOf(found);
+  if (!source_id) ThrowIllegalArgument("server '" + found.name + "' has no host");
+  const std::string source_name = context.hosts.HostName(*source_id);
+  if (*source_id == target.id) {
+    ThrowIllegalArgument("server '" + found.name + "' is on host '" + target.name + "' already");
+  }
+  // The registry knows whether each host answers now; the row only what was last written.
+  std::optional<domain::Host> source;
+  bool target_up = false;
+  for (const auto& known : context.hosts.UpHosts()) {
+    if (known.host.id == *source_id) source = known.host;
+    if (known.host.id == target.id) target_up = true;
+  }
+  if (!target_up) ThrowIllegalArgument("host '" + target.name + "' is Down");
+  if (target.maintenance) ThrowIllegalArgument("host '" + target.name + "' is in maintenance");
+  if (!source) {
+    ThrowIllegalArgument("host '" + source_name + "' of server '" + found.name +
+                         "' is Down; use `gridctl host evacuate`");
+  }
+  if (source->datacenter_id != target.datacenter_id) {
+    ThrowIllegalArgument("host '" + target.name + "' is in datacenter " +
+                         DatacenterName(context, target.datacenter_id) + ", server '" + found.name +
+                         "' in " + DatacenterName(context, source->datacenter_id));
+  }
+  auto* scheduler = context.hosts.scheduler();
+  const auto ram = static_cast<int64_t>(domain::RamMib(found.ram));
+  if (!scheduler->ReserveOn(target.id, ram)) {
+    ThrowIllegalArgument("host '" + target.name + "' has no room for " + std::to_string(ram) +
+                         " MB");
+  }
+  int64_t job_id = 0;
+  try {
+    job_id = context.db.Write([&](store::Connection& c) {
+      auto server = store::servers::GetAny(c, found.id);
+      if (!server || server->deleting) {
+        ThrowIllegalArgument("server '" + found.name + "' is being deleted");
+      }
+      if (server->host_id != found.host_id) {
+        ThrowIllegalArgument("server '" + found.name + "' has moved meanwhile; try again");
+      }
+      if (store::jobs::HasPending(c, domain::job_object_type::kVirtualServer, server->id)) {
+        ThrowIllegalArgument("a job is under way on server '" + server->name +
+                             "'; move it after the job ends");
+      }
+      auto ip = store::ips::Get(c, server->account_id, server->ip_id);
+      domain::Job job;
+      job.account_id = server->account_id;
+      job.object_type = domain::job_object_type::kVirtualServer;
+      job.object_id = server->id;
+      job.object_name = server->name;
+      job.command = domain::job_command::kMoveVirtualServer;
+      job.owner = "gridd operator";
+      if (ip) job.datacenter_id = ip->datacenter_id;
+      job.detail["type"] = "virtual_server";
+      job.detail["name"] = server->name;
+      if (ip) job.detail["ip"] = ip->address;
+      job.detail["from_host"] = source_name;
+      job.detail["to_host"] = target.name;
+      // What the server must be after the move: its wanted state, not what a half-done move
+      // finds on the source.
+      job.payload["start"] = server->state != server_state::kOff &&
+                             server->state != server_state::kStopping &&
+                             server->state != server_state::kOffSaving;
+      job.payload["from_host"] = *source_id;
+      job.payload["to_host"] = target.id;
+      return store::jobs::Insert(c, job, context.clock.NowMs());
+    });
+  } catch (...) {
+    scheduler->Release(target.id, ram, false);
+    throw;
+  }
+  context.wake_jobs();
+  spdlog::info("server {}: moving from host {} to host {} (job {})", found.id, source_name,
+               target.name, job_id);
+  return Json{{"server", found.id},
+              {"name", found.name},
+              {"from_host", source_name},
+              {"to_host", target.name},
+              {"job", job_id}};
+}
+
 std::optional<nlohmann::json> RunHostCommand(HostContext& context, const std::string& command,
                                              const nlohmann::json& args) {
   if (command == "datacenter.add") {
@@ -231,6 +317,9 @@ std::optional<nlohmann::json> RunHostCommand(HostContext& context, const std::st
     return HostJsonByName(context, host.name);
   }
   if (command == "host.evacuate") return EvacuateHost(context, RequiredString(args, "name"));
+  if (command == "server.move") {
+    return MoveServer(context, RequiredString(args, "server"), RequiredString(args, "host"));
+  }
   return std::nullopt;
 }
 

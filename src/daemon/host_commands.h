@@ -1,5 +1,5 @@
 // Admin commands for hypervisor hosts and datacenters (`gridctl datacenter add`, `gridctl host
-// add|list|maintenance|remove|down|up|evacuate`).
+// add|list|maintenance|remove|down|up|evacuate`, `gridctl server move`).
 #pragma once
 
 #include <functional>
@@ -31,5 +31,12 @@ std::optional<nlohmann::json> RunHostCommand(HostContext& context, const std::st
 // as the job, so the room is booked at once). Servers with no room, or with a job under way,
 // stay and are listed. Throws a 400 when the host is not Down.
 nlohmann::ordered_json EvacuateHost(HostContext& context, const std::string& name);
+
+// Queues a MoveVirtualServer job moving a server to another Up host of its datacenter, with
+// the target's room booked at once. Refused with a one-line 400 when the target is the
+// server's own host, Down, in maintenance, full or in another datacenter, when the server's
+// host is Down, or when a job is under way on the server.
+nlohmann::ordered_json MoveServer(HostContext& context, const std::string& server,
+                                  const std::string& host);
 
 }  // namespace gridd::daemon

@@ -46,6 +46,7 @@
 #include "gridd/jobs/state_metrics.h"
 #include "gridd/lb/engine.h"
 #include "gridd/store/database.h"
+#include "gridd/virt/host_connection.h"
 #include "gridd/virt/hypervisor.h"
 
 namespace {
@@ -214,12 +215,19 @@ int Run(int argc, char** argv) {
   if (pool_path.empty() && embedded) pool_path = config.data_dir / "pool";
 
   // Hosts: the configured [libvirt] uri is the host "default"; `gridctl host add` adds more.
-  // Each gets its own connection, and the scheduler places new servers among them.
+  // Each gets its own connection, and the scheduler places new servers among them. A host
+  // connection keeps itself alive, reconnects, and reports the host Down and Up ([hosts]);
+  // an embedded driver lives in gridd's own process and cannot fail apart from it.
+  gridd::jobs::HypervisorFactory connect_host =
+      [&config](const gridd::domain::Host& host,
+                const std::string& uri) -> std::unique_ptr<gridd::virt::Hypervisor> {
+    if (uri.rfind("qemu:///embed", 0) == 0) return gridd::virt::ConnectLibvirt(uri);
+    return std::make_unique<gridd::virt::HostConnection>(
+        gridd::virt::HostConnectionOptionsFromConfig(config, host.name, uri));
+  };
   gridd::domain::Scheduler scheduler(gridd::domain::ParsePlacementPolicy(config.scheduler_policy)
                                          .value_or(gridd::domain::PlacementPolicy::kSpread));
-  gridd::jobs::HostRegistry hosts(
-      db, scheduler, [](const std::string& uri) { return gridd::virt::ConnectLibvirt(uri); },
-      config.libvirt_uri);
+  gridd::jobs::HostRegistry hosts(db, scheduler, connect_host, config.libvirt_uri);
   hosts.OnConnect([&](const gridd::domain::Host& host, gridd::virt::Hypervisor& hypervisor) {
     // The pool directory is on the management host: it is the default host's alone.
     if (host.uri.empty() && !pool_path.empty()) {
@@ -361,8 +369,9 @@ int Run(int argc, char** argv) {
     spdlog::error("reconcile: {}", error.what());
   }
   reconciler.Start(std::chrono::seconds(config.reconcile_interval_seconds));
-  // A host that answers again is reconciled at once: its servers show their real state, and
-  // copies of servers evacuated meanwhile are removed.
+  // A host that answers again is reconciled at once (on its connection's thread, or the
+  // admin command's): its servers show their real state, and copies of servers evacuated
+  // meanwhile are removed.
   hosts.OnReturn([&reconciler](int64_t) {
     try {
       reconciler.RunOnce(true);
@@ -530,6 +539,8 @@ int Run(int argc, char** argv) {
   if (tls_http) tls_http->Stop();
   admin.Stop();
   if (monitor) monitor->Stop();
+  // No host report may reach the reconciler once it is gone.
+  hosts.StopFollowing();
   reconciler.Stop();
   const bool jobs_idle = runner.Stop(5000);
   // HAProxy is gridd's child: it stops with gridd and is started again, with the stored

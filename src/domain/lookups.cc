@@ -107,6 +107,8 @@ const Options kJobCommand = {
     Opt(13, "ReconcileVirtualServer", "Reconcile Virtual Server"),
     // gridd extension: a server re-created on another host when its own is Down.
     Opt(14, "EvacuateVirtualServer", "Evacuate Virtual Server"),
+    // gridd extension: a server moved to another Up host (gridctl server move).
+    Opt(15, "MoveVirtualServer", "Move Virtual Server"),
 };
 const Options kJobObjectType = {
     Opt(1, "VirtualServer", std::nullopt), Opt(2, "LoadBalancer", std::nullopt),

@@ -10,7 +10,10 @@
 
 #include "gridd/common/error.h"
 #include "gridd/domain/lookups.h"
+#include "gridd/jobs/job_runner.h"
+#include "gridd/jobs/server_jobs.h"
 #include "gridd/store/repositories.h"
+#include "gridd/virt/host_connection.h"
 
 namespace gridd::jobs {
 namespace {
@@ -21,6 +24,10 @@ namespace host_state = domain::host_state;
 // The vCPUs gridd gives a server of this RAM (the same rule as the domain definition).
 unsigned VcpusFor(int64_t ram_option) {
   return static_cast<unsigned>(std::clamp<uint64_t>(domain::RamMib(ram_option) / 1024, 1, 8));
+}
+
+virt::HostConnection* AsConnection(virt::Hypervisor* hypervisor) {
+  return dynamic_cast<virt::HostConnection*>(hypervisor);
 }
 
 }  // namespace
@@ -40,7 +47,51 @@ HostRegistry::HostRegistry(virt::Hypervisor& only) {
   default_host_ = 0;
 }
 
-HostRegistry::~HostRegistry() = default;
+HostRegistry::~HostRegistry() { StopFollowing(); }
+
+void HostRegistry::StopFollowing() {
+  std::vector<virt::HostConnection*> connections;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [id, entry] : entries_) {
+      if (auto* connection = AsConnection(entry->owned.get())) connections.push_back(connection);
+    }
+    for (const auto& retired : retired_) {
+      if (auto* connection = AsConnection(retired.get())) connections.push_back(connection);
+    }
+  }
+  for (auto* connection : connections) connection->OnHostStateChange(nullptr);
+}
+
+void HostRegistry::Follow(int64_t host_id, virt::Hypervisor* hypervisor) {
+  auto* connection = AsConnection(hypervisor);
+  if (connection == nullptr) return;
+  connection->OnHostStateChange([this, host_id](virt::HostState state) {
+    OnConnectionState(host_id, state == virt::HostState::kUp);
+  });
+}
+
+void HostRegistry::OnConnectionState(int64_t host_id, bool up) {
+  std::string uri;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(host_id);
+    if (it == entries_.end()) return;
+    const Entry& entry = *it->second;
+    // A host the operator marked Down stays Down until `gridctl host up`.
+    if (up && entry.marked_by_operator) return;
+    if (up == (entry.host.state == host_state::kUp)) return;
+    uri = UriOf(entry.host);
+  }
+  if (!up) {
+    MarkDown(host_id, "no answer from " + uri);
+    return;
+  }
+  std::string error;
+  if (!MarkUp(host_id, &error)) {
+    spdlog::warn("host {}: answers again, but not yet usable: {}", HostName(host_id), error);
+  }
+}
 
 std::string HostRegistry::UriOf(const Host& host) const {
   return host.uri.empty() ? default_uri_ : host.uri;
@@ -61,7 +112,7 @@ domain::HostSlot HostRegistry::SlotFor(const Host& host, const virt::HostCapacit
 
 std::unique_ptr<virt::Hypervisor> HostRegistry::Connect(const Host& host,
                                                         virt::HostCapacity& capacity) {
-  auto hypervisor = connect_(UriOf(host));
+  auto hypervisor = connect_(host, UriOf(host));
   capacity = hypervisor->Capacity();
   if (on_connect_) on_connect_(host, *hypervisor);
   return hypervisor;
@@ -86,14 +137,23 @@ void HostRegistry::Load() {
     entry->marked_by_operator = host.state == host_state::kDown;
     if (!entry->marked_by_operator) {
       try {
-        entry->owned = Connect(host, capacity);
+        entry->owned = connect_(host, UriOf(host));
         entry->hypervisor = entry->owned.get();
+        capacity = entry->hypervisor->Capacity();
+        if (on_connect_) on_connect_(host, *entry->hypervisor);
+        entry->prepared = true;
         host.state = host_state::kUp;
         spdlog::info("host {}: {} ({} MiB RAM, {} CPUs)", host.name, entry->hypervisor->uri(),
                      capacity.memory_mib, capacity.cpus);
       } catch (const std::exception& error) {
         host.state = host_state::kDown;
         entry->last_error = error.what();
+        // A host connection keeps trying by itself and reports the host Up when it answers;
+        // any other hypervisor is opened again by RetryUnreachable.
+        if (AsConnection(entry->hypervisor) == nullptr) {
+          entry->owned.reset();
+          entry->hypervisor = nullptr;
+        }
         spdlog::error("host {}: {} does not answer: {}; marked Down", host.name, UriOf(host),
                       error.what());
       }
@@ -101,9 +161,12 @@ void HostRegistry::Load() {
     }
     entry->host = host;
     scheduler_->Upsert(SlotFor(host, capacity));
-    std::lock_guard<std::mutex> lock(mutex_);
-    entries_[host.id] = entry;
-    if (host.uri.empty() || !default_host_) default_host_ = host.id;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      entries_[host.id] = entry;
+      if (host.uri.empty() || !default_host_) default_host_ = host.id;
+    }
+    Follow(host.id, entry->hypervisor);
   }
   RecountUse();
 }
@@ -148,20 +211,41 @@ bool HostRegistry::SharedStorage(int64_t host_id) const {
 }
 
 virt::Hypervisor& HostRegistry::ForHost(int64_t host_id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = entries_.find(host_id);
-  if (it == entries_.end()) {
-    throw virt::HypervisorError(virt::HypervisorErrorKind::kInvalid,
-                                "host " + std::to_string(host_id) + " is not known to gridd");
+  const auto deadline = CurrentJobDeadline();
+  const auto started = std::chrono::steady_clock::now();
+  bool step_set = false;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    auto it = entries_.find(host_id);
+    if (it == entries_.end()) {
+      throw virt::HypervisorError(virt::HypervisorErrorKind::kInvalid,
+                                  "host " + std::to_string(host_id) + " is not known to gridd");
+    }
+    const std::shared_ptr<Entry> entry = it->second;
+    if (entry->hypervisor != nullptr && entry->host.state == host_state::kUp) {
+      return *entry->hypervisor;
+    }
+    const std::string down = "host " + entry->host.name + " is Down" +
+                             (entry->last_error.empty() ? "" : " (" + entry->last_error + ")");
+    // Outside a job nobody waits: the caller (reconciler, API) reports the host Down.
+    if (!deadline) throw virt::HypervisorError(virt::HypervisorErrorKind::kTransient, down);
+    if (std::chrono::steady_clock::now() >= *deadline) {
+      // Not retryable: the job has had its whole deadline to wait for the host.
+      const auto waited = std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::steady_clock::now() - started);
+      throw virt::HypervisorError(virt::HypervisorErrorKind::kInternal,
+                                  down + "; waited " + std::to_string(waited.count()) +
+                                      " s for it, until the job's deadline");
+    }
+    if (!step_set) {
+      lock.unlock();
+      SetJobStep("host " + entry->host.name + " to come back Up");
+      lock.lock();
+      step_set = true;
+      continue;
+    }
+    host_up_.wait_until(lock, *deadline);
   }
-  const Entry& entry = *it->second;
-  if (entry.hypervisor == nullptr || entry.host.state != host_state::kUp) {
-    throw virt::HypervisorError(
-        virt::HypervisorErrorKind::kTransient,
-        "host " + entry.host.name + " is Down" +
-            (entry.last_error.empty() ? "" : " (" + entry.last_error + ")"));
-  }
-  return *entry.hypervisor;
 }
 
 virt::Hypervisor& HostRegistry::ForServer(const domain::Server& server) {
@@ -193,8 +277,11 @@ void HostRegistry::MarkDown(int64_t host_id, const std::string& reason, bool by_
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = entries_.find(host_id);
     if (it == entries_.end()) return;
-    it->second->last_error = reason;
-    it->second->marked_by_operator = by_operator;
+    // An automatic Down of a host the operator marked Down keeps the operator's mark.
+    if (by_operator || it->second->host.state == host_state::kUp) {
+      it->second->last_error = reason;
+      it->second->marked_by_operator = by_operator;
+    }
     if (it->second->host.state == host_state::kDown) return;
     it->second->host.state = host_state::kDown;
   }
@@ -205,6 +292,10 @@ void HostRegistry::MarkDown(int64_t host_id, const std::string& reason, bool by_
 
 bool HostRegistry::MarkUp(int64_t host_id, std::string* error) {
   std::shared_ptr<Entry> entry;
+  virt::Hypervisor* hypervisor = nullptr;
+  bool prepare = false;
+  bool was_down = false;
+  Host host;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = entries_.find(host_id);
@@ -213,41 +304,69 @@ bool HostRegistry::MarkUp(int64_t host_id, std::string* error) {
       return false;
     }
     entry = it->second;
+    hypervisor = entry->hypervisor;
+    prepare = !entry->prepared;
+    was_down = entry->host.state != host_state::kUp;
+    host = entry->host;
   }
   virt::HostCapacity capacity;
   std::unique_ptr<virt::Hypervisor> fresh;
+  std::string failed;
   try {
-    if (entry->hypervisor == nullptr) {
-      fresh = Connect(entry->host, capacity);
-    } else {
-      capacity = entry->hypervisor->Capacity();  // answers again?
+    if (hypervisor == nullptr) {
+      fresh = connect_(host, UriOf(host));
+      hypervisor = fresh.get();
+      prepare = true;
+    }
+    capacity = hypervisor->Capacity();  // answers again?
+    if (prepare) {
+      if (on_connect_) on_connect_(host, *hypervisor);
+    } else if (was_down && hypervisor->volatile_state() && db_ != nullptr) {
+      // A volatile host (the test driver behind a libvirtd) may have come back empty: its
+      // servers' domains are defined again, as at gridd's start.
+      const int restored = RestoreVolatileServers(*db_, *hypervisor, host_id);
+      if (restored > 0) spdlog::info("rebuilt {} server(s) on host {}", restored, host.name);
     }
   } catch (const std::exception& failure) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    entry->last_error = failure.what();
-    if (error) *error = failure.what();
-    return false;
+    failed = failure.what();
   }
-  bool was_down = false;
+  const bool follow = fresh && AsConnection(fresh.get()) != nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (fresh) {
+    // A new host connection is kept even when the host does not answer yet: it reports the
+    // host Up once it does.
+    if (fresh && (failed.empty() || follow)) {
+      if (entry->owned) retired_.push_back(std::move(entry->owned));
       entry->owned = std::move(fresh);
       entry->hypervisor = entry->owned.get();
     }
-    was_down = entry->host.state != host_state::kUp;
-    entry->host.state = host_state::kUp;
-    entry->last_error.clear();
-    entry->marked_by_operator = false;
+    if (!failed.empty()) {
+      entry->last_error = failed;
+      if (error) *error = failed;
+    } else {
+      entry->prepared = true;
+      was_down = entry->host.state != host_state::kUp;
+      entry->host.state = host_state::kUp;
+      entry->last_error.clear();
+      entry->marked_by_operator = false;
+    }
   }
+  if (follow) Follow(host_id, hypervisor);
+  if (!failed.empty()) return false;
   if (scheduler_ != nullptr) {
     scheduler_->SetRam(host_id, static_cast<int64_t>(capacity.memory_mib), capacity.cpus);
     scheduler_->SetUp(host_id, true);
   }
+  host_up_.notify_all();
   if (was_down) {
     if (db_ != nullptr) WriteState(host_id, host_state::kUp);
-    spdlog::info("host {}: Up again", entry->host.name);
-    if (on_return_) on_return_(host_id);
+    spdlog::info("host {}: Up again", host.name);
+    std::function<void(int64_t)> on_return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      on_return = on_return_;
+    }
+    if (on_return) on_return(host_id);
   }
   return true;
 }
@@ -304,7 +423,7 @@ Host HostRegistry::Add(const std::string& name, const std::string& uri, int64_t 
   virt::HostCapacity capacity;
   std::unique_ptr<virt::Hypervisor> hypervisor;
   try {
-    hypervisor = connect_(uri);
+    hypervisor = connect_(host, uri);
     capacity = hypervisor->Capacity();
   } catch (const std::exception& error) {
     ThrowIllegalArgument("cannot connect to " + uri + ": " + error.what());
@@ -327,12 +446,16 @@ Host HostRegistry::Add(const std::string& name, const std::string& uri, int64_t 
   entry->host = host;
   entry->owned = std::move(hypervisor);
   entry->hypervisor = entry->owned.get();
+  entry->prepared = true;
+  host.state = host_state::kUp;
+  entry->host.state = host_state::kUp;
   scheduler_->Upsert(SlotFor(host, capacity));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     entries_[host.id] = entry;
     if (!default_host_) default_host_ = host.id;
   }
+  Follow(host.id, entry->hypervisor);
   spdlog::info("host {}: added, {} ({} MiB RAM, {} CPUs)", name, uri, capacity.memory_mib,
                capacity.cpus);
   return host;
@@ -359,16 +482,22 @@ void HostRegistry::Remove(const std::string& name) {
     return host->id;
   });
   scheduler_->Remove(id);
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = entries_.find(id);
-  if (it != entries_.end()) {
-    if (it->second->owned) retired_.push_back(std::move(it->second->owned));
-    entries_.erase(it);
+  virt::HostConnection* connection = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(id);
+    if (it != entries_.end()) {
+      connection = AsConnection(it->second->owned.get());
+      if (it->second->owned) retired_.push_back(std::move(it->second->owned));
+      entries_.erase(it);
+    }
+    if (default_host_ && *default_host_ == id) {
+      default_host_.reset();
+      if (!entries_.empty()) default_host_ = entries_.begin()->first;
+    }
   }
-  if (default_host_ && *default_host_ == id) {
-    default_host_.reset();
-    if (!entries_.empty()) default_host_ = entries_.begin()->first;
-  }
+  // A removed host's Up and Down are no longer news.
+  if (connection != nullptr) connection->OnHostStateChange(nullptr);
   spdlog::info("host {}: removed", name);
 }
 
@@ -400,6 +529,8 @@ std::vector<HostView> HostRegistry::List() {
     HostView view;
     view.host = entry->host;
     view.uri = UriOf(entry->host);
+    // A host connection's own state is followed through its reports (MarkDown/MarkUp), so
+    // the list shows one state: the one jobs and the scheduler act on.
     view.connected = entry->hypervisor != nullptr;
     view.last_error = entry->last_error;
     if (auto slot = scheduler_->Get(id)) view.slot = *slot;

@@ -36,6 +36,8 @@ struct HandlerRun {
   std::mutex mutex;
   std::condition_variable finished_cv;
   bool finished = false;
+  // When the runner gives up on this run (steady clock).
+  std::chrono::steady_clock::time_point deadline;
   FinalWrite final_write;
   std::string failure;
   bool retryable = false;
@@ -45,6 +47,11 @@ struct HandlerRun {
 thread_local HandlerRun* current_run = nullptr;
 
 }  // namespace
+
+std::optional<std::chrono::steady_clock::time_point> CurrentJobDeadline() {
+  if (current_run == nullptr) return std::nullopt;
+  return current_run->deadline;
+}
 
 void SetJobStep(std::string waiting_for) {
   if (current_run == nullptr) return;
@@ -71,7 +78,8 @@ int JobRunner::RequeueAbandoned() {
 
 void JobRunner::Start() {
   const int requeued = RequeueAbandoned();
-  if (requeued > 0) spdlog::info("jobs: {} job(s) interrupted by the last stop taken up again", requeued);
+  if (requeued > 0)
+    spdlog::info("jobs: {} job(s) interrupted by the last stop taken up again", requeued);
   std::lock_guard<std::mutex> lock(mutex_);
   stopping_ = false;
   workers_wanted_ = static_cast<size_t>(options_.workers);
@@ -220,7 +228,12 @@ void JobRunner::Execute(const domain::Job& job) {
   } else {
     // The handler runs on a thread of its own, so a call that never returns (a hung
     // hypervisor) costs that thread, not this worker.
+    auto deadline_it = options_.deadline_ms_by_command.find(job.command);
+    const int64_t deadline_ms = deadline_it != options_.deadline_ms_by_command.end()
+                                    ? deadline_it->second
+                                    : options_.deadline_ms;
     auto run = std::make_shared<HandlerRun>();
+    run->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
     std::shared_ptr<JobHandler> handler = it->second;
     std::thread([run, handler, job] {
       current_run = run.get();
@@ -242,12 +255,8 @@ void JobRunner::Execute(const domain::Job& job) {
       run->finished = true;
       run->finished_cv.notify_all();
     }).detach();
-    auto deadline_it = options_.deadline_ms_by_command.find(job.command);
-    const int64_t deadline_ms =
-        deadline_it != options_.deadline_ms_by_command.end() ? deadline_it->second : options_.deadline_ms;
     std::unique_lock<std::mutex> lock(run->mutex);
-    if (run->finished_cv.wait_for(lock, std::chrono::milliseconds(deadline_ms),
-                                  [&] { return run->finished; })) {
+    if (run->finished_cv.wait_until(lock, run->deadline, [&] { return run->finished; })) {
       final_write = std::move(run->final_write);
       failure = std::move(run->failure);
       retryable = run->retryable;
@@ -289,7 +298,8 @@ void JobRunner::Execute(const domain::Job& job) {
                  delay, failure);
     return;
   }
-  if (retryable) failure = "gave up after " + std::to_string(job.attempts) + " attempts: " + failure;
+  if (retryable)
+    failure = "gave up after " + std::to_string(job.attempts) + " attempts: " + failure;
   db_.Write([&](store::Connection& c) {
     if (it != handlers_.end()) {
       if (past_deadline) {

@@ -10,6 +10,7 @@
 
 #include "gridd/domain/lookups.h"
 #include "gridd/store/repositories.h"
+#include "gridd/virt/host_connection.h"
 #include "gridd/virt/seed.h"
 
 namespace gridd::jobs {
@@ -293,6 +294,82 @@ class ServerJobHandler final : public JobHandler {
   ServerJobOptions options_;
 };
 
+// MoveVirtualServer (gridctl server move): moves the server's domain from its host to another
+// Up host of its datacenter with virt::MoveDomain, live where libvirt supports it for the pair,
+// otherwise cold. The DHCP reservation moves along; the server's row names the new host, and
+// the scheduler's bookings move, in the transaction that marks the job Succeeded. The target's
+// room was booked when the move was queued; a failed move gives it back.
+class MoveServerHandler final : public JobHandler {
+ public:
+  MoveServerHandler(store::Database& db, HostRegistry& hosts, const Clock& clock,
+                    const ServerJobOptions& options)
+      : db_(db), hosts_(hosts), clock_(clock), options_(options) {}
+
+  FinalWrite Run(const Job& job) override {
+    auto facts = LoadFacts(db_, job.object_id);
+    if (!facts) return nullptr;  // deleted meanwhile
+    const int64_t from = job.payload.value("from_host", int64_t{0});
+    const int64_t to = job.payload.value("to_host", int64_t{0});
+    const std::string name = DomainName(facts->server.id);
+    SetJobStep("host " + hosts_.HostName(from) + " to answer");
+    auto* source = dynamic_cast<virt::HostConnection*>(&hosts_.ForHost(from));
+    SetJobStep("host " + hosts_.HostName(to) + " to answer");
+    auto* target = dynamic_cast<virt::HostConnection*>(&hosts_.ForHost(to));
+    if (source == nullptr || target == nullptr) {
+      throw virt::HypervisorError(virt::HypervisorErrorKind::kInvalid,
+                                  "moving needs remote host connections on both hosts");
+    }
+    virt::DomainMove move;
+    move.spec = SpecFor(*facts, options_);
+    move.source_storage_pool = facts->image.storage_pool;
+    move.shared_storage = hosts_.SharedStorage(from) && hosts_.SharedStorage(to);
+    move.start = job.payload.value("start", false);
+    move.shutdown_timeout_seconds = options_.shutdown_timeout_seconds;
+    if (!facts->ip.network.empty()) {
+      SetJobStep("host " + hosts_.HostName(to) + " to reserve " + facts->ip.address);
+      target->EnsureDhcpReservation(ReservationFor(*facts));
+    }
+    SetJobStep("the move of " + name + " to host " + hosts_.HostName(to));
+    const virt::MoveResult result = virt::MoveDomain(*source, *target, move);
+    if (!facts->ip.network.empty()) source->RemoveDhcpReservation(ReservationFor(*facts));
+    spdlog::info("server {}: moved from host {} to host {} ({}{})", facts->server.id,
+                 hosts_.HostName(from), hosts_.HostName(to),
+                 result.method == virt::MoveMethod::kLive ? "live" : "cold",
+                 result.live_refusal.empty() ? "" : "; not live: " + result.live_refusal);
+    const int64_t state = StateFromHypervisor(target->State(name));
+    const int64_t server_id = facts->server.id;
+    const auto ram = static_cast<int64_t>(domain::RamMib(facts->server.ram));
+    return [this, server_id, from, to, state, ram](store::Connection& c) {
+      store::servers::SetHost(c, server_id, to);
+      store::servers::SetState(c, server_id, state, clock_.NowMs());
+      if (auto* scheduler = hosts_.scheduler()) {
+        scheduler->Charge(to, 0);  // the server itself; its RAM was booked when queued
+        scheduler->Release(from, ram);
+      }
+    };
+  }
+
+  void OnFailure(const Job& job, store::Connection& c) override { GiveBack(job, c); }
+  void OnDeadline(const Job& job, store::Connection& c) override { GiveBack(job, c); }
+
+ private:
+  // The server stays on its host: the room booked on the target is given back, and the server
+  // shows its wanted state again (the reconciler records what the hypervisor shows).
+  void GiveBack(const Job& job, store::Connection& c) {
+    auto server = store::servers::GetAny(c, job.object_id);
+    if (!server) return;
+    if (auto* scheduler = hosts_.scheduler()) {
+      scheduler->Release(job.payload.value("to_host", int64_t{0}),
+                         static_cast<int64_t>(domain::RamMib(server->ram)), false);
+    }
+  }
+
+  store::Database& db_;
+  HostRegistry& hosts_;
+  const Clock& clock_;
+  ServerJobOptions options_;
+};
+
 // SaveServerImage: copies the server's disk into the image's own volume. A running server is
 // shut down for the copy and started again: the image is then a consistent file system, and
 // QEMU's image locks refuse to read a disk a running guest holds. The image becomes Available
@@ -517,6 +594,8 @@ void RegisterServerJobs(JobRunner& runner, store::Database& db, HostRegistry& ho
     runner.Register(command,
                     std::make_shared<ServerJobHandler>(command, db, hosts, clock, options));
   }
+  runner.Register(job_command::kMoveVirtualServer,
+                  std::make_shared<MoveServerHandler>(db, hosts, clock, options));
   runner.Register(job_command::kSaveServerImage,
                   std::make_shared<ImageSaveHandler>(db, hosts, clock, options));
   runner.Register(job_command::kDeleteServerImage,

@@ -214,12 +214,15 @@ void HostConnection::Core::TryConnect() {
   uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);
-    first_attempt_done_ = true;
+    // A successful first attempt is done only once its connection is in place below: the
+    // constructor, woken by any notification, must not find the host neither failed nor Up.
     if (stopping_) {
+      first_attempt_done_ = true;
       wake_.notify_all();
       return;  // `opened` closes as it goes out of scope
     }
     if (!opened) {
+      first_attempt_done_ = true;
       last_error_ = error;
       next_attempt_ = Clock::now() + NextBackoffLocked();
       wake_.notify_all();
@@ -250,6 +253,7 @@ void HostConnection::Core::TryConnect() {
   last_answer_ = Clock::now();
   last_error_.clear();
   backoff_ = options_.reconnect_initial;
+  first_attempt_done_ = true;
   spdlog::info("{}: connected", Describe());
   wake_.notify_all();
 }

@@ -1,7 +1,8 @@
 // Many hypervisor hosts in two datacenters, each a libvirt test-driver node of its own: the
 // scheduler's placement by policy and datacenter, the 400 when a datacenter is full,
-// maintenance, host removal, and a host marked Down whose servers are evacuated and whose
-// return is reconciled.
+// maintenance, host removal, a host marked Down whose servers are evacuated and whose return
+// is reconciled; a host behind a libvirtd the test starts and stops, which goes Down and Up by
+// itself; servers moved between hosts.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "integration/grid_client_util.h"
 #include "support/command.h"
 #include "support/daemon_process.h"
+#include "support/libvirtd_process.h"
 #include "support/test_paths.h"
 
 namespace gridd::testing {
@@ -41,6 +43,12 @@ std::filesystem::path WriteNode(const std::filesystem::path& dir, const std::str
 class HostsTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // Hosts are Down after 2 s without an answer, and a stop waits at most 6 s for its host.
+    daemon_.set_config(WriteConfig({{"[hosts]\n",
+                                     "[hosts]\ndown_after_seconds = 2\n"
+                                     "keepalive_interval_seconds = 1\nkeepalive_count = 2\n"
+                                     "reconnect_initial_ms = 100\nreconnect_max_seconds = 1\n"},
+                                    {"StopVirtualServer = 300", "StopVirtualServer = 6"}}));
     daemon_.Start();
     client_ = std::make_unique<ApiClient>(daemon_.Client());
     nodes_ = ScratchDir("gridd-nodes");
@@ -67,9 +75,46 @@ class HostsTest : public ::testing::Test {
   void AddHost(const std::string& name, int64_t ram_mib, int datacenter_id,
                const std::string& datacenter) {
     const auto node = WriteNode(nodes_, name, ram_mib, datacenter_id);
-    auto added = Ctl("host add " + name + " " + ShellQuote("test://" + node.string()) +
-                     " --datacenter " + datacenter);
+    AddHostAt(name, "test://" + node.string(), datacenter);
+  }
+
+  void AddHostAt(const std::string& name, const std::string& uri, const std::string& datacenter) {
+    auto added = Ctl("host add " + name + " " + ShellQuote(uri) + " --datacenter " + datacenter);
     ASSERT_EQ(added.exit_code, 0) << added.output;
+  }
+
+  // Waits until `gridctl host list` shows the host in `state`.
+  bool WaitForHostState(const std::string& name, const std::string& state) {
+    return WaitFor([&] { return HostRow(name)["state"] == state; });
+  }
+
+  // The number of gridd domains on each host, as `gridctl domain list` shows them.
+  std::map<std::string, int> DomainsPerHost() {
+    std::map<std::string, int> out;
+    for (const auto& domain : CtlJson("domain list")) ++out[domain["host"]];
+    return out;
+  }
+
+  // Waits for the newest job of `command` to end; returns it.
+  nlohmann::json WaitForJobEnd(const std::string& command) {
+    nlohmann::json last;
+    EXPECT_TRUE(WaitFor([&] {
+      auto jobs = CtlJson("job list --command " + command);
+      if (jobs.empty()) return false;
+      last = jobs[0];
+      return last["state"] == "Succeeded" || last["state"] == "Failed";
+    })) << command
+        << ": " << last.dump();
+    return last;
+  }
+
+  std::map<int64_t, std::string> RootPasswords() {
+    std::map<int64_t, std::string> out;
+    const auto body = CallOk(*client_, "support/password/list");
+    for (const auto& entry : body["list"]) {
+      out[entry["server"]["id"].get<int64_t>()] = entry["password"];
+    }
+    return out;
   }
 
   std::vector<std::string> FreeIpsIn(const std::string& datacenter) {
@@ -244,7 +289,7 @@ TEST_F(HostsTest, ADownHostsServersShowUnknownAndAreEvacuatedKeepingTheirIdentit
     ASSERT_TRUE(server.has_value());
     EXPECT_EQ((*server)["state"]["name"], "Unknown");
   }
-  // A job that needs the host waits (retrying with backoff), then fails naming the host.
+  // A job that needs the host waits for it until its deadline, then fails naming the host.
   ASSERT_EQ(client_->Call("grid/server/power", {{"name", "v2"}, {"power", "stop"}}).status, 200u);
   nlohmann::json failed;
   ASSERT_TRUE(WaitFor(
@@ -293,6 +338,152 @@ TEST_F(HostsTest, ADownHostsServersShowUnknownAndAreEvacuatedKeepingTheirIdentit
   EXPECT_EQ(domains_per_host["east-a"], 0);
   EXPECT_EQ(domains_per_host["east-b"], 3);
   WaitForServerState(*client_, east[0], "On");
+}
+
+// A host reached through a libvirtd the test starts on loopback: killed, it goes Down by itself,
+// its servers show Unknown and a job on it fails at its deadline naming it; restarted (empty,
+// as a test-driver libvirtd comes back), it goes Up by itself, its servers are rebuilt and a
+// job that waited for it completes.
+// Hung (SIGSTOP), it goes Down again, its servers are evacuated, and when it answers again the
+// stale copies it still holds are removed.
+TEST_F(HostsTest, AHostWhoseLibvirtdStopsGoesDownAndUpByItself) {
+  LibvirtdProcess libvirtd;
+  const auto node = WriteNode(nodes_, "remote-a", 4096, 2);
+  AddHostAt("remote-a", libvirtd.TestUri(node), "US-East-1");
+  // Only remote-a takes the new servers.
+  ASSERT_EQ(Ctl("host maintenance east-a on").exit_code, 0);
+  ASSERT_EQ(Ctl("host maintenance east-b on").exit_code, 0);
+  auto east = FreeIpsIn("US-East-1");
+  ASSERT_GE(east.size(), 2u);
+  ASSERT_EQ(AddServer("r0", east[0]).status, 200u);
+  ASSERT_EQ(AddServer("r1", east[1]).status, 200u);
+  WaitForServerState(*client_, east[0], "On");
+  WaitForServerState(*client_, east[1], "On");
+  for (const auto& [server, host] : HostsOfServers()) EXPECT_EQ(host, "remote-a") << server;
+  ASSERT_EQ(Ctl("host maintenance east-b off").exit_code, 0);
+  const auto passwords_before = RootPasswords();
+
+  libvirtd.Kill();
+  ASSERT_TRUE(WaitForHostState("remote-a", "Down")) << HostRow("remote-a").dump();
+  for (const auto& ip : {east[0], east[1]}) {
+    auto server = FindServerByIp(*client_, ip);
+    ASSERT_TRUE(server.has_value());
+    EXPECT_EQ((*server)["state"]["name"], "Unknown");
+  }
+  EXPECT_NE(HostRow("remote-a")["error"].get<std::string>().find("127.0.0.1"), std::string::npos);
+  ASSERT_EQ(client_->Call("grid/server/power", {{"name", "r1"}, {"power", "stop"}}).status, 200u);
+  const auto stop = WaitForJobEnd("StopVirtualServer");
+  EXPECT_EQ(stop["state"], "Failed");
+  EXPECT_NE(stop["error"].get<std::string>().find("remote-a"), std::string::npos) << stop.dump();
+
+  // A start (deadline 300 s) waits for the host instead of failing.
+  ASSERT_EQ(client_->Call("grid/server/power", {{"name", "r1"}, {"power", "start"}}).status, 200u);
+  ASSERT_TRUE(WaitFor([&] {
+    auto jobs = CtlJson("job list --command StartVirtualServer --state Processing");
+    return jobs.size() == 1;
+  }));
+
+  // Back, empty: gridd defines its servers' domains again and starts those that run, and the
+  // waiting start completes.
+  libvirtd.Start();
+  ASSERT_TRUE(WaitForHostState("remote-a", "Up")) << HostRow("remote-a").dump();
+  WaitForServerState(*client_, east[0], "On");
+  EXPECT_EQ(WaitForJobEnd("StartVirtualServer")["state"], "Succeeded");
+  WaitForServerState(*client_, east[1], "On");
+  ASSERT_TRUE(WaitFor([&] { return DomainsPerHost()["remote-a"] == 2; }));
+
+  // Hung: Down again, and its servers are re-created on east-b with their identity.
+  libvirtd.Pause();
+  ASSERT_TRUE(WaitForHostState("remote-a", "Down")) << HostRow("remote-a").dump();
+  auto evacuated = CtlJson("host evacuate remote-a");
+  ASSERT_EQ(evacuated["moved"].size(), 2u) << evacuated.dump();
+  for (const auto& move : evacuated["moved"]) EXPECT_EQ(move["to_host"], "east-b");
+  WaitForServerState(*client_, east[0], "On");
+  for (const auto& [server, host] : HostsOfServers()) EXPECT_EQ(host, "east-b") << server;
+  EXPECT_EQ(RootPasswords(), passwords_before);
+
+  // It answers again: Up by itself, and the copies it kept are removed.
+  libvirtd.Resume();
+  ASSERT_TRUE(WaitForHostState("remote-a", "Up")) << HostRow("remote-a").dump();
+  ASSERT_TRUE(WaitFor([&] { return DomainsPerHost()["remote-a"] == 0; }))
+      << CtlJson("domain list").dump();
+  EXPECT_EQ(DomainsPerHost()["east-b"], 2);
+  WaitForServerState(*client_, east[0], "On");
+}
+
+TEST_F(HostsTest, ServerMoveKeepsTheServerAndRefusesTargetsItCannotUse) {
+  auto west = FreeIpsIn("US-West-1");
+  ASSERT_GE(west.size(), 3u);
+  ASSERT_EQ(AddServer("mv0", west[0]).status, 200u);
+  ASSERT_EQ(AddServer("mv1", west[1]).status, 200u);
+  WaitForServerState(*client_, west[0], "On");
+  WaitForServerState(*client_, west[1], "On");
+  ASSERT_EQ(client_->Call("grid/server/power", {{"name", "mv1"}, {"power", "stop"}}).status, 200u);
+  WaitForServerState(*client_, west[1], "Off");
+  auto placed = HostsOfServers();
+  ASSERT_EQ(placed["mv0"], "west-a");
+  ASSERT_EQ(placed["mv1"], "west-a");
+  const auto before =
+      CallOk(*client_, "grid/server/list", {{"datacenter", "US-West-1"}, {"v", "1.5"}});
+  const auto passwords_before = RootPasswords();
+
+  auto moved = CtlJson("server move mv0 west-b");
+  EXPECT_EQ(moved["from_host"], "west-a");
+  EXPECT_EQ(moved["to_host"], "west-b");
+  EXPECT_EQ(WaitForJobEnd("MoveVirtualServer")["state"], "Succeeded");
+  ASSERT_EQ(CtlJson("server move mv1 west-b")["to_host"], "west-b");
+  ASSERT_TRUE(WaitFor([&] {
+    auto jobs = CtlJson("job list --command MoveVirtualServer --state Succeeded");
+    return jobs.size() == 2;
+  }));
+
+  placed = HostsOfServers();
+  EXPECT_EQ(placed["mv0"], "west-b");
+  EXPECT_EQ(placed["mv1"], "west-b");
+  WaitForServerState(*client_, west[0], "On");
+  WaitForServerState(*client_, west[1], "Off");
+  const auto after =
+      CallOk(*client_, "grid/server/list", {{"datacenter", "US-West-1"}, {"v", "1.5"}});
+  ASSERT_EQ(after["list"].size(), before["list"].size());
+  for (size_t i = 0; i < after["list"].size(); ++i) {
+    EXPECT_EQ(after["list"][i]["id"], before["list"][i]["id"]);
+    EXPECT_EQ(after["list"][i]["name"], before["list"][i]["name"]);
+    EXPECT_EQ(after["list"][i]["ip"]["ip"], before["list"][i]["ip"]["ip"]);
+  }
+  EXPECT_EQ(RootPasswords(), passwords_before);
+  auto domains = DomainsPerHost();
+  EXPECT_EQ(domains["west-a"], 0);
+  EXPECT_EQ(domains["west-b"], 2);
+  // The scheduler's bookings moved along.
+  EXPECT_EQ(HostRow("west-a")["servers"], 0);
+  EXPECT_EQ(HostRow("west-a")["ram_used_mib"], 0);
+  EXPECT_EQ(HostRow("west-b")["servers"], 2);
+  EXPECT_EQ(HostRow("west-b")["ram_used_mib"], 2048);
+  auto jobs = CtlJson("job list --command MoveVirtualServer");
+  auto shown = CtlJson("job show " + std::to_string(jobs[0]["id"].get<int64_t>()));
+  EXPECT_GE(shown["history"].size(), 2u) << shown.dump();
+
+  // Refusals, each one line naming why, and nothing changes.
+  auto refused = [&](const std::string& args, const std::string& why) {
+    auto result = Ctl(args);
+    EXPECT_NE(result.exit_code, 0) << args;
+    EXPECT_NE(result.output.find(why), std::string::npos) << args << ": " << result.output;
+  };
+  refused("server move mv0 west-b", "already");
+  refused("server move mv0 east-a", "datacenter");
+  refused("server move mv0 west-a-nowhere", "no host");
+  refused("server move nobody west-a", "no server");
+  ASSERT_EQ(Ctl("host maintenance west-a on").exit_code, 0);
+  refused("server move mv0 west-a", "maintenance");
+  ASSERT_EQ(Ctl("host maintenance west-a off").exit_code, 0);
+  ASSERT_EQ(Ctl("host down west-a").exit_code, 0);
+  refused("server move mv0 west-a", "Down");
+  ASSERT_EQ(Ctl("host up west-a").exit_code, 0);
+  // A 4 GB server fills west-a (4096 MB): mv0 no longer fits there.
+  ASSERT_EQ(AddServer("big", west[2], "4GB").status, 200u);
+  refused("server move mv0 west-a", "no room");
+  EXPECT_EQ(HostsOfServers()["mv0"], "west-b");
+  EXPECT_EQ(CtlJson("job list --command MoveVirtualServer").size(), 2u);
 }
 
 }  // namespace

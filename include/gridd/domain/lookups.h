@@ -44,7 +44,9 @@ inline constexpr int64_t
     // gridd's own: a repair found by the reconciler (docs/api.md).
     kReconcileVirtualServer = 13,
     // gridd's own: a server re-created on another host (gridctl host evacuate).
-    kEvacuateVirtualServer = 14;
+    kEvacuateVirtualServer = 14,
+    // gridd's own: a server moved between Up hosts (gridctl server move).
+    kMoveVirtualServer = 15;
 }
 namespace job_object_type {
 inline constexpr int64_t kVirtualServer = 1, kLoadBalancer = 2, kCloudStorage = 3, kStorageDns = 4,

@@ -2,12 +2,14 @@
 // (Up/Down, maintenance) and the scheduler's view of its capacity. Job handlers, the
 // reconciler and the admin commands find a server's hypervisor here.
 //
-// This is the seam for the connection layer: it opens hypervisors through a factory (by
-// default virt::ConnectLibvirt), and calls MarkDown/MarkUp when a host stops or starts
-// answering. A Down host's servers show state Unknown, its jobs wait (a transient error
-// naming the host) until their deadline, and when it returns its domains are reconciled.
+// It opens hypervisors through a factory (gridd's: a virt::HostConnection per host). A
+// HostConnection reports the host Up or Down by itself, and the registry follows it through
+// MarkDown/MarkUp. A Down host's servers show state Unknown, a job that needs the host waits
+// for it until the job's deadline and then fails naming the host, and when the host returns
+// its domains are reconciled (a volatile host's servers are rebuilt first).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -24,7 +26,10 @@
 
 namespace gridd::jobs {
 
-using HypervisorFactory = std::function<std::unique_ptr<virt::Hypervisor>(const std::string& uri)>;
+// Opens the hypervisor of a host at `uri`. May throw when the host does not answer; a
+// virt::HostConnection instead starts Down and is followed until it answers.
+using HypervisorFactory = std::function<std::unique_ptr<virt::Hypervisor>(const domain::Host& host,
+                                                                          const std::string& uri)>;
 
 struct HostView {
   domain::Host host;
@@ -50,15 +55,19 @@ class HostRegistry {
   using ConnectHook = std::function<void(const domain::Host&, virt::Hypervisor&)>;
   void OnConnect(ConnectHook hook) { on_connect_ = std::move(hook); }
   // Called when a Down host answers again (reconcile its domains).
-  void OnReturn(std::function<void(int64_t host_id)> hook) { on_return_ = std::move(hook); }
+  void OnReturn(std::function<void(int64_t host_id)> hook) {
+    std::lock_guard<std::mutex> lock(mutex_);  // host connections may already report
+    on_return_ = std::move(hook);
+  }
 
   // Reads the hosts, connects to each (one that does not answer is marked Down) and books each
   // host's servers in the scheduler.
   void Load();
 
-  // The hypervisor of a server: its host's, or the default host's when it has none. Throws a
-  // transient HypervisorError naming the host when the host is Down, so the job retries with
-  // backoff until its deadline.
+  // The hypervisor of a server: its host's, or the default host's when it has none. When the
+  // host is Down, a job's thread waits for it to come back until the job's deadline (the job
+  // then fails naming the host); outside a job this throws a transient HypervisorError naming
+  // the host at once.
   virt::Hypervisor& ForServer(const domain::Server& server);
   virt::Hypervisor& ForHost(int64_t host_id);
   // The host a server without one runs on; nullopt when there is none.
@@ -84,6 +93,9 @@ class HostRegistry {
   // Tries MarkUp on every Down host that gridd marked Down itself (it did not answer when
   // connecting), not on hosts the operator marked Down.
   void RetryUnreachable();
+  // Stops following the host connections' Up/Down reports (waits for a report in progress).
+  // Call before anything the hooks use is destroyed; not from a hook.
+  void StopFollowing();
 
   // Operator commands (gridctl host ...). Errors are GoGrid-style 400s that change nothing.
   domain::Host Add(const std::string& name, const std::string& uri, int64_t datacenter_id,
@@ -107,7 +119,11 @@ class HostRegistry {
     virt::Hypervisor* hypervisor = nullptr;
     std::string last_error;
     bool marked_by_operator = false;
+    bool prepared = false;  // the connect hook has run on `hypervisor`
   };
+  // A host connection reported the host Up or Down (on the connection's thread).
+  void OnConnectionState(int64_t host_id, bool up);
+  void Follow(int64_t host_id, virt::Hypervisor* hypervisor);
   std::string UriOf(const domain::Host& host) const;
   // Connects outside the lock; fills capacity in the scheduler. Throws on failure.
   std::unique_ptr<virt::Hypervisor> Connect(const domain::Host& host, virt::HostCapacity& capacity);
@@ -121,6 +137,7 @@ class HostRegistry {
   ConnectHook on_connect_;
   std::function<void(int64_t)> on_return_;
   mutable std::mutex mutex_;
+  std::condition_variable host_up_;  // a host came Up (jobs waiting in ForHost)
   std::map<int64_t, std::shared_ptr<Entry>> entries_;
   // Hypervisors of removed hosts stay alive: a job may still hold a reference.
   std::vector<std::unique_ptr<virt::Hypervisor>> retired_;

@@ -6,12 +6,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +44,9 @@ class JobHandler {
 // Called by a handler before each step that waits on something outside gridd ("the hypervisor
 // to start domain gridd-7"), so a job failed by its deadline says what it was waiting for.
 void SetJobStep(std::string waiting_for);
+// When the runner gives up on the job the calling thread runs (its command's deadline);
+// nullopt outside a job. Lets a handler wait for a host to return for as long as it may.
+std::optional<std::chrono::steady_clock::time_point> CurrentJobDeadline();
 
 struct JobRunnerOptions {
   int workers = 4;

@@ -28,7 +28,8 @@ struct ServerJobOptions {
 
 // Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer,
 // SaveServerImage and DeleteServerImage (the purge of a trashed image's volume), Reconcile- and
-// EvacuateVirtualServer. Each job runs on the hypervisor of its server's host.
+// EvacuateVirtualServer, MoveVirtualServer. Each job runs on the hypervisor of its server's
+// host (a move on both hosts' connections).
 void RegisterServerJobs(JobRunner& runner, store::Database& db, HostRegistry& hosts,
                         const Clock& clock, ServerJobOptions options);
 

@@ -124,10 +124,12 @@ TEST(LookupsTest, FixedEnumerationsKeepGoGridsIds) {
                                  {6, "Fatal"},
                                  {7, "Created"}}));
   EXPECT_EQ(Fixed("server.state").size(), 10u);
-  // GoGrid's twelve, then gridd's own repair command (documented in docs/api.md).
-  EXPECT_EQ(Fixed("job.command").size(), 14u);
+  // GoGrid's twelve, then gridd's own commands (documented in docs/api.md).
+  EXPECT_EQ(Fixed("job.command").size(), 15u);
   EXPECT_EQ(Fixed("job.command")[12].name, "ReconcileVirtualServer");
   EXPECT_EQ(Fixed("job.command")[13].name, "EvacuateVirtualServer");
+  EXPECT_EQ(Fixed("job.command")[14].name, "MoveVirtualServer");
+  EXPECT_EQ(Fixed("job.command")[14].id, 15);
   EXPECT_EQ(Fixed("job.command")[5].name, "CreateVirtualServer");
   EXPECT_EQ(Fixed("job.objecttype")[0].name, "VirtualServer");
   EXPECT_FALSE(Fixed("job.objecttype")[0].description.has_value());

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "libvirtd_process.h"
 #include "support/command.h"
+#include "support/libvirtd_process.h"
 #include "support/test_paths.h"
 #include "virt/host_connection_core.h"
 #include "virt/libvirt_handles.h"

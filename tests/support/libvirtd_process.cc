@@ -1,4 +1,4 @@
-#include "libvirtd_process.h"
+#include "support/libvirtd_process.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
