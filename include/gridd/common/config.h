@@ -83,7 +83,7 @@ struct Config {
   // "kvm", "qemu" (software emulation) or "auto": kvm when /dev/kvm is usable.
   std::string domain_type = "auto";
   // Each guest's serial console log is cut back to half this size when it grows past it.
-  int64_t console_log_max_bytes = 1024 * 1024;
+  int64_t console_log_max_bytes = int64_t{1024} * 1024;
   // [jobs]
   int job_workers = 4;
   int job_lease_seconds = 300;

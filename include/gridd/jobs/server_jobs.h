@@ -27,7 +27,7 @@ struct ServerJobOptions {
 // Registers the handlers for Create/Start/Stop/Restart/Update/DeleteVirtualServer,
 // SaveServerImage and DeleteServerImage (the purge of a trashed image's volume).
 void RegisterServerJobs(JobRunner& runner, store::Database& db, virt::Hypervisor& hypervisor,
-                        const Clock& clock, ServerJobOptions options);
+                        const Clock& clock, const ServerJobOptions& options);
 
 // Queues a DeleteServerImage job (owner "gridd") for every image that has been in the Trash
 // for `retention_ms` or longer and that no server uses; an image a server still runs on waits
