@@ -41,8 +41,7 @@ GRIDD_TEST_PACKAGES=(
 )
 
 # What scripts/test's checking stages use: clang 14 with its sanitizer and libFuzzer runtimes
-# (build-fuzz), clang-tidy and cppcheck (scripts/static-checks). GCC's own ASan, UBSan and
-# TSan runtimes come with build-essential.
+# (build-asan, build-tsan), clang-tidy and cppcheck (scripts/static-checks).
 GRIDD_CHECK_PACKAGES=(
   clang-14 clang clang-tidy-14 libclang-rt-14-dev cppcheck
 )
