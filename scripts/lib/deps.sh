@@ -41,8 +41,7 @@ GRIDD_TEST_PACKAGES=(
 )
 
 # What scripts/test's checking stages use: clang 14 with its sanitizer and libFuzzer runtimes
-# (build-fuzz), clang-tidy and cppcheck (scripts/static-checks). GCC's own ASan, UBSan and
-# TSan runtimes come with build-essential.
+# (build-asan, build-tsan), clang-tidy and cppcheck (scripts/static-checks).
 GRIDD_CHECK_PACKAGES=(
   clang-14 clang clang-tidy-14 libclang-rt-14-dev cppcheck
 )
@@ -113,6 +112,19 @@ _gridd_cache_value() {
   sed -n "s/^${key}:[A-Z]*=//p" "$cache" | head -n 1
 }
 
+# GRIDD_CCACHE=1 compiles through ccache (CMAKE_CXX_COMPILER_LAUNCHER) in every build dir these
+# scripts configure; unset, a build dir keeps whatever launcher it was configured with.
+# Sets _gridd_launcher to the CMake arguments for that.
+_gridd_set_launcher() {
+  _gridd_launcher=()
+  [[ ${GRIDD_CCACHE:-0} == 1 ]] || return 0
+  if ! command -v ccache >/dev/null; then
+    echo "error: GRIDD_CCACHE=1 but ccache is not installed" >&2
+    exit 1
+  fi
+  _gridd_launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+}
+
 # gridd_build BUILD_DIR TYPE [TARGET...] — configures the source tree this file belongs to in
 # BUILD_DIR (Ninja, CMAKE_BUILD_TYPE=TYPE) and builds TARGETs (default: everything) with
 # nproc parallel jobs. A build dir configured for another generator or another source tree
@@ -137,10 +149,39 @@ gridd_build() {
   fi
 
   gridd_log "configuring $type build in $build_dir"
-  cmake -S "$source_dir" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$type"
+  _gridd_set_launcher
+  cmake -S "$source_dir" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "${_gridd_launcher[@]}"
 
   local targets=()
   (($# > 0)) && targets=(--target "$@")
   gridd_log "building${*:+ $*} ($(nproc) jobs)"
   cmake --build "$build_dir" --parallel "$(nproc)" "${targets[@]}"
+}
+
+# gridd_configure_sanitized BUILD_DIR SANITIZERS [CMAKE_ARG...] — configures a clang build of
+# the tree in BUILD_DIR with -DGRIDD_SANITIZERS=SANITIZERS: -O1 (fast to compile, still quick
+# to run) with line tables only, which is what the sanitizers' stack traces need. A build dir
+# configured with another compiler or generator is configured from scratch.
+gridd_configure_sanitized() {
+  local build_dir=$1 sanitizers=$2
+  shift 2
+  local source_dir
+  source_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+  mkdir -p "$build_dir"
+  if [[ -f $build_dir/CMakeCache.txt ]] &&
+     { [[ $(_gridd_cache_value "$build_dir" CMAKE_CXX_COMPILER) != *clang++* ]] ||
+       [[ $(_gridd_cache_value "$build_dir" CMAKE_GENERATOR) != Ninja ]]; }; then
+    gridd_log "$build_dir was configured differently; configuring it again"
+    rm -rf "$build_dir/CMakeCache.txt" "$build_dir/CMakeFiles"
+  fi
+  _gridd_set_launcher
+  CC=clang CXX=clang++ cmake -S "$source_dir" -B "$build_dir" -G Ninja \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only" \
+    -DGRIDD_SANITIZERS="$sanitizers" -DGRIDD_BUILD_BENCH=OFF "${_gridd_launcher[@]}" "$@" >/dev/null
+}
+
+# gridd_configure_asan BUILD_DIR — the ASan+UBSan build that scripts/test runs the suite on and
+# that also holds the libFuzzer targets (scripts/fuzz, bench/fuzz): one clang build for both.
+gridd_configure_asan() {
+  gridd_configure_sanitized "$1" "address;undefined" -DGRIDD_BUILD_FUZZERS=ON
 }

@@ -12,7 +12,7 @@ namespace gridd::admin::protocol {
 
 // Longest request line accepted, newline excluded. Requests are small; the limit only stops a
 // confused peer from making the daemon buffer without bound.
-inline constexpr std::size_t kMaxLineBytes = 1024 * 1024;
+inline constexpr std::size_t kMaxLineBytes = std::size_t{1024} * 1024;
 
 struct Request {
   std::string command;

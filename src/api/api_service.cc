@@ -213,6 +213,7 @@ std::vector<domain::RealIpInput> RealIps(const Params& params) {
     slot = value;
   }
   std::vector<domain::RealIpInput> out;
+  out.reserve(by_index.size());
   for (auto& [index, entry] : by_index) out.push_back(std::move(entry));
   return out;
 }
@@ -805,6 +806,7 @@ void ApiService::AddRoutes() {
       });
     }
     std::vector<Json> items;
+    items.reserve(options.size());
     for (const auto& option : options) items.push_back(OptionJson(option));
     return Paged(std::move(items), call.params, std::nullopt);
   });

@@ -36,12 +36,12 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kReadChunk = 8 * 1024;
+constexpr size_t kReadChunk = size_t{8} * 1024;
 // After an error answer the client may still be sending the request we refused; reading (and
 // discarding) it for a moment keeps the kernel from resetting the connection before the client
 // has read our answer.
 constexpr auto kLingerTime = std::chrono::seconds(2);
-constexpr size_t kMaxLingerBytes = 4 * 1024 * 1024;
+constexpr size_t kMaxLingerBytes = size_t{4} * 1024 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // What the server's stop needs of a session, whatever its stream.
@@ -203,7 +203,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         slot_(std::move(slot)),
         remote_address_(std::move(remote_address)) {}
 
-  ~Session() {
+  ~Session() override {
     std::lock_guard lock(state_->sessions_mutex);
     state_->sessions.erase(this);
   }

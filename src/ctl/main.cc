@@ -38,10 +38,10 @@ std::string Upper(std::string text) {
 // Declares one leaf subcommand and the admin command it sends. Each argument is named after
 // its JSON key (positional KEY or --key) and lands in args only when given, so the daemon
 // sees exactly what the operator typed.
-class Command {
+class CommandBuilder {
  public:
-  Command(CLI::App& parent, const std::string& name, const std::string& description,
-          const std::string& admin_command, Request& request)
+  CommandBuilder(CLI::App& parent, const std::string& name, const std::string& description,
+                 const std::string& admin_command, Request& request)
       : app_(parent.add_subcommand(name, description)),
         fields_(std::make_shared<std::vector<Field>>()) {
     app_->callback([fields = fields_, admin_command, &request] {
@@ -52,24 +52,24 @@ class Command {
     });
   }
 
-  Command& Positional(const std::string& key, const std::string& description) {
+  CommandBuilder& Positional(const std::string& key, const std::string& description) {
     fields_->push_back(
         {key, app_->add_option(key, description)->required()->type_name(Upper(key))});
     return *this;
   }
 
-  Command& Required(const std::string& key, const std::string& description) {
+  CommandBuilder& Required(const std::string& key, const std::string& description) {
     fields_->push_back({key, Flag(key, description)->required()});
     return *this;
   }
 
-  Command& Optional(const std::string& key, const std::string& description) {
+  CommandBuilder& Optional(const std::string& key, const std::string& description) {
     fields_->push_back({key, Flag(key, description)});
     return *this;
   }
 
-  Command& RequiredChoice(const std::string& key, const std::string& description,
-                          std::vector<std::string> choices) {
+  CommandBuilder& RequiredChoice(const std::string& key, const std::string& description,
+                                 std::vector<std::string> choices) {
     fields_->push_back(
         {key, Flag(key, description)->required()->check(CLI::IsMember(std::move(choices)))});
     return *this;
@@ -95,6 +95,13 @@ class Command {
   CLI::App* app_;
   std::shared_ptr<std::vector<Field>> fields_;  // shared with the callback, which outlives us
 };
+
+// A function rather than the constructor, so that a command without arguments is a plain call
+// and not a temporary that reads like a mistake.
+CommandBuilder Command(CLI::App& parent, const std::string& name, const std::string& description,
+                       const std::string& admin_command, Request& request) {
+  return CommandBuilder(parent, name, description, admin_command, request);
+}
 
 CLI::App* Group(CLI::App& app, const std::string& name, const std::string& description) {
   CLI::App* group = app.add_subcommand(name, description);

@@ -273,8 +273,9 @@ int Run(int argc, char** argv) {
     try {
       id = gridd::domain::ResolveOption(*command, "jobs.deadlines", name).id;
     } catch (const std::exception&) {
-      throw std::runtime_error(config_path + ": jobs.deadlines." + name +
-                               ": not a job command (see the job.command lookup)");
+      throw std::runtime_error(
+          fmt::format("{}: jobs.deadlines.{}: not a job command (see the job.command lookup)",
+                      config_path, name));
     }
     job_options.deadline_ms_by_command[id] = int64_t{seconds} * 1000;
     longest_deadline_ms = std::max(longest_deadline_ms, int64_t{seconds} * 1000);
@@ -296,7 +297,7 @@ int Run(int argc, char** argv) {
     spdlog::info("guests: domain type {}, console logs in {}", server_options.domain_type,
                  server_options.console_dir.string());
     console_trimmer = std::jthread([dir = server_options.console_dir,
-                                    max = config.console_log_max_bytes](std::stop_token stop) {
+                                    max = config.console_log_max_bytes](const std::stop_token& stop) {
       while (!stop.stop_requested()) {
         gridd::jobs::TrimConsoleLogs(dir, max);
         for (int i = 0; i < 50 && !stop.stop_requested(); ++i) {

@@ -74,7 +74,7 @@ ParsedCidr ParseIpv4Cidr(const std::string& text) {
 
 std::filesystem::path WriteInitialCredentials(const std::filesystem::path& data_dir,
                                               const NewApiKey& key) {
-  const auto path = data_dir / "initial-credentials.json";
+  auto path = data_dir / "initial-credentials.json";  // returned: not const, so it is moved
   const auto temp = data_dir / "initial-credentials.json.tmp";
   nlohmann::ordered_json body = {
       {"account", key.account}, {"api_key", key.api_key}, {"shared_secret", key.shared_secret}};

@@ -585,7 +585,7 @@ void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const
 }
 
 void RegisterServerJobs(JobRunner& runner, store::Database& db, HostRegistry& hosts,
-                        const Clock& clock, ServerJobOptions options) {
+                        const Clock& clock, const ServerJobOptions& options) {
   for (int64_t command :
        {job_command::kCreateVirtualServer, job_command::kStartVirtualServer,
         job_command::kStopVirtualServer, job_command::kRestartVirtualServer,

@@ -89,6 +89,7 @@ const char* BalancerHealthName(BalancerHealth health) {
 std::string RenderHaproxyConfig(const std::vector<BalancerSpec>& balancers,
                                 const HaproxyOptions& options) {
   std::vector<const BalancerSpec*> ordered;
+  ordered.reserve(balancers.size());
   for (const auto& balancer : balancers) ordered.push_back(&balancer);
   std::sort(ordered.begin(), ordered.end(),
             [](const BalancerSpec* a, const BalancerSpec* b) { return a->id < b->id; });

@@ -797,7 +797,7 @@ void LibvirtHypervisor::EnsureRawVolume(const RawVolume& raw) {
     const bool uploaded = UploadVolume(conn, created.get(), raw.content.size(),
                                        [&](char* out, size_t want) {
                                          const size_t n = std::min(want, raw.content.size() - offset);
-                                         std::memcpy(out, raw.content.data() + offset, n);
+                                         std::copy_n(raw.content.data() + offset, n, out);
                                          offset += n;
                                          return n;
                                        });
@@ -950,11 +950,12 @@ std::vector<GriddDomain> LibvirtHypervisor::ListGriddDomains() {
       const char* raw_name = virDomainGetName(domain.get());
       if (raw_name == nullptr) ThrowLastError(what);
       const std::string name = raw_name;
+      const std::string context = fmt::format("{}: {}", what, name);
       try {
-        std::optional<Ownership> owner = GriddMetadata(domain.get(), what + ": " + name);
+        std::optional<Ownership> owner = GriddMetadata(domain.get(), context);
         if (!owner) continue;
         result.push_back(GriddDomain{name, owner->server_id, owner->account_id,
-                                     StateOf(domain.get(), what + ": " + name)});
+                                     StateOf(domain.get(), context)});
       } catch (const LibvirtError& error) {
         if (error.code() != VIR_ERR_NO_DOMAIN) throw;  // undefined while listing: skip
       }

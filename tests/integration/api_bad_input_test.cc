@@ -19,8 +19,8 @@ class ApiBadInputTest : public ApiWorldTest<ApiBadInputTest> {};
 
 // `base` with `extra` added (replacing parameters of the same name).
 Params With(Params base, const Params& extra) {
-  for (const auto& [key, value] : extra) {
-    std::erase_if(base, [&](const auto& pair) { return pair.first == key; });
+  for (const auto& added : extra) {
+    std::erase_if(base, [&](const auto& pair) { return pair.first == added.first; });
   }
   base.insert(base.end(), extra.begin(), extra.end());
   return base;

@@ -132,11 +132,15 @@ TEST_F(ApiPagingTest, ListsComeInIdOrderAndJobsNewestFirst) {
                              "grid/loadbalancer/list", "support/password/list"}) {
     SCOPED_TRACE(method);
     std::vector<int64_t> ids;
-    for (const auto& item : List(method)["list"]) ids.push_back(item["id"]);
+    for (const nlohmann::json list = List(method); const auto& item : list["list"]) {
+      ids.push_back(item["id"]);
+    }
     EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
   }
   std::vector<int64_t> job_ids;
-  for (const auto& job : List("grid/job/list")["list"]) job_ids.push_back(job["id"]);
+  for (const nlohmann::json list = List("grid/job/list"); const auto& job : list["list"]) {
+    job_ids.push_back(job["id"]);
+  }
   EXPECT_TRUE(std::is_sorted(job_ids.rbegin(), job_ids.rend())) << "jobs are newest first";
 }
 

@@ -240,17 +240,20 @@ TEST_F(TenantIsolationTest, ListsAndBillingShowNothingOfTheOtherAccount) {
   EXPECT_TRUE(CallOk(*tenant_b_, "grid/job/list", {{"object", "web-1"}})["list"].empty());
 
   // Addresses: only B's own pool, none of A's (assigned or free).
-  for (const auto& ip : CallOk(*tenant_b_, "grid/ip/list")["list"]) {
+  for (const nlohmann::json ips = CallOk(*tenant_b_, "grid/ip/list");
+       const auto& ip : ips["list"]) {
     const std::string address = ip["ip"];
     EXPECT_NE(address, a_ip);
     EXPECT_NE(address.rfind("127.78.", 0), 0u) << address << " belongs to account A";
   }
   // Images: the shared catalogue, not A's private saved image.
-  for (const auto& listed : CallOk(*tenant_b_, "grid/image/list")["list"]) {
+  for (const nlohmann::json images = CallOk(*tenant_b_, "grid/image/list");
+       const auto& listed : images["list"]) {
     EXPECT_NE(std::to_string(listed["id"].get<int64_t>()), image) << listed.dump();
   }
   // Balancers: only B's own.
-  for (const auto& listed : CallOk(*tenant_b_, "grid/loadbalancer/list")["list"]) {
+  for (const nlohmann::json balancers = CallOk(*tenant_b_, "grid/loadbalancer/list");
+       const auto& listed : balancers["list"]) {
     EXPECT_NE(listed["id"].get<int64_t>(), world.balancer_id()) << listed.dump();
   }
   // Billing: A runs servers, B none; B's summary must not count A's memory.

@@ -82,7 +82,6 @@ struct Config {
   std::filesystem::path pool_path;
   // "kvm", "qemu" (software emulation) or "auto": kvm when /dev/kvm is usable.
   std::string domain_type = "auto";
-  // Each guest's serial console log is cut back to half this size when it grows past it.
   // [hosts]: the connection to each libvirt host (docs/operations.md, "Host connections").
   // A host is Down once it has not answered for this long.
   int host_down_after_seconds = 20;
@@ -93,6 +92,7 @@ struct Config {
   // Reconnection backoff: from the first wait, doubling up to the longest (jittered).
   int host_reconnect_initial_ms = 500;
   int host_reconnect_max_seconds = 30;
+  // Each guest's serial console log is cut back to half this size when it grows past it.
   int64_t console_log_max_bytes = int64_t{1024} * 1024;
   // [jobs]
   int job_workers = 4;

@@ -31,7 +31,7 @@ struct ServerJobOptions {
 // EvacuateVirtualServer, MoveVirtualServer. Each job runs on the hypervisor of its server's
 // host (a move on both hosts' connections).
 void RegisterServerJobs(JobRunner& runner, store::Database& db, HostRegistry& hosts,
-                        const Clock& clock, ServerJobOptions options);
+                        const Clock& clock, const ServerJobOptions& options);
 
 // Queues a DeleteServerImage job (owner "gridd") for every image that has been in the Trash
 // for `retention_ms` or longer and that no server uses; an image a server still runs on waits
