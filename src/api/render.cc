@@ -454,6 +454,149 @@ Json PasswordJson(const PasswordView& view, const RenderContext& context) {
   return out;
 }
 
+// ------------------------------------------------------------------- servers as JSON text
+namespace {
+
+// A JSON string as Json::dump writes it (no ASCII escaping, invalid UTF-8 replaced). Plain
+// printable ASCII, nearly every stored name, is copied as it is; anything else goes through
+// the library so the bytes stay exactly its own.
+void AppendJsonString(std::string& out, std::string_view text) {
+  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out.push_back('"');
+    out.append(text);
+    out.push_back('"');
+  } else {
+    out.append(Json(std::string(text)).dump(-1, ' ', false, Json::error_handler_t::replace));
+  }
+}
+
+void AppendJsonNumber(std::string& out, double value) { out.append(Json(value).dump()); }
+
+void AppendOptionText(std::string& out, const Option& option) {
+  out.append("{\"object\":\"option\",\"id\":").append(std::to_string(option.id));
+  out.append(",\"name\":");
+  AppendJsonString(out, option.name);
+  out.append(",\"description\":");
+  if (option.description) {
+    AppendJsonString(out, *option.description);
+  } else {
+    out.append("null");
+  }
+  out.push_back('}');
+}
+
+// LookupOption and Fixed, as text.
+const Option& OptionOrId(const std::vector<Option>& options, int64_t id, Option& fallback) {
+  if (const Option* option = FindOption(options, std::to_string(id))) return *option;
+  fallback = Option{id, std::to_string(id), std::nullopt};
+  return fallback;
+}
+void AppendLookupText(std::string& out, const std::vector<Option>& options, int64_t id) {
+  Option fallback;
+  AppendOptionText(out, OptionOrId(options, id, fallback));
+}
+void AppendFixedText(std::string& out, const char* lookup, int64_t id) {
+  AppendLookupText(out, *FixedLookup(lookup), id);
+}
+
+}  // namespace
+
+const std::string& ServerJsonWriter::OsText(int64_t os_id) {
+  auto [it, added] = operating_systems_.try_emplace(os_id);
+  if (added) AppendLookupText(it->second, context_.operating_systems, os_id);
+  return it->second;
+}
+
+const std::string& ServerJsonWriter::DatacenterText(int64_t datacenter_id) {
+  auto [it, added] = datacenters_.try_emplace(datacenter_id);
+  if (added) AppendLookupText(it->second, context_.datacenters, datacenter_id);
+  return it->second;
+}
+
+// ImageJson's attributes in its order.
+const std::string& ServerJsonWriter::ImageText(const Image& image) {
+  auto [it, added] = images_.try_emplace(image.id);
+  if (!added) return it->second;
+  std::string& out = it->second;
+  out.append("{\"object\":\"serverimage\",\"id\":").append(std::to_string(image.id));
+  out.append(",\"name\":");
+  AppendJsonString(out, image.name);
+  out.append(",\"friendlyName\":");
+  AppendJsonString(out, image.friendly_name);
+  out.append(",\"description\":");
+  AppendJsonString(out, image.description);
+  out.append(",\"os\":").append(OsText(image.os_id));
+  out.append(",\"architecture\":");
+  AppendFixedText(out, "image.architecture", image.architecture);
+  out.append(",\"type\":");
+  AppendFixedText(out, "image.type", image.type);
+  out.append(",\"state\":");
+  AppendFixedText(out, "image.state", image.state);
+  out.append(",\"price\":");
+  AppendJsonNumber(out, image.price);
+  out.append(",\"location\":");
+  AppendJsonString(out, image.location);
+  out.append(",\"isActive\":").append(image.is_active ? "true" : "false");
+  out.append(",\"isPublic\":").append(image.is_public ? "true" : "false");
+  out.append(",\"createdTime\":").append(std::to_string(image.created_ms));
+  out.append(",\"updatedTime\":").append(std::to_string(image.updated_ms));
+  out.append(",\"billingtokens\":[{\"object\":\"billingtoken\",\"id\":")
+      .append(std::to_string(image.os_id));
+  out.append(",\"name\":");
+  Option fallback;
+  AppendJsonString(out, OptionOrId(context_.operating_systems, image.os_id, fallback).name);
+  out.append(",\"price\":");
+  AppendJsonNumber(out, image.price);
+  out.append("}],\"owner\":{\"object\":\"customer\",\"id\":")
+      .append(std::to_string(image.owner_account_id.value_or(-1)));
+  out.append(",\"name\":");
+  AppendJsonString(out, image.owner_name);
+  out.append("}}");
+  return out;
+}
+
+// ServerJson's attributes in its order.
+std::string ServerJsonWriter::Write(const ServerView& view) {
+  const Server& server = view.server;
+  const Ip& ip = view.ip;
+  std::string out;
+  out.reserve(2048);
+  out.append("{\"object\":\"server\"");
+  if (view.include_id) out.append(",\"id\":").append(std::to_string(server.id));
+  out.append(",\"name\":");
+  AppendJsonString(out, server.name);
+  out.append(",\"description\":");
+  AppendJsonString(out, server.description);
+  out.append(",\"ip\":{\"object\":\"ip\",\"id\":").append(std::to_string(ip.id));
+  out.append(",\"ip\":");
+  AppendJsonString(out, ip.address);
+  out.append(",\"subnet\":");
+  AppendJsonString(out, ip.subnet);
+  out.append(",\"public\":").append(ip.is_public ? "true" : "false");
+  out.append(",\"state\":");
+  AppendFixedText(out, "ip.state", ip.state);
+  out.append(",\"datacenter\":").append(DatacenterText(ip.datacenter_id));
+  out.append("},\"image\":").append(ImageText(view.image));
+  out.append(",\"ram\":");
+  AppendFixedText(out, "server.ram", server.ram);
+  out.append(",\"state\":");
+  if (view.host_unreachable) {
+    AppendOptionText(out, Option{11, "Unknown",
+                                 "The server's host does not answer; its real state is unknown."});
+  } else {
+    AppendFixedText(out, "server.state", server.state);
+  }
+  out.append(",\"type\":");
+  AppendFixedText(out, "server.type", server.type);
+  out.append(",\"os\":").append(OsText(view.image.os_id));
+  out.append(",\"isSandbox\":false,\"datacenter\":").append(DatacenterText(ip.datacenter_id));
+  out.push_back('}');
+  return out;
+}
+
 std::string RenderSuccessJson(const std::string& method, const Result& result) {
   // The envelope is written around each item's own dump, the same bytes as dumping one tree
   // holding them all, without copying every item into that tree first (a page of servers is
@@ -463,6 +606,15 @@ std::string RenderSuccessJson(const std::string& method, const Result& result) {
     return value.dump(-1, ' ', false, Json::error_handler_t::replace);
   };
   std::string out = "{\"list\":[";
+  if (!result.json_list.empty()) {
+    size_t size = 256;
+    for (const auto& item : result.json_list) size += item.size() + 1;
+    out.reserve(size);
+    for (size_t i = 0; i < result.json_list.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      out.append(result.json_list[i]);
+    }
+  }
   for (size_t i = 0; i < result.list.size(); ++i) {
     if (i > 0) out.push_back(',');
     out.append(dump(result.list[i]));

@@ -129,10 +129,18 @@ int64_t GridService::ResolveDatacenter(std::string_view parameter, std::string_v
   return ResolveOption(catalog_.Datacenters(), parameter, value).id;
 }
 
-ServerView GridService::View(Connection& c, const Server& server) {
+ServerView GridService::View(Connection& c, const Server& server,
+                             std::unordered_map<int64_t, Image>* images) {
   ServerView view;
   view.server = server;
-  auto image = store::images::GetAny(c, server.image_id);
+  std::optional<Image> image;
+  if (images != nullptr) {
+    if (auto it = images->find(server.image_id); it != images->end()) image = it->second;
+  }
+  if (!image) {
+    image = store::images::GetAny(c, server.image_id);
+    if (image && images != nullptr) images->emplace(server.image_id, *image);
+  }
   auto ip = store::ips::Get(c, server.account_id, server.ip_id);
   if (!image || !ip) {
     throw ApiError(ErrorClass::kUnexpected,
@@ -205,9 +213,10 @@ std::vector<ServerView> GridService::ListServers(const Caller& caller, const Ser
   if (filter.sandbox.value_or(false)) return {};  // image sandboxes are gone since API 1.8
   return db_.Read([&](Connection& c) {
     std::vector<ServerView> out;
+    std::unordered_map<int64_t, Image> images;
     for (const auto& server : store::servers::List(c, caller.account_id)) {
       if (filter.type && server.type != *filter.type) continue;
-      ServerView view = View(c, server);
+      ServerView view = View(c, server, &images);
       if (!filter.datacenters.empty() && !Contains(filter.datacenters, view.ip.datacenter_id)) {
         continue;
       }
@@ -238,9 +247,10 @@ ListPage<ServerView> GridService::ListServerPage(const Caller& caller, const Ser
     page.total = store::servers::Count(c, caller.account_id, filter.type);
     const ListWindow part = window(page.total);
     if (part.limit > 0) {
+      std::unordered_map<int64_t, Image> images;
       for (const auto& server :
            store::servers::ListPage(c, caller.account_id, filter.type, part.offset, part.limit)) {
-        page.items.push_back(View(c, server));
+        page.items.push_back(View(c, server, &images));
       }
     }
     return page;

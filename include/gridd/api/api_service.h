@@ -59,6 +59,8 @@ class ApiService {
     const domain::Caller& caller;
     const Params& params;
     double version;
+    // The answer is JSON: a handler may write its items as text (Result::json_list).
+    bool json = false;
   };
   using Handler = std::function<Result(const Call&)>;
   struct Route {

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "gridd/common/error.h"
@@ -36,6 +38,26 @@ Json PasswordJson(const domain::PasswordView& view, const RenderContext& context
 // Java Date strings in UTC ("Sat Jul 12 00:00:00 UTC 2008"), as GoGrid's XML and CSV showed.
 Json BillingSummaryJson(const domain::BillingSummary& summary, double version);
 
+// Writes server objects as JSON text, the same bytes as ServerJson(view).dump(), without a
+// tree per server: a page of servers was thousands of allocated nodes, most of them the same
+// image and lookup objects again. Each distinct image, operating system and datacenter is
+// written once per writer (one answer) and its text reused.
+class ServerJsonWriter {
+ public:
+  explicit ServerJsonWriter(RenderContext context) : context_(std::move(context)) {}
+  std::string Write(const domain::ServerView& view);
+
+ private:
+  const std::string& ImageText(const domain::Image& image);
+  const std::string& OsText(int64_t os_id);
+  const std::string& DatacenterText(int64_t datacenter_id);
+
+  RenderContext context_;
+  std::unordered_map<int64_t, std::string> images_;
+  std::unordered_map<int64_t, std::string> operating_systems_;
+  std::unordered_map<int64_t, std::string> datacenters_;
+};
+
 struct Summary {
   int64_t total = 0;
   int64_t start = 0;
@@ -45,6 +67,9 @@ struct Summary {
 
 struct Result {
   std::vector<Json> list;
+  // Items already written as JSON text (ServerJsonWriter); a JSON answer uses them instead of
+  // `list` when there are any. Only filled when the answer is JSON.
+  std::vector<std::string> json_list;
   Summary summary;
 };
 

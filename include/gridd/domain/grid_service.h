@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -247,7 +248,10 @@ class GridService {
   BillingSummary Billing(const Caller& caller);
 
  private:
-  ServerView View(store::Connection& c, const Server& server);
+  // `images`, when given, holds the images already read for this answer: a page of servers
+  // mostly shares a few images, read once each rather than once per server.
+  ServerView View(store::Connection& c, const Server& server,
+                  std::unordered_map<int64_t, Image>* images = nullptr);
   // Resolves one server for a change: exactly one selector, exactly one match, no job pending.
   Server SelectOneForChange(store::Connection& c, const Caller& caller,
                             const std::vector<Selector>& selectors);

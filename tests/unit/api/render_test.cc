@@ -260,5 +260,78 @@ TEST(RenderTest, InvalidUtf8IsReplacedNotFatal) {
   EXPECT_EQ(json::parse(body)["list"][0]["message"], "No server named 'x\xEF\xBF\xBD'");
 }
 
+// A JSON answer writes servers as text (ServerJsonWriter), XML and CSV walk ServerJson's tree:
+// both must be the same bytes, or clients would see the format change what a server looks like.
+void ExpectWriterMatchesTree(const domain::ServerView& view, const RenderContext& context) {
+  ServerJsonWriter writer(context);
+  EXPECT_EQ(writer.Write(view),
+            ServerJson(view, context).dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+TEST(ServerJsonWriterTest, SameBytesAsTheTree) {
+  domain::ServerView view = WebServer();
+  ExpectWriterMatchesTree(view, Context());
+  view.include_id = false;
+  ExpectWriterMatchesTree(view, Context());
+  view.include_id = true;
+  view.host_unreachable = true;
+  ExpectWriterMatchesTree(view, Context());
+  view.host_unreachable = false;
+  view.image.price = 0.15;
+  view.image.owner_account_id = 7;
+  view.image.owner_name = "acme";
+  view.image.is_public = true;
+  ExpectWriterMatchesTree(view, Context());
+}
+
+TEST(ServerJsonWriterTest, SameBytesForHostileText) {
+  domain::ServerView view = WebServer();
+  view.server.name = "we\"b\\01\n\t\x01\x7f";
+  view.server.description = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 bad \xff\xfe \xc3 end";
+  view.image.friendly_name = "</script> & 'x'";
+  view.image.description = "\xed\xa0\x80 surrogate, \xc0\xaf overlong";
+  ExpectWriterMatchesTree(view, Context());
+}
+
+TEST(ServerJsonWriterTest, SameBytesForIdsMissingFromTheCatalogue) {
+  domain::ServerView view = WebServer();
+  view.image.os_id = 99;
+  view.ip.datacenter_id = 4;
+  view.server.ram = 77;
+  ExpectWriterMatchesTree(view, Context());
+  ExpectWriterMatchesTree(view, RenderContext{});
+}
+
+TEST(ServerJsonWriterTest, ReusedImagesDoNotLeakBetweenServers) {
+  // One writer renders a page: the second server's own fields must show, the image its own.
+  ServerJsonWriter writer(Context());
+  domain::ServerView first = WebServer();
+  domain::ServerView second = WebServer();
+  second.server.id = 43;
+  second.server.name = "web02";
+  second.ip.id = 18;
+  second.ip.address = "192.0.2.19";
+  second.image.id = 4;
+  second.image.name = "other-image";
+  writer.Write(first);
+  EXPECT_EQ(writer.Write(second),
+            ServerJson(second, Context()).dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+TEST(ServerJsonWriterTest, EnvelopeOfTextItemsMatchesTheTreeEnvelope) {
+  domain::ServerView view = WebServer();
+  Result trees;
+  Result texts;
+  ServerJsonWriter writer(Context());
+  for (int i = 0; i < 3; ++i) {
+    view.server.id = 42 + i;
+    trees.list.push_back(ServerJson(view, Context()));
+    texts.json_list.push_back(writer.Write(view));
+  }
+  trees.summary = texts.summary = Summary{3, 0, 3, 1};
+  EXPECT_EQ(RenderSuccessJson("/grid/server/list", texts),
+            RenderSuccessJson("/grid/server/list", trees));
+}
+
 }  // namespace
 }  // namespace gridd::api
