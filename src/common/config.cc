@@ -524,7 +524,9 @@ const std::vector<ConfigKey>& ConfigKeys() {
     k.push_back(Scalar("jobs", "lease_seconds", &Config::job_lease_seconds,
                        "A job whose worker has not finished within the lease is taken up again."));
     k.push_back(Scalar("jobs", "max_attempts", &Config::job_max_attempts,
-                       "Attempts for jobs that hit transient hypervisor errors.", AtLeast(1)));
+                       "Attempts for jobs that hit transient hypervisor errors (a host that cannot "
+                       "be reached does not count: see [hosts]).",
+                       AtLeast(1)));
     k.push_back(Scalar("jobs", "retry_base_ms", &Config::job_retry_base_ms,
                        "First retry delay; it doubles with each attempt."));
     k.push_back(Scalar("jobs", "retry_max_ms", &Config::job_retry_max_ms, "Longest retry delay."));

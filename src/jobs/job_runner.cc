@@ -41,6 +41,9 @@ struct HandlerRun {
   FinalWrite final_write;
   std::string failure;
   bool retryable = false;
+  // The host could not be reached (virt::HostUnavailableError): retried without counting
+  // against max_attempts, since the host's own Down detection and the deadline bound it.
+  bool host_unavailable = false;
   std::string waiting_for = "the job's handler to start";
 };
 
@@ -221,6 +224,7 @@ void JobRunner::Execute(const domain::Job& job) {
   auto it = handlers_.find(job.command);
   std::string failure;
   bool retryable = false;
+  bool host_unavailable = false;
   bool past_deadline = false;
   FinalWrite final_write;
   if (it == handlers_.end()) {
@@ -240,8 +244,13 @@ void JobRunner::Execute(const domain::Job& job) {
       FinalWrite result;
       std::string error_text;
       bool error_retryable = false;
+      bool error_host_unavailable = false;
       try {
         result = handler->Run(job);
+      } catch (const virt::HostUnavailableError& error) {
+        error_text = error.what();
+        error_retryable = true;
+        error_host_unavailable = true;
       } catch (const virt::HypervisorError& error) {
         error_text = error.what();
         error_retryable = error.retryable();
@@ -252,6 +261,7 @@ void JobRunner::Execute(const domain::Job& job) {
       run->final_write = std::move(result);
       run->failure = std::move(error_text);
       run->retryable = error_retryable;
+      run->host_unavailable = error_host_unavailable;
       run->finished = true;
       run->finished_cv.notify_all();
     }).detach();
@@ -260,6 +270,7 @@ void JobRunner::Execute(const domain::Job& job) {
       final_write = std::move(run->final_write);
       failure = std::move(run->failure);
       retryable = run->retryable;
+      host_unavailable = run->host_unavailable;
     } else {
       past_deadline = true;
       failure = "deadline of " +
@@ -286,7 +297,8 @@ void JobRunner::Execute(const domain::Job& job) {
     spdlog::info("jobs: job {} ({} #{}) succeeded", job.id, job.object_name, job.object_id);
     return;
   }
-  if (retryable && !past_deadline && job.attempts < options_.max_attempts) {
+  if (retryable && !past_deadline &&
+      (job.attempts < options_.max_attempts || host_unavailable)) {
     const int shift = std::min(job.attempts - 1, 20);
     const int64_t delay = std::min(options_.retry_base_ms << shift, options_.retry_max_ms);
     db_.Write([&](store::Connection& c) {

@@ -133,14 +133,12 @@ std::shared_ptr<virConnect> HostConnection::Core::Acquire() {
   if (up && connection_ != nullptr) return connection_;
   const std::string cause = last_error_.empty() ? "" : " (" + last_error_ + ")";
   if (up) {
-    throw HypervisorError(HypervisorErrorKind::kTransient,
-                          Describe() + " is not connected; reconnecting" + cause);
+    throw HostUnavailableError(Describe() + " is not connected; reconnecting" + cause);
   }
   const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_answer_);
   const std::string since =
       generation_ == 0 ? "has never answered" : "has not answered for " + Seconds(silent) + " s";
-  throw HypervisorError(HypervisorErrorKind::kTransient,
-                        Describe() + " is Down: it " + since + cause);
+  throw HostUnavailableError(Describe() + " is Down: it " + since + cause);
 }
 
 void HostConnection::Core::Lost(const std::shared_ptr<virConnect>& connection,
@@ -149,8 +147,7 @@ void HostConnection::Core::Lost(const std::shared_ptr<virConnect>& connection,
     std::lock_guard lock(mu_);
     DropLocked(connection, error.what());
   }
-  throw HypervisorError(HypervisorErrorKind::kTransient,
-                        Describe() + ": connection lost; reconnecting: " + error.what());
+  throw HostUnavailableError(Describe() + ": connection lost; reconnecting: " + error.what());
 }
 
 void HostConnection::Core::DropLocked(const std::shared_ptr<virConnect>& connection,

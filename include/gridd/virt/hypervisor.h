@@ -34,6 +34,15 @@ class HypervisorError : public std::runtime_error {
   HypervisorErrorKind kind_;
 };
 
+// A transient error meaning the host itself cannot be reached right now (its connection is lost
+// and being re-opened, or it is Down). A job that hits it waits for the host up to its deadline
+// instead of spending its limited retries: losing a host is not a fault of the job.
+class HostUnavailableError : public HypervisorError {
+ public:
+  explicit HostUnavailableError(const std::string& message)
+      : HypervisorError(HypervisorErrorKind::kTransient, message) {}
+};
+
 enum class PowerState { kMissing, kRunning, kShutOff, kPaused, kShuttingDown, kCrashed, kOther };
 
 const char* PowerStateName(PowerState state);

@@ -277,6 +277,26 @@ TEST_F(JobRunnerTest, GivesUpAfterMaxAttempts) {
   EXPECT_EQ(handler_->runs().size(), 3u);
 }
 
+TEST_F(JobRunnerTest, AnUnreachableHostDoesNotUseUpTheJobsAttempts) {
+  // A host whose connection dropped is not yet Down: its calls fail at once, and a job must
+  // outlast that instead of giving up after max_attempts while the host is reconnected.
+  options_.max_attempts = 2;
+  const int64_t id = InsertJob(7);
+  int calls = 0;
+  handler_->run = [&calls](const domain::Job&) -> FinalWrite {
+    if (++calls <= 4) throw virt::HostUnavailableError("host hv-1 is not connected; reconnecting");
+    return FinalWrite{};
+  };
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    ASSERT_TRUE(Runner().RunOnce()) << "attempt " << attempt;
+    clock_.AdvanceMs(options_.retry_max_ms);
+  }
+  const domain::Job job = Job(id);
+  EXPECT_EQ(job.state, job_state::kSucceeded);
+  EXPECT_EQ(job.attempts, 5);
+  EXPECT_TRUE(handler_->failures().empty());
+}
+
 struct PermanentCase {
   const char* name;
   std::function<void()> thrower;
