@@ -119,10 +119,10 @@ std::vector<Selector> Selectors(const Params& params, const char* any_name) {
 // items the page holds. Without num_items a method with no default size answers everything.
 class Pager {
  public:
-  Pager(const Params& params, std::optional<int64_t> default_size) : params_(params) {
-    size_ = default_size;
-    if (params.Has("num_items")) size_ = ParseCount(params, "num_items", 1);
-  }
+  Pager(const Params& params, std::optional<int64_t> default_size)
+      : params_(params),
+        size_(params.Has("num_items") ? std::optional<int64_t>(ParseCount(params, "num_items", 1))
+                                      : default_size) {}
 
   domain::ListWindow Window(int64_t total, Summary& summary) const {
     summary.total = total;

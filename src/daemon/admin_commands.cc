@@ -6,6 +6,7 @@
 #include <iterator>
 #include <stdexcept>
 
+#include "daemon/admin_args.h"
 #include "gridd/domain/lookups.h"
 #include "gridd/jobs/server_jobs.h"
 #include "gridd/store/repositories.h"
@@ -14,22 +15,6 @@ namespace gridd::daemon {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-std::string RequiredString(const nlohmann::json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end() || !it->is_string() || it->get<std::string>().empty()) {
-    throw std::invalid_argument(std::string("missing argument: ") + key);
-  }
-  return it->get<std::string>();
-}
-
-std::optional<std::string> OptionalString(const nlohmann::json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string())
-    throw std::invalid_argument(std::string("argument must be a string: ") + key);
-  return it->get<std::string>();
-}
 
 // Image names become volume file names: letters, digits, '.', '_' and '-', not leading '.'.
 void CheckImageName(const std::string& name) {

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "daemon/admin_args.h"
 #include "daemon/admin_commands.h"
 #include "gridd/common/error.h"
 #include "gridd/domain/lookups.h"
@@ -16,23 +17,6 @@ namespace {
 using Json = nlohmann::ordered_json;
 namespace host_state = domain::host_state;
 namespace server_state = domain::server_state;
-
-std::string RequiredString(const nlohmann::json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end() || !it->is_string() || it->get<std::string>().empty()) {
-    throw std::invalid_argument(std::string("missing argument: ") + key);
-  }
-  return it->get<std::string>();
-}
-
-std::optional<std::string> OptionalString(const nlohmann::json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) {
-    throw std::invalid_argument(std::string("argument must be a string: ") + key);
-  }
-  return it->get<std::string>();
-}
 
 bool OnOff(const std::string& text, const char* key) {
   if (text == "on" || text == "true" || text == "yes") return true;

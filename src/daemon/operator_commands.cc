@@ -4,6 +4,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "daemon/admin_args.h"
 #include "gridd/common/error.h"
 #include "gridd/domain/lookups.h"
 #include "gridd/store/repositories.h"
@@ -13,14 +14,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 using domain::OptionById;
-
-std::optional<std::string> OptionalString(const nlohmann::json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string())
-    throw std::invalid_argument(std::string("argument must be a string: ") + key);
-  return it->get<std::string>();
-}
 
 // A positive integer id given as text; the error names the argument.
 int64_t RequiredId(const nlohmann::json& args, const char* key) {

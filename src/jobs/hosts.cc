@@ -39,12 +39,11 @@ HostRegistry::HostRegistry(store::Database& db, domain::Scheduler& scheduler,
       connect_(std::move(connect)),
       default_uri_(std::move(default_uri)) {}
 
-HostRegistry::HostRegistry(virt::Hypervisor& only) {
+HostRegistry::HostRegistry(virt::Hypervisor& only) : default_host_(0) {
   auto entry = std::make_shared<Entry>();
   entry->host.name = "default";
   entry->hypervisor = &only;
   entries_[0] = entry;
-  default_host_ = 0;
 }
 
 HostRegistry::~HostRegistry() { StopFollowing(); }
