@@ -306,7 +306,9 @@ void HostConnection::Core::ProbeLoop() {
     lock.lock();
     if (alive) {
       // An error answer is still an answer: the host is there.
-      if (connection_ == connection) last_answer_ = Clock::now();
+      // Not on a connection libvirt has already closed (keepalive gave up while the answer
+      // was on its way): the host would be Up with no connection to call it on.
+      if (connection_ == connection && !closed_by_peer_) last_answer_ = Clock::now();
     } else {
       DropLocked(connection, "probe: " + error.message);
       lock.unlock();
