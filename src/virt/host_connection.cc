@@ -242,7 +242,10 @@ void HostConnection::Core::TryConnect() {
     spdlog::debug("{}: no close callback: {}", Describe(), TakeLastError().message);
   }
   std::lock_guard registration(registration_mu_);
-  hypervisor_.RegisterLifecycle(opened.get());
+  {
+    std::lock_guard gate(hypervisor_.call_gate());
+    hypervisor_.RegisterLifecycle(opened.get());
+  }
   std::lock_guard lock(mu_);
   connection_ = std::move(opened);
   generation_ = generation;
@@ -279,18 +282,33 @@ void HostConnection::Core::ProbeLoop() {
     lock.unlock();
     // A call the host must answer: keepalive alone proves only that the peer's event loop
     // runs. Blocks while a host hangs, until keepalive closes the connection.
-    unsigned long version = 0;
-    const bool answered = virConnectGetLibVersion(connection.get(), &version) == 0;
-    const LastError error = answered ? LastError{} : TakeLastError();
-    bool alive = answered;
-    if (!answered && !IsConnectionLevelCode(error.code)) {
+    bool alive = false;
+    LastError error;
+    std::unique_lock gate(hypervisor_.call_gate(), std::defer_lock);
+    // Bounded so that Stop does not wait on a long call.
+    if (gate.try_lock_for(std::min<std::chrono::milliseconds>(options_.probe_interval,
+                                                              std::chrono::seconds(1)))) {
+      unsigned long version = 0;
+      const bool answered = virConnectGetLibVersion(connection.get(), &version) == 0;
+      if (!answered) error = TakeLastError();
+      alive = answered;
+      if (!answered && !IsConnectionLevelCode(error.code)) {
+        alive = virConnectIsAlive(connection.get()) == 1;
+        if (!alive) virResetLastError();
+      }
+      gate.unlock();
+    } else {
+      // A long call holds the connection. Keepalive closes it if the host stops answering,
+      // so an open connection means the host is there.
       alive = virConnectIsAlive(connection.get()) == 1;
-      if (!alive) virResetLastError();
+      if (!alive) error = TakeLastError();
     }
     lock.lock();
     if (alive) {
       // An error answer is still an answer: the host is there.
-      if (connection_ == connection) last_answer_ = Clock::now();
+      // Not on a connection libvirt has already closed (keepalive gave up while the answer
+      // was on its way): the host would be Up with no connection to call it on.
+      if (connection_ == connection && !closed_by_peer_) last_answer_ = Clock::now();
     } else {
       DropLocked(connection, "probe: " + error.message);
       lock.unlock();
@@ -364,7 +382,10 @@ void HostConnection::Core::WatchStates(StateListener listener) {
     connection = connection_;
   }
   // Without a connection the listener is registered when one is made.
-  if (connection) hypervisor_.RegisterLifecycle(connection.get());
+  if (connection) {
+    std::lock_guard gate(hypervisor_.call_gate());
+    hypervisor_.RegisterLifecycle(connection.get());
+  }
 }
 
 HostConnection::HostConnection(HostConnectionOptions options)

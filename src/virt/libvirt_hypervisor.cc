@@ -7,8 +7,8 @@
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -434,6 +434,7 @@ std::shared_ptr<virConnect> LibvirtHypervisor::Reconnect(
 template <typename Fn>
 std::invoke_result_t<Fn&, virConnectPtr> LibvirtHypervisor::Run(Fn&& fn) {
   std::shared_ptr<virConnect> connection = Connection();
+  std::unique_lock gate(call_gate_);
   try {
     return fn(connection.get());
   } catch (const LibvirtError& error) {
@@ -442,7 +443,10 @@ std::invoke_result_t<Fn&, virConnectPtr> LibvirtHypervisor::Run(Fn&& fn) {
       if (alive < 0) virResetLastError();
       if (alive != 0) throw;
     }
-    if (source_ != nullptr) source_->Lost(connection, error);
+    if (source_ != nullptr) {
+      gate.unlock();
+      source_->Lost(connection, error);
+    }
     spdlog::warn("libvirt connection to {} failed ({}); reconnecting", uri_, error.what());
     connection = Reconnect(connection);
   }
@@ -477,7 +481,8 @@ void LibvirtHypervisor::EnsureDisk(const DiskSpec& disk) {
     // qemu-img accepts a damaged backing file; when the pool's files are visible here (a local
     // libvirtd), a damaged image fails now, before anything is created.
     std::error_code ec;
-    if (!test_driver_ && std::filesystem::exists(image_path, ec)) CheckQcow2(image_path, image_what);
+    if (!test_driver_ && std::filesystem::exists(image_path, ec))
+      CheckQcow2(image_path, image_what);
     // Images are qcow2 by gridd's contract (image import checks it); only the test driver's
     // bookkeeping volumes are taken as they are described.
     const std::string image_format =
@@ -649,32 +654,48 @@ void LibvirtHypervisor::Start(const std::string& name) {
 }
 
 void LibvirtHypervisor::Shutdown(const std::string& name, int timeout_seconds) {
-  Run([&](virConnectPtr conn) {
-    const std::string what = "shut down domain " + name;
+  const std::string what = "shut down domain " + name;
+  enum class Next { kDone, kWait, kForce };
+  const Next next = Run([&](virConnectPtr conn) {
     DomainHandle domain = FindDomain(conn, name, what);
-    if (!domain) return;
+    if (!domain) return Next::kDone;
     RequireGriddDomain(domain.get(), name, what);
-    if (!IsActive(domain.get(), what)) return;
-    if (virDomainShutdown(domain.get()) < 0) {
-      LastError error = TakeLastError();
-      if (error.code == VIR_ERR_OPERATION_INVALID && !IsActive(domain.get(), what)) return;
-      if (KindForLibvirtCode(error.code) == HypervisorErrorKind::kTransient) {
-        ThrowError(error, what);
-      }
-      // The guest cannot be asked (no ACPI support, paused): forcing it off is what the
-      // timeout would do anyway.
-      spdlog::debug("{}: graceful shutdown refused ({}); forcing off", what, error.message);
-    } else {
-      const auto deadline =
-          std::chrono::steady_clock::now() + std::chrono::seconds(std::max(timeout_seconds, 0));
-      while (IsActive(domain.get(), what) && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(kShutdownPollInterval);
-      }
-      if (IsActive(domain.get(), what)) {
-        spdlog::info("{}: guest still running after {} s; forcing off", what, timeout_seconds);
-      }
+    if (!IsActive(domain.get(), what)) return Next::kDone;
+    if (virDomainShutdown(domain.get()) == 0) return Next::kWait;
+    LastError error = TakeLastError();
+    if (error.code == VIR_ERR_OPERATION_INVALID && !IsActive(domain.get(), what)) {
+      return Next::kDone;
     }
-    DestroyIfActive(domain.get(), what);
+    if (KindForLibvirtCode(error.code) == HypervisorErrorKind::kTransient) {
+      ThrowError(error, what);
+    }
+    // The guest cannot be asked (no ACPI support, paused): forcing it off is what the
+    // timeout would do anyway.
+    spdlog::debug("{}: graceful shutdown refused ({}); forcing off", what, error.message);
+    return Next::kForce;
+  });
+  if (next == Next::kDone) return;
+  const auto still_running = [&] {
+    return Run([&](virConnectPtr conn) {
+      DomainHandle domain = FindDomain(conn, name, what);
+      return domain && IsActive(domain.get(), what);
+    });
+  };
+  if (next == Next::kWait) {
+    // Polled one call at a time: other calls to the host go on while the guest shuts down.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(std::max(timeout_seconds, 0));
+    bool running = still_running();
+    while (running && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(kShutdownPollInterval);
+      running = still_running();
+    }
+    if (!running) return;
+    spdlog::info("{}: guest still running after {} s; forcing off", what, timeout_seconds);
+  }
+  Run([&](virConnectPtr conn) {
+    DomainHandle domain = FindDomain(conn, name, what);
+    if (domain) DestroyIfActive(domain.get(), what);
   });
 }
 
@@ -794,13 +815,13 @@ void LibvirtHypervisor::EnsureRawVolume(const RawVolume& raw) {
       ThrowError(error, what + ": create in pool " + raw.storage_pool);
     }
     size_t offset = 0;
-    const bool uploaded = UploadVolume(conn, created.get(), raw.content.size(),
-                                       [&](char* out, size_t want) {
-                                         const size_t n = std::min(want, raw.content.size() - offset);
-                                         std::copy_n(raw.content.data() + offset, n, out);
-                                         offset += n;
-                                         return n;
-                                       });
+    const bool uploaded =
+        UploadVolume(conn, created.get(), raw.content.size(), [&](char* out, size_t want) {
+          const size_t n = std::min(want, raw.content.size() - offset);
+          std::copy_n(raw.content.data() + offset, n, out);
+          offset += n;
+          return n;
+        });
     if (!uploaded) {
       LastError error = TakeLastError();
       DiscardVolume(created.get(), what);
@@ -831,11 +852,11 @@ void LibvirtHypervisor::ImportQcow2(const std::string& storage_pool, const std::
     VolumeHandle created(virStorageVolCreateXML(pool.get(), xml.c_str(), 0));
     if (!created) ThrowLastError(what + ": create in pool " + storage_pool);
     std::ifstream file(source, std::ios::binary);
-    const bool uploaded = file && UploadVolume(conn, created.get(), file_size,
-                                               [&](char* out, size_t want) {
-                                                 file.read(out, static_cast<std::streamsize>(want));
-                                                 return static_cast<size_t>(file.gcount());
-                                               });
+    const bool uploaded =
+        file && UploadVolume(conn, created.get(), file_size, [&](char* out, size_t want) {
+          file.read(out, static_cast<std::streamsize>(want));
+          return static_cast<size_t>(file.gcount());
+        });
     if (!uploaded) {
       LastError error = TakeLastError();
       DiscardVolume(created.get(), what);
@@ -954,8 +975,8 @@ std::vector<GriddDomain> LibvirtHypervisor::ListGriddDomains() {
       try {
         std::optional<Ownership> owner = GriddMetadata(domain.get(), context);
         if (!owner) continue;
-        result.push_back(GriddDomain{name, owner->server_id, owner->account_id,
-                                     StateOf(domain.get(), context)});
+        result.push_back(
+            GriddDomain{name, owner->server_id, owner->account_id, StateOf(domain.get(), context)});
       } catch (const LibvirtError& error) {
         if (error.code() != VIR_ERR_NO_DOMAIN) throw;  // undefined while listing: skip
       }

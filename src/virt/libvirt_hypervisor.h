@@ -93,6 +93,14 @@ class LibvirtHypervisor : public Hypervisor {
   std::string NetworkXmlForTest(const std::string& network);
   std::shared_ptr<virConnect> ConnectionForTest() { return Connection(); }
 
+  // One libvirt call at a time on this hypervisor's connection. libvirt's RPC client
+  // (Debian 12's 9.0) hands the socket between threads calling at once and leaves their
+  // stack data registered with its event context; when the connection dies mid-call a
+  // waiting thread's I/O callback writes into a stack frame that has moved on (SIGSEGV in
+  // g_main_loop_quit, or a call that never returns). Everything that talks to the host over
+  // the connection holds this gate.
+  std::timed_mutex& call_gate() { return call_gate_; }
+
  private:
   std::shared_ptr<virConnect> Connection();
   // Replaces `failed` with a fresh connection unless another thread already did.
@@ -114,6 +122,7 @@ class LibvirtHypervisor : public Hypervisor {
   // A local test:/// connection: its state dies with it, so it can never be reopened.
   const bool private_test_driver_;
   LibvirtConnectionSource* const source_ = nullptr;
+  std::timed_mutex call_gate_;  // taken before mu_, never the other way round
   std::mutex mu_;
   std::shared_ptr<virConnect> connection_;  // guarded by mu_
   std::mutex local_mu_;
