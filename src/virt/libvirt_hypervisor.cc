@@ -396,12 +396,14 @@ LibvirtHypervisor::LibvirtHypervisor(std::string uri)
     : uri_(std::move(uri)),
       test_driver_(IsTestDriverUri(uri_)),
       private_test_driver_(uri_.rfind("test:", 0) == 0),
+      serialize_calls_(!private_test_driver_ && uri_.rfind("qemu:///embed", 0) != 0),
       connection_(OpenLibvirtConnection(uri_)) {}
 
 LibvirtHypervisor::LibvirtHypervisor(std::string uri, LibvirtConnectionSource& source)
     : uri_(std::move(uri)),
       test_driver_(IsTestDriverUri(uri_)),
       private_test_driver_(uri_.rfind("test:", 0) == 0),
+      serialize_calls_(!private_test_driver_ && uri_.rfind("qemu:///embed", 0) != 0),
       source_(&source) {}
 
 std::shared_ptr<virConnect> LibvirtHypervisor::Connection() {
@@ -434,7 +436,8 @@ std::shared_ptr<virConnect> LibvirtHypervisor::Reconnect(
 template <typename Fn>
 std::invoke_result_t<Fn&, virConnectPtr> LibvirtHypervisor::Run(Fn&& fn) {
   std::shared_ptr<virConnect> connection = Connection();
-  std::unique_lock gate(call_gate_);
+  std::unique_lock gate(call_gate_, std::defer_lock);
+  if (serialize_calls_) gate.lock();
   try {
     return fn(connection.get());
   } catch (const LibvirtError& error) {
@@ -444,7 +447,7 @@ std::invoke_result_t<Fn&, virConnectPtr> LibvirtHypervisor::Run(Fn&& fn) {
       if (alive != 0) throw;
     }
     if (source_ != nullptr) {
-      gate.unlock();
+      if (gate.owns_lock()) gate.unlock();
       source_->Lost(connection, error);
     }
     spdlog::warn("libvirt connection to {} failed ({}); reconnecting", uri_, error.what());

@@ -121,6 +121,10 @@ class LibvirtHypervisor : public Hypervisor {
   const bool test_driver_;
   // A local test:/// connection: its state dies with it, so it can never be reopened.
   const bool private_test_driver_;
+  // Calls pass call_gate_ only over libvirt's RPC client (libvirtd, remote hosts): the
+  // in-process drivers (test:///, qemu:///embed) have no shared socket to race on, and
+  // serialising them would make every job on the host wait for the slowest call.
+  const bool serialize_calls_;
   LibvirtConnectionSource* const source_ = nullptr;
   std::timed_mutex call_gate_;  // taken before mu_, never the other way round
   std::mutex mu_;
