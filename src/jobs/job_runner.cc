@@ -297,8 +297,7 @@ void JobRunner::Execute(const domain::Job& job) {
     spdlog::info("jobs: job {} ({} #{}) succeeded", job.id, job.object_name, job.object_id);
     return;
   }
-  if (retryable && !past_deadline &&
-      (job.attempts < options_.max_attempts || host_unavailable)) {
+  if (retryable && !past_deadline && (job.attempts < options_.max_attempts || host_unavailable)) {
     const int shift = std::min(job.attempts - 1, 20);
     const int64_t delay = std::min(options_.retry_base_ms << shift, options_.retry_max_ms);
     db_.Write([&](store::Connection& c) {

@@ -115,6 +115,7 @@ void HostConnection::Core::Stop() {
     prober_.detach();
   }
   watcher_.join();  // never blocks on libvirt
+  ForgetCloseCallback(connection.get());
   // Waits for a listener call in progress; none starts after this.
   std::lock_guard listener_lock(listener_mu_);
   listener_ = nullptr;
@@ -147,6 +148,7 @@ void HostConnection::Core::Lost(const std::shared_ptr<virConnect>& connection,
     std::lock_guard lock(mu_);
     DropLocked(connection, error.what());
   }
+  ForgetCloseCallback(connection.get());
   throw HostUnavailableError(Describe() + ": connection lost; reconnecting: " + error.what());
 }
 
@@ -162,6 +164,12 @@ void HostConnection::Core::DropLocked(const std::shared_ptr<virConnect>& connect
   backoff_ = options_.reconnect_initial;
   next_attempt_ = Clock::now();
   wake_.notify_all();
+}
+
+void HostConnection::Core::ForgetCloseCallback(virConnect* conn) {
+  if (conn != nullptr && virConnectUnregisterCloseCallback(conn, &Core::OnClose) < 0) {
+    virResetLastError();  // never registered (the driver has none) or already unregistered
+  }
 }
 
 HostConnection::Core::Clock::duration HostConnection::Core::NextBackoffLocked() {
@@ -227,12 +235,18 @@ void HostConnection::Core::TryConnect() {
     }
     generation = generation_ + 1;
   }
+  // Only libvirt's RPC client has close callbacks. The in-process drivers (test:///,
+  // qemu:///embed) accept a registration and drop it without calling its free function, which
+  // would leak the context; their connections are never closed by a peer anyway.
+  const bool in_process =
+      options_.uri.rfind("test:", 0) == 0 || options_.uri.rfind("qemu:///embed", 0) == 0;
   CloseContext* context = nullptr;
-  {
+  if (!in_process) {
     std::lock_guard context_lock(CloseContextMutex());
     context = new CloseContext{weak_from_this(), generation};
   }
-  if (virConnectRegisterCloseCallback(opened.get(), &Core::OnClose, context, [](void* data) {
+  if (context != nullptr &&
+      virConnectRegisterCloseCallback(opened.get(), &Core::OnClose, context, [](void* data) {
         std::lock_guard context_lock(CloseContextMutex());
         delete static_cast<CloseContext*>(data);
       }) < 0) {
@@ -265,6 +279,7 @@ void HostConnection::Core::ProbeLoop() {
       std::shared_ptr<virConnect> closed = connection_;
       DropLocked(closed, last_error_);
       lock.unlock();
+      ForgetCloseCallback(closed.get());
       closed.reset();  // may close the connection: outside the lock
       lock.lock();
       continue;
@@ -312,6 +327,7 @@ void HostConnection::Core::ProbeLoop() {
     } else {
       DropLocked(connection, "probe: " + error.message);
       lock.unlock();
+      ForgetCloseCallback(connection.get());
       connection.reset();
       lock.lock();
       continue;
