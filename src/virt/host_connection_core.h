@@ -53,9 +53,9 @@ class HostConnection::Core : public LibvirtConnectionSource,
   bool UpLocked(Clock::time_point now) const;
   Clock::duration NextBackoffLocked();
   static void OnClose(virConnectPtr conn, int reason, void* opaque);
-  // Unregisters OnClose from `conn`, which makes libvirt free its context (it frees it only
-  // then, not when the connection closes). Never under mu_: libvirt holds its own lock while it
-  // calls OnClose, which takes mu_.
+  // Unregisters OnClose from `conn`, which makes libvirt free its context now rather than when
+  // the last user of the connection closes it. Never under mu_: libvirt holds its own lock
+  // while it calls OnClose, which takes mu_.
   static void ForgetCloseCallback(virConnect* conn);
 
   const HostConnectionOptions options_;
