@@ -68,12 +68,7 @@ double DecisionNanos(int hosts, int64_t servers_per_host) {
 }
 
 std::string NodeXml(int64_t ram_mib) {
-  std::ifstream in(SourceDir() / "config" / "test-node.xml");
-  std::ostringstream read;
-  read << in.rdbuf();
-  std::string text = read.str();
-  text = std::regex_replace(text, std::regex("<memory>[0-9]+</memory>"),
-                            "<memory>" + std::to_string(ram_mib * 1024) + "</memory>");
+  std::string text = TestNodeXml(ram_mib);
   // The bench's addresses (10.1.0.0/17) lie in the public network.
   return std::regex_replace(
       text, std::regex("<ip address='192\\.0\\.2\\.1' netmask='255\\.255\\.255\\.0'>"),

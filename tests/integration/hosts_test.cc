@@ -24,12 +24,7 @@ namespace {
 // datacenter's (gridd-public-<datacenter id>).
 std::filesystem::path WriteNode(const std::filesystem::path& dir, const std::string& name,
                                 int64_t ram_mib, int datacenter_id) {
-  std::ifstream in(SourceDir() / "config" / "test-node.xml");
-  std::ostringstream read;
-  read << in.rdbuf();
-  std::string text = read.str();
-  text = std::regex_replace(text, std::regex("<memory>[0-9]+</memory>"),
-                            "<memory>" + std::to_string(ram_mib * 1024) + "</memory>");
+  std::string text = TestNodeXml(ram_mib);
   if (datacenter_id != 1) {
     text = std::regex_replace(text, std::regex("gridd-public-1"),
                               "gridd-public-" + std::to_string(datacenter_id));

@@ -1,6 +1,9 @@
 #include "support/test_paths.h"
 
 #include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -29,6 +32,14 @@ std::filesystem::path ScratchDir(const std::string& prefix) {
   } cleanup;
   cleanup.dirs.push_back(MakeTempDir(prefix));
   return cleanup.dirs.back();
+}
+
+std::string TestNodeXml(int64_t ram_mib) {
+  std::ifstream in(SourceDir() / "config" / "test-node.xml");
+  std::ostringstream read;
+  read << in.rdbuf();
+  return std::regex_replace(read.str(), std::regex("<memory>[0-9]+</memory>"),
+                            "<memory>" + std::to_string(ram_mib * 1024) + "</memory>");
 }
 
 }  // namespace gridd::testing

@@ -1,6 +1,7 @@
 // Where the tests find the source tree, the built binaries and a scratch directory.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -12,5 +13,7 @@ std::filesystem::path BinaryDir();  // holds gridd and gridctl
 std::filesystem::path MakeTempDir(const std::string& prefix);
 // Like MakeTempDir, but the directory is removed when the test program exits.
 std::filesystem::path ScratchDir(const std::string& prefix);
+// config/test-node.xml (libvirt's test driver node) with its memory set to `ram_mib`.
+std::string TestNodeXml(int64_t ram_mib);
 
 }  // namespace gridd::testing
