@@ -18,6 +18,7 @@
 #include "support/command.h"
 #include "support/libvirtd_process.h"
 #include "support/test_paths.h"
+#include "test_servers.h"
 #include "virt/host_connection_core.h"
 #include "virt/libvirt_handles.h"
 
@@ -26,10 +27,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using gridd::testing::LibvirtdProcess;
+using testing::CreateTestServer;
+using testing::kImage;
+using testing::kPool;
+using testing::kPublicNet;
+using testing::TestServerSpec;
 
-constexpr const char* kPool = "gridd";
-constexpr const char* kImage = "debian-12-amd64.qcow2";
-constexpr const char* kPublicNet = "gridd-public-1";
 // Generous bounds for waiting on a state (not assertions on how fast it comes).
 constexpr auto kStateWait = 30s;
 
@@ -49,31 +52,6 @@ HostConnectionOptions FastOptions(const std::string& name, const std::string& ur
   options.reconnect_initial = 100ms;
   options.reconnect_max = 500ms;
   return options;
-}
-
-DomainSpec Spec(int64_t id) {
-  DomainSpec spec;
-  spec.server_id = id;
-  spec.account_id = 3;
-  spec.name = "gridd-" + std::to_string(id);
-  spec.hostname = "web" + std::to_string(id);
-  spec.memory_mib = 512;
-  spec.vcpus = 1;
-  char mac[18];
-  snprintf(mac, sizeof(mac), "52:54:00:00:%02x:%02x", static_cast<int>((id >> 8) & 0xff),
-           static_cast<int>(id & 0xff));
-  spec.mac = mac;
-  spec.network = kPublicNet;
-  spec.storage_pool = kPool;
-  spec.disk_volume = spec.name + ".qcow2";
-  return spec;
-}
-
-DomainSpec CreateServer(Hypervisor& host, int64_t id) {
-  DomainSpec spec = Spec(id);
-  host.EnsureDisk(DiskSpec{kPool, kImage, spec.disk_volume});
-  host.DefineDomain(spec);
-  return spec;
 }
 
 // Records what listeners report, and waits for a wanted report.
@@ -171,7 +149,7 @@ TEST_F(HostConnectionTest, CallsGoThroughTheHostsLibvirtd) {
   const HostCapacity capacity = host.Capacity();
   EXPECT_EQ(capacity.memory_mib, 65536u);
   EXPECT_EQ(capacity.cpus, 16u);
-  CreateServer(host, 1);
+  CreateTestServer(host, 1);
   host.Start("gridd-1");
   EXPECT_EQ(host.State("gridd-1"), PowerState::kRunning);
   const auto domains = host.ListGriddDomains();
@@ -204,7 +182,7 @@ TEST_F(HostConnectionTest, KilledHostGoesDownFailsFastAndComesBackWithEvents) {
   EXPECT_EQ(states.values(),
             (std::vector<HostState>{HostState::kUp, HostState::kDown, HostState::kUp}));
   // The lifecycle listener was registered on the new connection.
-  CreateServer(host, 2);
+  CreateTestServer(host, 2);
   host.Start("gridd-2");
   EXPECT_TRUE(events.WaitFor([](const auto& event) {
     return event.first == "gridd-2" && event.second == PowerState::kRunning;
@@ -232,7 +210,7 @@ class SharedTestNode {
   const std::string& uri() const { return uri_; }
   // A server's domain with an empty disk and no NIC.
   DomainSpec AddServer(Hypervisor& host, int64_t id) {
-    DomainSpec spec = Spec(id);
+    DomainSpec spec = TestServerSpec(id);
     spec.network.clear();
     PoolHandle pool(virStoragePoolLookupByName(anchor_, kPool));
     const std::string xml = "<volume><name>" + spec.disk_volume +
@@ -292,7 +270,7 @@ TEST_F(HostConnectionTest, HostUnreachableAtStartIsDownThenConnectsWhenItAppears
   libvirtd_.Start();
   ASSERT_TRUE(WaitForState(host, HostState::kUp));
   EXPECT_EQ(host.Capacity().cpus, 16u);
-  CreateServer(host, 4);
+  CreateTestServer(host, 4);
   host.Start("gridd-4");
   EXPECT_TRUE(events.WaitFor([](const auto& event) {
     return event.first == "gridd-4" && event.second == PowerState::kRunning;
@@ -316,7 +294,7 @@ TEST_F(HostConnectionTest, HostHungAtStartDoesNotHoldUpItsOwnerAndIsUpOnceItAnsw
 
 TEST_F(HostConnectionTest, ConcurrentCallsThroughAFailureEitherWorkOrNameTheHost) {
   HostConnection host(FastOptions("hv-busy", libvirtd_.TestUri(NodeFile())));
-  CreateServer(host, 3);
+  CreateTestServer(host, 3);
   std::atomic<bool> stop{false};
   std::atomic<int> succeeded{0};
   std::atomic<int> failed_badly{0};
@@ -408,7 +386,7 @@ class DomainMoveTest : public ::testing::Test {
 
   DomainMove Move(int64_t id) {
     DomainMove move;
-    move.spec = Spec(id);
+    move.spec = TestServerSpec(id);
     move.source_storage_pool = kPool;
     move.start = true;
     return move;
@@ -421,7 +399,7 @@ class DomainMoveTest : public ::testing::Test {
 };
 
 TEST_F(DomainMoveTest, LiveMigrationOnTheTestDriverIsReportedUnsupported) {
-  CreateServer(source_, 5);
+  CreateTestServer(source_, 5);
   source_.Start("gridd-5");
   std::string refusal;
   EXPECT_FALSE(LiveMigrate(source_, target_, Move(5), refusal));
@@ -439,7 +417,7 @@ TEST_F(DomainMoveTest, LiveMigrationOnTheTestDriverIsReportedUnsupported) {
 }
 
 TEST_F(DomainMoveTest, ColdMoveKeepsIdentityAndLeavesNothingOnTheSource) {
-  CreateServer(source_, 5);
+  CreateTestServer(source_, 5);
   source_.Start("gridd-5");
   const std::string uuid = DomainUuid(source_, "gridd-5");
   ASSERT_FALSE(uuid.empty());
@@ -469,7 +447,7 @@ TEST_F(DomainMoveTest, ColdMoveKeepsIdentityAndLeavesNothingOnTheSource) {
 }
 
 TEST_F(DomainMoveTest, ColdMoveReplacesTheLeftoverOfAnInterruptedCopy) {
-  CreateServer(source_, 6);
+  CreateTestServer(source_, 6);
   // An earlier attempt died mid-copy: a volume of that name but no domain on the target.
   target_.EnsureDisk(DiskSpec{kPool, kImage, "gridd-6.qcow2"});
   DomainMove move = Move(6);
@@ -490,7 +468,7 @@ TEST_F(DomainMoveTest, MovingADomainThatIsOnNeitherHostFailsAndChangesNothing) {
 }
 
 TEST_F(DomainMoveTest, MoveToADownHostFailsNamingIt) {
-  CreateServer(source_, 8);
+  CreateTestServer(source_, 8);
   source_.Start("gridd-8");
   target_libvirtd_.Kill();
   ASSERT_TRUE(WaitForState(target_, HostState::kDown));
@@ -545,7 +523,7 @@ class QemuDomainMoveTest : public ::testing::Test {
 
   // A small guest on the source: an overlay of the image, no NIC, TCG.
   DomainSpec CreateGuest(int64_t id) {
-    DomainSpec spec = Spec(id);
+    DomainSpec spec = TestServerSpec(id);
     spec.network.clear();
     spec.memory_mib = 64;
     spec.domain_type = "qemu";
@@ -590,7 +568,7 @@ TEST_F(QemuDomainMoveTest, ColdMoveStreamsTheFlattenedDiskAndRestartsTheGuestOnT
   ASSERT_EQ(Download(*source_, "gridd-11.qcow2").find(marker), std::string::npos);
 
   DomainMove move;
-  move.spec = Spec(11);
+  move.spec = TestServerSpec(11);
   move.spec.network.clear();
   move.spec.memory_mib = 64;
   move.spec.domain_type = "qemu";

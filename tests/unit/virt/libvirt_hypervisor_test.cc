@@ -12,14 +12,15 @@
 #include <thread>
 
 #include "support/test_paths.h"
+#include "test_servers.h"
 #include "virt/libvirt_handles.h"
 
 namespace gridd::virt {
 namespace {
 
-constexpr const char* kPool = "gridd";
-constexpr const char* kImage = "debian-12-amd64.qcow2";
-constexpr const char* kPublicNet = "gridd-public-1";
+using testing::kImage;
+using testing::kPool;
+using testing::kPublicNet;
 constexpr const char* kForeignDomainXml = R"(<domain type='test'>
   <name>customer-pet</name>
   <memory unit='MiB'>256</memory>
@@ -53,32 +54,8 @@ class LibvirtHypervisorTest : public ::testing::Test {
  protected:
   void SetUp() override { hypervisor_ = std::make_unique<LibvirtHypervisor>(NodeUri()); }
 
-  DomainSpec Spec(int64_t id) {
-    DomainSpec spec;
-    spec.server_id = id;
-    spec.account_id = 3;
-    spec.name = "gridd-" + std::to_string(id);
-    spec.hostname = "web " + std::to_string(id);
-    spec.description = "test server";
-    spec.memory_mib = 512;
-    spec.vcpus = 1;
-    char mac[18];
-    snprintf(mac, sizeof(mac), "52:54:00:00:%02x:%02x", static_cast<int>((id >> 8) & 0xff),
-             static_cast<int>(id & 0xff));
-    spec.mac = mac;
-    spec.network = kPublicNet;
-    spec.storage_pool = kPool;
-    spec.disk_volume = spec.name + ".qcow2";
-    return spec;
-  }
-
-  // Disk plus definition, as the create-server job does it.
-  DomainSpec CreateServer(int64_t id) {
-    DomainSpec spec = Spec(id);
-    hypervisor_->EnsureDisk(DiskSpec{kPool, kImage, spec.disk_volume});
-    hypervisor_->DefineDomain(spec);
-    return spec;
-  }
+  DomainSpec Spec(int64_t id) { return testing::TestServerSpec(id); }
+  DomainSpec CreateServer(int64_t id) { return testing::CreateTestServer(*hypervisor_, id); }
 
   std::string VolumeXml(const std::string& volume) {
     auto conn = hypervisor_->ConnectionForTest();
