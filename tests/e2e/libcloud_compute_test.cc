@@ -20,18 +20,9 @@
 namespace gridd::testing {
 namespace {
 
-constexpr char kPython[] = "/usr/bin/python3";
-
-bool PythonHasLibcloud() {
-  if (!std::filesystem::exists(kPython)) return false;
-  // -I: ignore PYTHON* variables and the user's site-packages; only Debian's packages count.
-  return RunCommand(std::string(kPython) + " -I -c 'import libcloud.compute.drivers.gogrid'")
-             .exit_code == 0;
-}
-
 TEST(LibcloudCompute, GoGridDriverManagesAServerLifecycle) {
-  if (!PythonHasLibcloud()) {
-    GTEST_SKIP() << kPython
+  if (!DebianPythonCan("import libcloud.compute.drivers.gogrid")) {
+    GTEST_SKIP() << kDebianPython
                  << " cannot import libcloud; install python3-libcloud (scripts/test does)";
   }
   const std::filesystem::path script = SourceDir() / "tests" / "e2e" / "libcloud_compute.py";
@@ -42,11 +33,9 @@ TEST(LibcloudCompute, GoGridDriverManagesAServerLifecycle) {
   ASSERT_FALSE(daemon.api_key().empty());
   ASSERT_FALSE(daemon.shared_secret().empty());
 
-  const std::string command =
-      std::string(kPython) + " -I " + ShellQuote(script.string()) + " --host " +
-      ShellQuote(daemon.host()) + " --port " + std::to_string(daemon.port()) + " --key " +
-      ShellQuote(daemon.api_key()) + " --secret " + ShellQuote(daemon.shared_secret());
-  CommandResult result = RunCommand(command);
+  CommandResult result =
+      RunDebianPython(script, {"--host", daemon.host(), "--port", std::to_string(daemon.port()),
+                               "--key", daemon.api_key(), "--secret", daemon.shared_secret()});
   EXPECT_EQ(result.exit_code, 0) << "libcloud_compute.py failed (exit " << result.exit_code
                                  << "); its output:\n"
                                  << result.output;

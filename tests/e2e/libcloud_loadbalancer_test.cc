@@ -30,19 +30,9 @@
 namespace gridd::testing {
 namespace {
 
-constexpr char kPython[] = "/usr/bin/python3";
-
-bool PythonHasLibcloudLoadBalancers() {
-  if (!std::filesystem::exists(kPython)) return false;
-  // -I: ignore PYTHON* variables and the user's site-packages; only Debian's packages count.
-  return RunCommand(std::string(kPython) +
-                    " -I -c 'from libcloud.loadbalancer.drivers.gogrid import GoGridLBDriver'")
-             .exit_code == 0;
-}
-
 TEST(LibcloudLoadBalancer, GoGridDriverManagesABalancerLifecycle) {
-  if (!PythonHasLibcloudLoadBalancers()) {
-    GTEST_SKIP() << kPython
+  if (!DebianPythonCan("from libcloud.loadbalancer.drivers.gogrid import GoGridLBDriver")) {
+    GTEST_SKIP() << kDebianPython
                  << " cannot import libcloud's GoGrid load-balancer driver; install "
                     "python3-libcloud (scripts/test does)";
   }
@@ -90,13 +80,11 @@ TEST(LibcloudLoadBalancer, GoGridDriverManagesABalancerLifecycle) {
   for (int i = 0; i < 20 && !PortIsFree("127.77.0.2", static_cast<uint16_t>(vip_port)); ++i) {
     vip_port = base + (10 + i + 1) % 20;
   }
-  const std::string command =
-      std::string(kPython) + " -I " + ShellQuote(script.string()) + " --host " +
-      ShellQuote(daemon.host()) + " --port " + std::to_string(daemon.port()) + " --key " +
-      ShellQuote(api_key) + " --secret " + ShellQuote(shared_secret) + " --vip-port " +
-      std::to_string(vip_port) + " --member-ports " + std::to_string(m1.port()) + "," +
-      std::to_string(m2.port()) + "," + std::to_string(m3.port());
-  CommandResult result = RunCommand(command);
+  CommandResult result = RunDebianPython(
+      script, {"--host", daemon.host(), "--port", std::to_string(daemon.port()), "--key", api_key,
+               "--secret", shared_secret, "--vip-port", std::to_string(vip_port), "--member-ports",
+               std::to_string(m1.port()) + "," + std::to_string(m2.port()) + "," +
+                   std::to_string(m3.port())});
   EXPECT_EQ(result.exit_code, 0) << "libcloud_loadbalancer.py failed (exit " << result.exit_code
                                  << "); its output:\n"
                                  << result.output;

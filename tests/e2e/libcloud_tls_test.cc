@@ -13,24 +13,20 @@
 namespace gridd::testing {
 namespace {
 
-constexpr char kPython[] = "/usr/bin/python3";
-
 TEST(LibcloudTls, GoGridDriverWorksOverHttpsWithTheSelfSignedCertificate) {
-  if (RunCommand(std::string(kPython) + " -I -c 'import libcloud.compute.drivers.gogrid'")
-          .exit_code != 0) {
-    GTEST_SKIP() << kPython << " cannot import libcloud; install python3-libcloud (scripts/test does)";
+  if (!DebianPythonCan("import libcloud.compute.drivers.gogrid")) {
+    GTEST_SKIP() << kDebianPython
+                 << " cannot import libcloud; install python3-libcloud (scripts/test does)";
   }
   const std::filesystem::path script = SourceDir() / "tests" / "e2e" / "libcloud_tls.py";
   DaemonProcess daemon({"--tls-listen", "127.0.0.1:0"});
   ASSERT_NO_THROW(daemon.Start());
   ASSERT_NE(daemon.tls_port(), 0);
   // The certificate names localhost and 127.0.0.1; libcloud checks the host name.
-  const std::string command =
-      std::string(kPython) + " -I " + ShellQuote(script.string()) + " --host 127.0.0.1 --port " +
-      std::to_string(daemon.tls_port()) + " --key " + ShellQuote(daemon.api_key()) +
-      " --secret " + ShellQuote(daemon.shared_secret()) + " --ca-file " +
-      ShellQuote((daemon.data_dir() / "tls-cert.pem").string());
-  CommandResult result = RunCommand(command);
+  CommandResult result =
+      RunDebianPython(script, {"--host", "127.0.0.1", "--port", std::to_string(daemon.tls_port()),
+                               "--key", daemon.api_key(), "--secret", daemon.shared_secret(),
+                               "--ca-file", (daemon.data_dir() / "tls-cert.pem").string()});
   EXPECT_EQ(result.exit_code, 0) << "libcloud_tls.py failed; its output:\n" << result.output;
   if (result.exit_code == 0) std::cout << result.output;
   EXPECT_EQ(daemon.Stop(), 0);

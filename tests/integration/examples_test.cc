@@ -14,8 +14,6 @@
 namespace gridd::testing {
 namespace {
 
-constexpr char kPython[] = "/usr/bin/python3";
-
 class ExamplesTest : public ::testing::Test {
  protected:
   void SetUp() override { daemon_.Start(); }
@@ -75,12 +73,11 @@ TEST_F(ExamplesTest, TheCurlScriptFailsClearlyWithABadSecret) {
 }
 
 TEST_F(ExamplesTest, TheLibcloudScriptAddsAServerThatRunsAndDeletesIt) {
-  if (RunCommand(std::string(kPython) + " -I -c 'import libcloud.compute.drivers.gogrid'")
-          .exit_code != 0) {
-    GTEST_SKIP() << kPython
+  if (!DebianPythonCan("import libcloud.compute.drivers.gogrid")) {
+    GTEST_SKIP() << kDebianPython
                  << " cannot import libcloud; install python3-libcloud (scripts/test does)";
   }
-  const std::string python = std::string(kPython) + " -I";
+  const std::string python = std::string(kDebianPython) + " -I";
   auto kept = RunExample(python, "gogrid-libcloud.py", "libcloud-kept");
   ASSERT_EQ(kept.exit_code, 0) << kept.output;
   EXPECT_NE(kept.output.find("server libcloud-kept is running"), std::string::npos) << kept.output;

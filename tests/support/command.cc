@@ -47,4 +47,16 @@ CommandResult RunGridctl(const std::filesystem::path& data_dir, const std::strin
                     ShellQuote(data_dir.string()) + " " + args);
 }
 
+bool DebianPythonCan(const std::string& statement) {
+  if (!std::filesystem::exists(kDebianPython)) return false;
+  return RunCommand(std::string(kDebianPython) + " -I -c " + ShellQuote(statement)).exit_code == 0;
+}
+
+CommandResult RunDebianPython(const std::filesystem::path& script,
+                              const std::vector<std::string>& args) {
+  std::string command = std::string(kDebianPython) + " -I " + ShellQuote(script.string());
+  for (const auto& arg : args) command += " " + ShellQuote(arg);
+  return RunCommand(command);
+}
+
 }  // namespace gridd::testing

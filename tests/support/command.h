@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace gridd::testing {
 
@@ -17,5 +18,14 @@ std::string ShellQuote(const std::string& text);
 CommandResult RunCommand(const std::string& command);
 // Runs the built gridctl with --data-dir `data_dir` and the given (shell-quoted) arguments.
 CommandResult RunGridctl(const std::filesystem::path& data_dir, const std::string& args);
+
+// Debian's Python, run with -I: PYTHON* variables and the user's site-packages are ignored, so
+// only Debian's packages (python3-libcloud) count.
+inline constexpr char kDebianPython[] = "/usr/bin/python3";
+// Whether Debian's Python can run `statement` (an import of what a test needs).
+bool DebianPythonCan(const std::string& statement);
+// Runs `script` with Debian's Python and `args`, each quoted.
+CommandResult RunDebianPython(const std::filesystem::path& script,
+                              const std::vector<std::string>& args);
 
 }  // namespace gridd::testing
