@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   // the window.
   auto first = [&](const std::string& name, const std::function<std::string(int)>& signature,
                    bool valid) {
-    const int count = std::max(1, std::min(iterations / 100, 2000));
+    const int count = std::max(1, std::min(iterations / 1000, 200));
     std::vector<std::string> keys;
     std::vector<std::string> signatures;
     for (int i = 0; i < count; ++i) {
