@@ -34,13 +34,19 @@ std::string ToHex(const uint8_t* data, size_t size) {
 
 }  // namespace
 
-std::string Md5Hex(std::string_view data) {
-  uint8_t digest[EVP_MAX_MD_SIZE];
+std::array<uint8_t, 16> Md5(std::string_view data) {
+  std::array<uint8_t, 16> digest{};
   unsigned size = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &size, EVP_md5(), nullptr) != 1) {
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_md5(), nullptr) != 1 ||
+      size != digest.size()) {
     throw std::runtime_error("MD5 failed");
   }
-  return ToHex(digest, size);
+  return digest;
+}
+
+std::string Md5Hex(std::string_view data) {
+  const auto digest = Md5(data);
+  return ToHex(digest.data(), digest.size());
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
@@ -101,8 +107,8 @@ SecretBox SecretBox::LoadOrCreate(const std::filesystem::path& key_file) {
       throw std::runtime_error("cannot create master key " + key_file.string() + ": " +
                                std::strerror(errno));
     }
-    bool ok = ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) &&
-              ::fsync(fd) == 0;
+    bool ok =
+        ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(fd) == 0;
     ::close(fd);
     if (!ok) throw std::runtime_error("cannot write master key " + key_file.string());
     return SecretBox(key);
@@ -133,8 +139,7 @@ std::string SecretBox::Seal(std::string_view plaintext) const {
   RandomBytes(bytes, kNonceSize);
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx ||
-      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), bytes) != 1 ||
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), bytes) != 1 ||
       EVP_EncryptUpdate(ctx.get(), bytes + kNonceSize, &len,
                         reinterpret_cast<const uint8_t*>(plaintext.data()),
                         static_cast<int>(plaintext.size())) != 1 ||
@@ -155,10 +160,9 @@ std::string SecretBox::Open(std::string_view sealed) const {
   int len = 0;
   std::array<uint8_t, kTagSize> tag{};
   std::memcpy(tag.data(), bytes + kNonceSize + size, kTagSize);
-  if (!ctx ||
-      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), bytes) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), reinterpret_cast<uint8_t*>(out.data()), &len,
-                        bytes + kNonceSize, static_cast<int>(size)) != 1 ||
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), bytes) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), reinterpret_cast<uint8_t*>(out.data()), &len, bytes + kNonceSize,
+                        static_cast<int>(size)) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag.data()) != 1 ||
       EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<uint8_t*>(out.data()) + len, &len) != 1) {
     throw std::runtime_error("sealed secret failed authentication (altered or wrong master key)");

@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (unsigned char c : fields[3]) mixed = mixed * 31 + c;
   const auto now = static_cast<int64_t>(mixed % (uint64_t{1} << 40));
 
-  // A small window keeps the search short; the cache is exercised by verifying twice.
+  // A small window keeps filling the table cheap; verifying twice exercises the table lookup.
   gridd::api::SignatureVerifier verifier(2, 1, 16);
   const std::string genuine = gridd::Md5Hex(key + secret + std::to_string(now));
   if (!verifier.Verify(key, secret, genuine, now)) std::abort();

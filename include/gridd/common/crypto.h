@@ -10,6 +10,7 @@
 
 namespace gridd {
 
+std::array<uint8_t, 16> Md5(std::string_view data);
 std::string Md5Hex(std::string_view data);  // lower-case hex
 // Compares two strings in time that depends only on their lengths.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
