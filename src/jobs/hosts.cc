@@ -253,7 +253,11 @@ virt::Hypervisor& HostRegistry::ForServer(const domain::Server& server) {
     throw virt::HypervisorError(virt::HypervisorErrorKind::kInvalid,
                                 "server " + std::to_string(server.id) + " has no host");
   }
-  return ForHost(*host);
+  virt::Hypervisor& hypervisor = ForHost(*host);
+  // The one place a volatile host's domain is materialised: whatever acts on a server's
+  // domain finds it here first.
+  if (MaterialisesOnDemand(hypervisor)) MaterialiseServer(*db_, hypervisor, server.id);
+  return hypervisor;
 }
 
 std::vector<HostRegistry::Connected> HostRegistry::AllHosts() {
@@ -322,9 +326,9 @@ bool HostRegistry::MarkUp(int64_t host_id, std::string* error) {
       if (on_connect_) on_connect_(host, *hypervisor);
     } else if (was_down && hypervisor->volatile_state() && db_ != nullptr) {
       // A volatile host (the test driver behind a libvirtd) may have come back empty: its
-      // servers' domains are defined again, as at gridd's start.
-      const int restored = RestoreVolatileServers(*db_, *hypervisor, host_id);
-      if (restored > 0) spdlog::info("rebuilt {} server(s) on host {}", restored, host.name);
+      // saved images are copied again, as at gridd's start, and its servers' domains are
+      // materialised when something acts on them (ForServer).
+      RestoreVolatileImages(*db_, *hypervisor);
     }
   } catch (const std::exception& failure) {
     failed = failure.what();
