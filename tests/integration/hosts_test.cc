@@ -388,7 +388,8 @@ TEST_F(HostsTest, AHostWhoseLibvirtdStopsGoesDownAndUpByItself) {
   ASSERT_TRUE(WaitFor([&] { return DomainsPerHost()["remote-a"] == 1; }));
   ASSERT_EQ(client_->Call("grid/server/edit", {{"name", "r0"}, {"description", "back"}}).status,
             200u);
-  ASSERT_TRUE(WaitFor([&] { return DomainsPerHost()["remote-a"] == 2; }));
+  EXPECT_EQ(WaitForJobEnd("UpdateVirtualServer")["state"], "Succeeded");
+  EXPECT_EQ(DomainsPerHost()["remote-a"], 2);
   WaitForServerState(*client_, east[0], "On");
 
   // Hung: Down again, and its servers are re-created on east-b with their identity.
