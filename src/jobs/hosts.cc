@@ -174,11 +174,14 @@ void HostRegistry::RecountUse() {
   if (db_ == nullptr) return;
   db_->Write([&](store::Connection& c) {
     std::unordered_map<int64_t, std::pair<int64_t, int64_t>> use;  // host: RAM, servers
-    auto s = c.Prepare("SELECT host_id, ram FROM servers WHERE host_id IS NOT NULL");
+    // Summed by SQLite: one row per host and RAM size, however many servers there are.
+    auto s = c.Prepare(
+        "SELECT host_id, ram, COUNT(*) FROM servers WHERE host_id IS NOT NULL "
+        "GROUP BY host_id, ram");
     while (s.Step()) {
       auto& [ram, servers] = use[s.Int(0)];
-      ram += static_cast<int64_t>(domain::RamMib(s.Int(1)));
-      ++servers;
+      ram += static_cast<int64_t>(domain::RamMib(s.Int(1))) * s.Int(2);
+      servers += s.Int(2);
     }
     for (const auto& slot : scheduler_->List()) {
       const auto& [ram, servers] = use[slot.id];
@@ -523,8 +526,10 @@ Host HostRegistry::SetMaintenance(const std::string& name, bool maintenance) {
 std::vector<HostView> HostRegistry::List() {
   std::unordered_map<int64_t, unsigned> vcpus;
   db_->Read([&](store::Connection& c) {
-    auto s = c.Prepare("SELECT host_id, ram FROM servers WHERE host_id IS NOT NULL");
-    while (s.Step()) vcpus[s.Int(0)] += VcpusFor(s.Int(1));
+    auto s = c.Prepare(
+        "SELECT host_id, ram, COUNT(*) FROM servers WHERE host_id IS NOT NULL "
+        "GROUP BY host_id, ram");
+    while (s.Step()) vcpus[s.Int(0)] += VcpusFor(s.Int(1)) * static_cast<unsigned>(s.Int(2));
   });
   std::vector<HostView> out;
   std::lock_guard<std::mutex> lock(mutex_);
