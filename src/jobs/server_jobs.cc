@@ -696,9 +696,9 @@ bool MaterialiseServer(store::Database& db, virt::Hypervisor& hypervisor, int64_
 }
 
 std::string VolatileDomainUuid(int64_t server_id) {
-  // Not random, so not an RFC 4122 version 4 UUID: the server id in the last 12 digits under
-  // a fixed prefix ("gridd" in hex), unique per server.
-  return fmt::format("67726964-6400-4000-8000-{:012x}", static_cast<uint64_t>(server_id));
+  // A vendor-specific (RFC 9562 version 8) UUID: "gridd" in hex, then the server id in the
+  // last 12 digits, so unique per server and the same at every materialisation.
+  return fmt::format("67726964-6400-8000-8000-{:012x}", static_cast<uint64_t>(server_id));
 }
 
 }  // namespace gridd::jobs
