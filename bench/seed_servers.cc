@@ -2,8 +2,8 @@
 // benchmarks in bench/run. It goes through gridd's own domain and store layers, so the rows are
 // exactly those gridd writes: grid.server.add for each server, then each queued job claimed and
 // finished the way the job runner does when the hypervisor call succeeds. Thousands of requests
-// share one transaction, which is what makes it fast; gridd rebuilds the servers' domains on the
-// test driver at its next start.
+// share one transaction, which is what makes it fast; on the test driver, gridd defines each
+// server's domain when a job first acts on it.
 //
 //   gridd_bench_seed --data-dir DIR --servers N [--history-rows M] [--image NAME]
 #include <fmt/format.h>

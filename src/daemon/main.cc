@@ -240,8 +240,9 @@ int Run(int argc, char** argv) {
       }
     }
     if (hypervisor.volatile_state()) {
-      const int restored = gridd::jobs::RestoreVolatileServers(db, hypervisor, host.id);
-      if (restored > 0) spdlog::info("rebuilt {} server(s) on host {}", restored, host.name);
+      // Its servers' domains are materialised when something first acts on them, so the
+      // start costs nothing per server.
+      gridd::jobs::RestoreVolatileImages(db, hypervisor);
     } else {
       gridd::jobs::FollowServerStates(db, hypervisor, clock, host.id);
     }
@@ -296,15 +297,16 @@ int Run(int argc, char** argv) {
                                      : config.domain_type;
     spdlog::info("guests: domain type {}, console logs in {}", server_options.domain_type,
                  server_options.console_dir.string());
-    console_trimmer = std::jthread([dir = server_options.console_dir,
-                                    max = config.console_log_max_bytes](const std::stop_token& stop) {
-      while (!stop.stop_requested()) {
-        gridd::jobs::TrimConsoleLogs(dir, max);
-        for (int i = 0; i < 50 && !stop.stop_requested(); ++i) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-      }
-    });
+    console_trimmer =
+        std::jthread([dir = server_options.console_dir,
+                      max = config.console_log_max_bytes](const std::stop_token& stop) {
+          while (!stop.stop_requested()) {
+            gridd::jobs::TrimConsoleLogs(dir, max);
+            for (int i = 0; i < 50 && !stop.stop_requested(); ++i) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+          }
+        });
   }
   gridd::jobs::RegisterServerJobs(runner, db, hosts, clock, server_options);
 

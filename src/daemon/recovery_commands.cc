@@ -13,18 +13,23 @@ std::optional<nlohmann::json> RunRecoveryCommand(RecoveryContext& context,
                                                  const nlohmann::json& args) {
   using Json = nlohmann::ordered_json;
   if (command == "domain.list") {
-    const auto servers =
-        context.db.Read([](store::Connection& c) { return store::servers::ListAll(c); });
-    std::set<int64_t> server_ids;
-    for (const auto& server : servers) server_ids.insert(server.id);
     Json out = Json::array();
     for (const auto& host : context.hosts.UpHosts()) {
-      for (const auto& domain : host.hypervisor->ListGriddDomains()) {
+      const auto domains = host.hypervisor->ListGriddDomains();
+      // The rows of the domains listed only: the cost follows the hosts, not the database.
+      const auto with_row = context.db.Read([&](store::Connection& c) {
+        std::set<int64_t> ids;
+        for (const auto& domain : domains) {
+          if (store::servers::GetAny(c, domain.server_id)) ids.insert(domain.server_id);
+        }
+        return ids;
+      });
+      for (const auto& domain : domains) {
         out.push_back(Json{{"name", domain.name},
                            {"server_id", domain.server_id},
                            {"account_id", domain.account_id},
                            {"state", virt::PowerStateName(domain.state)},
-                           {"server_row", server_ids.count(domain.server_id) != 0},
+                           {"server_row", with_row.count(domain.server_id) != 0},
                            {"host", host.host.name}});
       }
     }

@@ -407,6 +407,8 @@ ServerView GridService::EditServer(const Caller& caller, const ServerEditRequest
       booking.Ram(*server.host_id, delta);
     }
     if (ram) server.ram = *ram;
+    // A domain materialised during the update (a volatile host's) runs only if it ran before.
+    const int64_t previous_state = server.state;
     // A RAM change needs the hypervisor (and a restart of a running guest); the state says so
     // until the job is done. Description and type are bookkeeping the job mirrors into the
     // domain's metadata.
@@ -417,6 +419,7 @@ ServerView GridService::EditServer(const Caller& caller, const ServerEditRequest
     Job job =
         NewServerJob(caller, server, updated.ip, updated.image, job_command::kUpdateVirtualServer);
     job.payload["ram_changed"] = ram_changed;
+    job.payload["previous_state"] = previous_state;
     store::jobs::Insert(c, job, now);
     return updated;
   });

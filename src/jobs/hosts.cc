@@ -174,11 +174,14 @@ void HostRegistry::RecountUse() {
   if (db_ == nullptr) return;
   db_->Write([&](store::Connection& c) {
     std::unordered_map<int64_t, std::pair<int64_t, int64_t>> use;  // host: RAM, servers
-    auto s = c.Prepare("SELECT host_id, ram FROM servers WHERE host_id IS NOT NULL");
+    // Summed by SQLite: one row per host and RAM size, however many servers there are.
+    auto s = c.Prepare(
+        "SELECT host_id, ram, COUNT(*) FROM servers WHERE host_id IS NOT NULL "
+        "GROUP BY host_id, ram");
     while (s.Step()) {
       auto& [ram, servers] = use[s.Int(0)];
-      ram += static_cast<int64_t>(domain::RamMib(s.Int(1)));
-      ++servers;
+      ram += static_cast<int64_t>(domain::RamMib(s.Int(1))) * s.Int(2);
+      servers += s.Int(2);
     }
     for (const auto& slot : scheduler_->List()) {
       const auto& [ram, servers] = use[slot.id];
@@ -253,7 +256,11 @@ virt::Hypervisor& HostRegistry::ForServer(const domain::Server& server) {
     throw virt::HypervisorError(virt::HypervisorErrorKind::kInvalid,
                                 "server " + std::to_string(server.id) + " has no host");
   }
-  return ForHost(*host);
+  virt::Hypervisor& hypervisor = ForHost(*host);
+  // The one place a volatile host's domain is materialised: whatever acts on a server's
+  // domain finds it here first.
+  if (MaterialisesOnDemand(hypervisor)) MaterialiseServer(*db_, hypervisor, server.id);
+  return hypervisor;
 }
 
 std::vector<HostRegistry::Connected> HostRegistry::AllHosts() {
@@ -322,9 +329,9 @@ bool HostRegistry::MarkUp(int64_t host_id, std::string* error) {
       if (on_connect_) on_connect_(host, *hypervisor);
     } else if (was_down && hypervisor->volatile_state() && db_ != nullptr) {
       // A volatile host (the test driver behind a libvirtd) may have come back empty: its
-      // servers' domains are defined again, as at gridd's start.
-      const int restored = RestoreVolatileServers(*db_, *hypervisor, host_id);
-      if (restored > 0) spdlog::info("rebuilt {} server(s) on host {}", restored, host.name);
+      // saved images are copied again, as at gridd's start, and its servers' domains are
+      // materialised when something acts on them (ForServer).
+      RestoreVolatileImages(*db_, *hypervisor);
     }
   } catch (const std::exception& failure) {
     failed = failure.what();
@@ -519,8 +526,10 @@ Host HostRegistry::SetMaintenance(const std::string& name, bool maintenance) {
 std::vector<HostView> HostRegistry::List() {
   std::unordered_map<int64_t, unsigned> vcpus;
   db_->Read([&](store::Connection& c) {
-    auto s = c.Prepare("SELECT host_id, ram FROM servers WHERE host_id IS NOT NULL");
-    while (s.Step()) vcpus[s.Int(0)] += VcpusFor(s.Int(1));
+    auto s = c.Prepare(
+        "SELECT host_id, ram, COUNT(*) FROM servers WHERE host_id IS NOT NULL "
+        "GROUP BY host_id, ram");
+    while (s.Step()) vcpus[s.Int(0)] += VcpusFor(s.Int(1)) * static_cast<unsigned>(s.Int(2));
   });
   std::vector<HostView> out;
   std::lock_guard<std::mutex> lock(mutex_);

@@ -82,15 +82,40 @@ Reconciler::Reconciler(store::Database& db, HostRegistry& hosts, lb::LoadBalance
 Reconciler::~Reconciler() { Stop(); }
 
 bool Reconciler::ReconcileHost(const domain::Host& host, virt::Hypervisor& hypervisor,
-                               const std::vector<domain::Server>& servers,
                                bool retry_failed_repairs, ReconcileReport& report) {
   const auto domains = hypervisor.ListGriddDomains();
   report.domains += static_cast<int>(domains.size());
   std::map<std::string, virt::GriddDomain> by_name;
   for (const auto& domain : domains) by_name[domain.name] = domain;
 
+  // The servers to compare: those placed on the host, and those its domains name (a copy left
+  // from before an evacuation, or an orphan). A volatile host (libvirt's test driver) builds a
+  // server's domain when something first acts on it (HostRegistry::ForServer), so only the
+  // servers it has materialised are compared: one it has not built yet is no drift, and the
+  // pass costs what the host holds, not what the database holds.
+  const bool placed_here_too = !hosts_.MaterialisesOnDemand(hypervisor);
+  const bool default_host = hosts_.DefaultHostId() == host.id;
+  const auto servers = db_.Read([&](store::Connection& c) {
+    std::map<int64_t, domain::Server> out;
+    if (placed_here_too) {
+      for (auto& server : store::servers::ListOnHost(c, host.id)) out.emplace(server.id, server);
+      // Rows written before placement run on the default host.
+      if (default_host) {
+        for (auto& server : store::servers::ListUnplaced(c)) out.emplace(server.id, server);
+      }
+    }
+    for (const auto& domain : domains) {
+      if (out.count(domain.server_id) != 0) continue;
+      if (auto server = store::servers::GetAny(c, domain.server_id)) {
+        out.emplace(server->id, *server);
+      }
+    }
+    return out;
+  });
+  report.servers += static_cast<int>(servers.size());
+
   bool queued = false;
-  for (const auto& observed : servers) {
+  for (const auto& [id, observed] : servers) {
     if (hosts_.HostOf(observed) != host.id) continue;  // another host's
     const std::string name = DomainName(observed.id);
     auto it = by_name.find(name);
@@ -149,15 +174,11 @@ bool Reconciler::ReconcileHost(const domain::Host& host, virt::Hypervisor& hyper
 
   // Orphans: listed twice around the database read, so a domain that a delete job removed
   // meanwhile (its row goes in the same commit as the job) is not mistaken for one.
-  std::set<int64_t> server_ids;
-  for (const auto& server : servers) server_ids.insert(server.id);
   std::set<std::string> still_there;
   for (const auto& domain : hypervisor.ListGriddDomains()) still_there.insert(domain.name);
-  std::map<int64_t, const domain::Server*> server_by_id;
-  for (const auto& server : servers) server_by_id[server.id] = &server;
   for (const auto& domain : domains) {
-    auto placed = server_by_id.find(domain.server_id);
-    if (placed != server_by_id.end() && hosts_.HostOf(*placed->second) != host.id &&
+    auto placed = servers.find(domain.server_id);
+    if (placed != servers.end() && hosts_.HostOf(placed->second) != host.id &&
         still_there.count(domain.name) != 0) {
       // Decided again on fresh rows: the server may have moved here since the snapshot, and a
       // job under way (an evacuation building this very domain) owns it.
@@ -179,7 +200,7 @@ bool Reconciler::ReconcileHost(const domain::Host& host, virt::Hypervisor& hyper
         hypervisor.UndefineDomain(domain.name);
         if (!host.shared_storage) {
           const auto facts = db_.Read([&](store::Connection& c) {
-            return store::images::GetAny(c, placed->second->image_id);
+            return store::images::GetAny(c, placed->second.image_id);
           });
           if (facts) hypervisor.DeleteDisk(facts->storage_pool, DiskVolume(domain.server_id));
         }
@@ -190,7 +211,7 @@ bool Reconciler::ReconcileHost(const domain::Host& host, virt::Hypervisor& hyper
       report.findings.push_back(std::move(finding));
       continue;
     }
-    if (server_ids.count(domain.server_id) != 0 || still_there.count(domain.name) == 0) continue;
+    if (placed != servers.end() || still_there.count(domain.name) == 0) continue;
     const bool exists_now = db_.Read([&](store::Connection& c) {
       return store::servers::GetAny(c, domain.server_id).has_value();
     });
@@ -221,13 +242,11 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
   // counted again from the servers table, correcting any drift.
   hosts_.RetryUnreachable();
   if (hosts_.scheduler() != nullptr) hosts_.RecountUse();
-  const auto servers = db_.Read([](store::Connection& c) { return store::servers::ListAll(c); });
-  report.servers = static_cast<int>(servers.size());
   bool queued = false;
   for (const auto& host : hosts_.AllHosts()) {
     if (host.hypervisor == nullptr || host.host.state != domain::host_state::kUp) continue;
     try {
-      queued |= ReconcileHost(host.host, *host.hypervisor, servers, retry_failed_repairs, report);
+      queued |= ReconcileHost(host.host, *host.hypervisor, retry_failed_repairs, report);
     } catch (const std::exception& error) {
       report.findings.push_back(
           {"host-unreachable", "host " + host.host.name, error.what(), "reported"});

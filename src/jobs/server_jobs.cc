@@ -1,11 +1,13 @@
 #include "gridd/jobs/server_jobs.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <system_error>
 
 #include "gridd/domain/lookups.h"
@@ -110,7 +112,11 @@ void Provision(virt::Hypervisor& hv, store::Database& db, const ServerFacts& fac
     EnsureSeed(hv, db, facts, options);
   }
   SetJobStep("the hypervisor to define domain " + name);
-  hv.DefineDomain(SpecFor(facts, options));
+  virt::DomainSpec spec = SpecFor(facts, options);
+  // A volatile host's domain is defined again whenever the host has forgotten it: a UUID
+  // derived from the server keeps it the same domain each time.
+  if (hv.volatile_state()) spec.uuid = VolatileDomainUuid(facts.server.id);
+  hv.DefineDomain(spec);
   // A pool without a libvirt network gives its servers no NIC: the address reaches the guest
   // through the seed only.
   if (!facts.ip.network.empty()) {
@@ -311,10 +317,15 @@ class MoveServerHandler final : public JobHandler {
     const int64_t from = job.payload.value("from_host", int64_t{0});
     const int64_t to = job.payload.value("to_host", int64_t{0});
     const std::string name = DomainName(facts->server.id);
-    SetJobStep("host " + hosts_.HostName(from) + " to answer");
-    auto* source = dynamic_cast<virt::HostConnection*>(&hosts_.ForHost(from));
     SetJobStep("host " + hosts_.HostName(to) + " to answer");
     auto* target = dynamic_cast<virt::HostConnection*>(&hosts_.ForHost(to));
+    SetJobStep("host " + hosts_.HostName(from) + " to answer");
+    // Through ForServer, a volatile source host materialises the domain it has not built yet;
+    // not when the target has it already (an earlier attempt moved it).
+    const bool on_target = target != nullptr && target->State(name) != virt::PowerState::kMissing;
+    auto* source = dynamic_cast<virt::HostConnection*>(
+        !on_target && hosts_.HostOf(facts->server) == from ? &hosts_.ForServer(facts->server)
+                                                           : &hosts_.ForHost(from));
     if (source == nullptr || target == nullptr) {
       throw virt::HypervisorError(virt::HypervisorErrorKind::kInvalid,
                                   "moving needs remote host connections on both hosts");
@@ -602,8 +613,6 @@ void RegisterServerJobs(JobRunner& runner, store::Database& db, HostRegistry& ho
                   std::make_shared<ImagePurgeHandler>(db, hosts, clock));
 }
 
-// Saved images' volumes are gone too: each is copied again from its parent's volume (parents
-// first, as ids grow), which is all a hypervisor without memory can offer.
 void RestoreVolatileImages(store::Database& db, virt::Hypervisor& hypervisor) {
   auto images = db.Read([&](store::Connection& c) { return store::images::ListAll(c); });
   std::map<int64_t, const domain::Image*> by_id;
@@ -642,29 +651,54 @@ void TrimConsoleLogs(const std::filesystem::path& console_dir, int64_t max_bytes
   }
 }
 
-int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor,
-                           std::optional<int64_t> host_id) {
-  RestoreVolatileImages(db, hypervisor);
-  auto servers = db.Read([&](store::Connection& c) { return store::servers::ListAll(c); });
-  int restored = 0;
-  for (const auto& server : servers) {
-    if (host_id && server.host_id != host_id) continue;  // another host's
-    try {
-      auto facts = LoadFacts(db, server.id);
-      if (!facts) continue;
-      const std::string name = DomainName(server.id);
-      if (hypervisor.State(name) != virt::PowerState::kMissing) continue;
-      Provision(hypervisor, db, *facts, ServerJobOptions{});
-      if (server.state != server_state::kOff && server.state != server_state::kStopping) {
-        hypervisor.Start(name);
-      }
-      ++restored;
-    } catch (const std::exception& error) {
-      // One broken server must not keep the others (or gridd) from starting.
-      spdlog::error("restore: server {} ({}): {}", server.id, server.name, error.what());
-    }
+namespace {
+
+// Whether a server's domain should run when it is materialised: as the database says, with
+// the states of a job under way read as the state the job started from or aims at.
+bool WantsRunning(store::Database& db, const Server& server) {
+  switch (server.state) {
+    case server_state::kOff:
+    case server_state::kStopping:
+    case server_state::kOffSaving:
+      return false;
+    case server_state::kUpdating:
+      // The edit that changed the RAM recorded the state it found; a job queued before it did
+      // so counts as On (the update restarts a running guest anyway).
+      return db.Read([&](store::Connection& c) {
+        auto s = c.Prepare(
+            "SELECT payload FROM jobs WHERE object_type = ? AND object_id = ? AND command = ? "
+            "ORDER BY id DESC LIMIT 1");
+        s.Bind(1, domain::job_object_type::kVirtualServer)
+            .Bind(2, server.id)
+            .Bind(3, job_command::kUpdateVirtualServer);
+        if (!s.Step()) return true;
+        const auto payload = nlohmann::json::parse(s.Text(0), nullptr, false);
+        return !payload.is_object() ||
+               payload.value("previous_state", server_state::kOn) != server_state::kOff;
+      });
+    default:
+      return true;
   }
-  return restored;
+}
+
+}  // namespace
+
+bool MaterialiseServer(store::Database& db, virt::Hypervisor& hypervisor, int64_t server_id) {
+  const std::string name = DomainName(server_id);
+  if (hypervisor.State(name) != virt::PowerState::kMissing) return false;
+  auto facts = LoadFacts(db, server_id);
+  if (!facts) return false;
+  SetJobStep("the hypervisor to materialise " + name + " from the database");
+  Provision(hypervisor, db, *facts, ServerJobOptions{});
+  if (WantsRunning(db, facts->server)) hypervisor.Start(name);
+  spdlog::debug("server {}: domain {} materialised on {}", server_id, name, hypervisor.uri());
+  return true;
+}
+
+std::string VolatileDomainUuid(int64_t server_id) {
+  // A vendor-specific (RFC 9562 version 8) UUID: "gridd" in hex, then the server id in the
+  // last 12 digits, so unique per server and the same at every materialisation.
+  return fmt::format("67726964-6400-8000-8000-{:012x}", static_cast<uint64_t>(server_id));
 }
 
 }  // namespace gridd::jobs

@@ -753,6 +753,11 @@ std::vector<Server> ListOnHost(Connection& c, int64_t host_id) {
   return Rows(s);
 }
 
+std::vector<Server> ListUnplaced(Connection& c) {
+  auto s = c.Prepare(std::string(kSelect) + "WHERE host_id IS NULL ORDER BY id");
+  return Rows(s);
+}
+
 void Delete(Connection& c, int64_t id, int64_t now_ms) {
   c.Prepare("DELETE FROM servers WHERE id = ?").Bind(1, id).Run();
   usage::TrackServer(c, id, now_ms);

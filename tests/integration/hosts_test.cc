@@ -337,8 +337,8 @@ TEST_F(HostsTest, ADownHostsServersShowUnknownAndAreEvacuatedKeepingTheirIdentit
 
 // A host reached through a libvirtd the test starts on loopback: killed, it goes Down by itself,
 // its servers show Unknown and a job on it fails at its deadline naming it; restarted (empty,
-// as a test-driver libvirtd comes back), it goes Up by itself, its servers are rebuilt and a
-// job that waited for it completes.
+// as a test-driver libvirtd comes back), it goes Up by itself, a job that waited for it
+// completes and its servers' domains are built again as jobs act on them.
 // Hung (SIGSTOP), it goes Down again, its servers are evacuated, and when it answers again the
 // stale copies it still holds are removed.
 TEST_F(HostsTest, AHostWhoseLibvirtdStopsGoesDownAndUpByItself) {
@@ -378,14 +378,19 @@ TEST_F(HostsTest, AHostWhoseLibvirtdStopsGoesDownAndUpByItself) {
     return jobs.size() == 1;
   }));
 
-  // Back, empty: gridd defines its servers' domains again and starts those that run, and the
-  // waiting start completes.
+  // Back, empty: the waiting start defines its server's domain again and completes; the other
+  // server keeps its state and gets its domain (running, as it is On) when first acted on.
   libvirtd.Start();
   ASSERT_TRUE(WaitForHostState("remote-a", "Up")) << HostRow("remote-a").dump();
   WaitForServerState(*client_, east[0], "On");
   EXPECT_EQ(WaitForJobEnd("StartVirtualServer")["state"], "Succeeded");
   WaitForServerState(*client_, east[1], "On");
-  ASSERT_TRUE(WaitFor([&] { return DomainsPerHost()["remote-a"] == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return DomainsPerHost()["remote-a"] == 1; }));
+  ASSERT_EQ(client_->Call("grid/server/edit", {{"name", "r0"}, {"description", "back"}}).status,
+            200u);
+  EXPECT_EQ(WaitForJobEnd("UpdateVirtualServer")["state"], "Succeeded");
+  EXPECT_EQ(DomainsPerHost()["remote-a"], 2);
+  WaitForServerState(*client_, east[0], "On");
 
   // Hung: Down again, and its servers are re-created on east-b with their identity.
   libvirtd.Pause();

@@ -2,10 +2,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <set>
 #include <thread>
 
 #include "integration/grid_client_util.h"
+#include "support/command.h"
 #include "support/daemon_process.h"
 
 namespace gridd::testing {
@@ -25,7 +27,10 @@ TEST_F(ServerLifecycleTest, AddPowerEditDeleteReachEveryStateAndReleaseTheIp) {
   const std::string ip = FreePublicIps(client).at(0);
 
   auto added = CallOk(client, "grid/server/add",
-                      {{"name", "web-1"}, {"image", image}, {"server.ram", "512MB"}, {"ip", ip},
+                      {{"name", "web-1"},
+                       {"image", image},
+                       {"server.ram", "512MB"},
+                       {"ip", ip},
                        {"description", "first server"}},
                       "POST");
   ASSERT_EQ(added["list"].size(), 1u);
@@ -53,21 +58,22 @@ TEST_F(ServerLifecycleTest, AddPowerEditDeleteReachEveryStateAndReleaseTheIp) {
   }
   EXPECT_TRUE(found_password);
 
-  auto stopped = CallOk(client, "grid/server/power", {{"id", std::to_string(id)}, {"power", "stop"}},
-                        "POST");
+  auto stopped =
+      CallOk(client, "grid/server/power", {{"id", std::to_string(id)}, {"power", "stop"}}, "POST");
   EXPECT_EQ(stopped["list"][0]["state"]["name"], "Stopping");
   WaitForServerState(client, ip, "Off");
 
   CallOk(client, "grid/server/power", {{"server", "web-1"}, {"power", "start"}}, "POST");
   WaitForServerState(client, ip, "On");
 
-  auto restarting = CallOk(client, "grid/server/power", {{"name", "web-1"}, {"power", "restart"}},
-                           "POST");
+  auto restarting =
+      CallOk(client, "grid/server/power", {{"name", "web-1"}, {"power", "restart"}}, "POST");
   EXPECT_EQ(restarting["list"][0]["state"]["name"], "Restarting");
   WaitForServerState(client, ip, "On");
 
-  auto edited = CallOk(client, "grid/server/edit",
-                       {{"id", std::to_string(id)}, {"server.ram", "1GB"}, {"description", "bigger"}});
+  auto edited =
+      CallOk(client, "grid/server/edit",
+             {{"id", std::to_string(id)}, {"server.ram", "1GB"}, {"description", "bigger"}});
   EXPECT_EQ(edited["list"][0]["ram"]["name"], "1GB");
   EXPECT_EQ(edited["list"][0]["description"], "bigger");
   auto after_edit = WaitForServerState(client, ip, "On");
@@ -119,12 +125,114 @@ TEST_F(ServerLifecycleTest, RestartKeepsServersCredentialsAndJobs) {
   EXPECT_FALSE(jobs["list"].empty());
 
   // The server still works after the restart: it can be stopped and deleted.
-  CallOk(again, "grid/server/power", {{"id", std::to_string((*after)["id"].get<int64_t>())},
-                                      {"power", "stop"}}, "POST");
+  CallOk(again, "grid/server/power",
+         {{"id", std::to_string((*after)["id"].get<int64_t>())}, {"power", "stop"}}, "POST");
   WaitForServerState(again, ip, "Off");
   CallOk(again, "grid/server/delete", {{"id", std::to_string((*after)["id"].get<int64_t>())}},
          "POST");
   EXPECT_TRUE(WaitFor([&] { return !FindServerByIp(again, ip).has_value(); }));
+}
+
+// The domains of libvirt's test driver live only as long as gridd: after a restart each
+// server's domain is built from the database when something first acts on it, so the API,
+// every action and the reconciler behave as if the domains had never gone.
+TEST_F(ServerLifecycleTest, AfterARestartEveryActionWorksOnServersCreatedBefore) {
+  ApiClient client = daemon_.Client();
+  const auto ips = FreePublicIps(client);
+  ASSERT_GE(ips.size(), 6u);
+  const std::vector<std::string> names = {"edited", "started", "stopped",
+                                          "imaged", "deleted", "resized-off"};
+  std::map<std::string, std::string> ip_of;
+  for (size_t i = 0; i < names.size(); ++i) {
+    ip_of[names[i]] = ips[i];
+    CallOk(
+        client, "grid/server/add",
+        {{"name", names[i]}, {"image", "debian-12-amd64"}, {"server.ram", "512MB"}, {"ip", ips[i]}},
+        "POST");
+  }
+  std::map<std::string, int64_t> id_of;
+  for (const auto& name : names) {
+    id_of[name] = WaitForServerState(client, ip_of[name], "On")["id"].get<int64_t>();
+  }
+  for (const char* name : {"started", "resized-off"}) {
+    CallOk(client, "grid/server/power", {{"name", name}, {"power", "stop"}}, "POST");
+    WaitForServerState(client, ip_of[name], "Off");
+  }
+
+  ASSERT_EQ(daemon_.Stop(), 0);
+  daemon_.Start();
+  ApiClient again = daemon_.Client();
+  // `state` of the domain of `name` as gridctl domain list shows it ("" when not defined).
+  auto domain_state = [&](const std::string& name) -> std::string {
+    auto listed = RunGridctl(daemon_.data_dir(), "--json domain list");
+    EXPECT_EQ(listed.exit_code, 0) << listed.output;
+    for (const auto& domain : nlohmann::json::parse(listed.output)) {
+      if (domain["server_id"] == id_of[name]) return domain["state"];
+    }
+    return "";
+  };
+  auto repairs = [&] {
+    ApiClient metrics(daemon_.host(), daemon_.metrics_port());
+    const auto body = metrics.Raw("GET", "/metrics").body;
+    const std::string series = "gridd_reconciler_repairs_total{kind=\"domain_recreated\"} ";
+    const auto at = body.find(series);
+    return at == std::string::npos ? 0.0 : std::stod(body.substr(at + series.size()));
+  };
+
+  // Every server keeps its state; none is reported missing by the reconciler.
+  for (const auto& name : names) {
+    const bool off = name == "started" || name == "resized-off";
+    EXPECT_EQ((*FindServerByIp(again, ip_of[name]))["state"]["name"], off ? "Off" : "On") << name;
+  }
+  auto reconcile = RunGridctl(daemon_.data_dir(), "--json reconcile");
+  ASSERT_EQ(reconcile.exit_code, 0) << reconcile.output;
+  EXPECT_TRUE(nlohmann::json::parse(reconcile.output)["findings"].empty()) << reconcile.output;
+  EXPECT_EQ(repairs(), 0.0);
+
+  auto id_param = [&](const std::string& name) { return std::to_string(id_of[name]); };
+  CallOk(again, "grid/server/edit", {{"id", id_param("edited")}, {"description", "after"}});
+  CallOk(again, "grid/server/power", {{"id", id_param("started")}, {"power", "start"}}, "POST");
+  CallOk(again, "grid/server/power", {{"id", id_param("stopped")}, {"power", "stop"}}, "POST");
+  auto saved = CallOk(again, "grid/image/save",
+                      {{"server", id_param("imaged")}, {"friendlyName", "after restart"}}, "POST");
+  CallOk(again, "grid/server/delete", {{"id", id_param("deleted")}}, "POST");
+  CallOk(again, "grid/server/edit", {{"id", id_param("resized-off")}, {"server.ram", "1GB"}});
+
+  // A server that was On is On (and its domain runs) after its first job.
+  EXPECT_TRUE(WaitFor([&] {
+    auto jobs = CallOk(again, "grid/job/list", {{"object", "edited"}});
+    return !jobs["list"].empty() && jobs["list"][0]["currentstate"]["name"] == "Succeeded" &&
+           jobs["list"][0]["command"]["name"] == "UpdateVirtualServer";
+  }));
+  auto edited = WaitForServerState(again, ip_of["edited"], "On");
+  EXPECT_EQ(edited["description"], "after");
+  EXPECT_EQ(domain_state("edited"), "running");
+  WaitForServerState(again, ip_of["started"], "On");
+  EXPECT_EQ(domain_state("started"), "running");
+  WaitForServerState(again, ip_of["stopped"], "Off");
+  EXPECT_EQ(domain_state("stopped"), "shutoff");
+  const int64_t image_id = saved["list"][0]["id"];
+  EXPECT_TRUE(WaitFor([&] {
+    auto image = again.Call("grid/image/get", {{"id", std::to_string(image_id)}});
+    return image.status == 200u && image.json()["list"][0]["state"]["name"] == "Available";
+  })) << "the image saved from a server created before the restart never became Available";
+  WaitForServerState(again, ip_of["imaged"], "On");
+  EXPECT_EQ(domain_state("imaged"), "running");
+  EXPECT_TRUE(WaitFor([&] { return !FindServerByIp(again, ip_of["deleted"]).has_value(); }));
+  EXPECT_EQ(domain_state("deleted"), "");
+  // A server that was Off stays Off through a RAM change.
+  auto resized = WaitFor([&] {
+    auto server = FindServerByIp(again, ip_of["resized-off"]);
+    return server && (*server)["ram"]["name"] == "1GB" && (*server)["state"]["name"] == "Off";
+  });
+  EXPECT_TRUE(resized) << FindServerByIp(again, ip_of["resized-off"])->dump();
+  EXPECT_EQ(domain_state("resized-off"), "shutoff");
+
+  // Still nothing the reconciler calls drift.
+  reconcile = RunGridctl(daemon_.data_dir(), "--json reconcile");
+  ASSERT_EQ(reconcile.exit_code, 0) << reconcile.output;
+  EXPECT_TRUE(nlohmann::json::parse(reconcile.output)["findings"].empty()) << reconcile.output;
+  EXPECT_EQ(repairs(), 0.0);
 }
 
 TEST_F(ServerLifecycleTest, FiftyConcurrentAddsAllSucceedOnDistinctIps) {
@@ -138,8 +246,10 @@ TEST_F(ServerLifecycleTest, FiftyConcurrentAddsAllSucceedOnDistinctIps) {
     threads.emplace_back([&, i] {
       ApiClient own = daemon_.Client();
       auto reply = own.Call("grid/server/add",
-                            {{"name", "bulk-" + std::to_string(i)}, {"image", "debian-12-amd64"},
-                             {"server.ram", "512MB"}, {"ip", ips[static_cast<size_t>(i)]}},
+                            {{"name", "bulk-" + std::to_string(i)},
+                             {"image", "debian-12-amd64"},
+                             {"server.ram", "512MB"},
+                             {"ip", ips[static_cast<size_t>(i)]}},
                             "POST");
       if (reply.status == 200) {
         ++succeeded;
@@ -151,14 +261,16 @@ TEST_F(ServerLifecycleTest, FiftyConcurrentAddsAllSucceedOnDistinctIps) {
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(succeeded.load(), 50) << failures[0];
 
-  ASSERT_TRUE(WaitFor([&] {
-    auto body = CallOk(client, "grid/server/list");
-    if (body["list"].size() != 50u) return false;
-    for (const auto& server : body["list"]) {
-      if (server["state"]["name"] != "On") return false;
-    }
-    return true;
-  }, std::chrono::seconds(60)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto body = CallOk(client, "grid/server/list");
+        if (body["list"].size() != 50u) return false;
+        for (const auto& server : body["list"]) {
+          if (server["state"]["name"] != "On") return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(60)));
   auto body = CallOk(client, "grid/server/list");
   std::set<std::string> used;
   std::set<int64_t> ids;
@@ -181,14 +293,15 @@ TEST_F(ServerLifecycleTest, ConcurrentAddsRacingForTheSameIpsNeverAssignOneTwice
     threads.emplace_back([&, i] {
       ApiClient own = daemon_.Client();
       auto reply = own.Call("grid/server/add",
-                            {{"name", "race-" + std::to_string(i)}, {"image", "debian-12-amd64"},
-                             {"server.ram", "512MB"}, {"ip", ips[static_cast<size_t>(i % 5)]}},
+                            {{"name", "race-" + std::to_string(i)},
+                             {"image", "debian-12-amd64"},
+                             {"server.ram", "512MB"},
+                             {"ip", ips[static_cast<size_t>(i % 5)]}},
                             "POST");
       if (reply.status == 200) {
         ++succeeded;
-      } else if (reply.status == 400 &&
-                 reply.json()["list"][0]["message"].get<std::string>().find("already assigned") !=
-                     std::string::npos) {
+      } else if (reply.status == 400 && reply.json()["list"][0]["message"].get<std::string>().find(
+                                            "already assigned") != std::string::npos) {
         ++refused;
       }
     });

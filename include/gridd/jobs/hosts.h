@@ -6,7 +6,7 @@
 // HostConnection reports the host Up or Down by itself, and the registry follows it through
 // MarkDown/MarkUp. A Down host's servers show state Unknown, a job that needs the host waits
 // for it until the job's deadline and then fails naming the host, and when the host returns
-// its domains are reconciled (a volatile host's servers are rebuilt first).
+// its domains are reconciled (a volatile host's servers are materialised on demand).
 #pragma once
 
 #include <condition_variable>
@@ -51,7 +51,7 @@ class HostRegistry {
   ~HostRegistry();
 
   // Called after each new connection, before the host takes servers: defines pools, follows
-  // domain events, rebuilds a volatile hypervisor's servers.
+  // domain events, restores a volatile hypervisor's saved images.
   using ConnectHook = std::function<void(const domain::Host&, virt::Hypervisor&)>;
   void OnConnect(ConnectHook hook) { on_connect_ = std::move(hook); }
   // Called when a Down host answers again (reconcile its domains).
@@ -64,12 +64,19 @@ class HostRegistry {
   // host's servers in the scheduler.
   void Load();
 
-  // The hypervisor of a server: its host's, or the default host's when it has none. When the
-  // host is Down, a job's thread waits for it to come back until the job's deadline (the job
-  // then fails naming the host); outside a job this throws a transient HypervisorError naming
-  // the host at once.
+  // The hypervisor of a server: its host's, or the default host's when it has none. On a
+  // volatile host (libvirt's test driver) the server's domain is first materialised from the
+  // database when the host does not have it (MaterialiseServer). When the host is Down, a job's
+  // thread waits for it to come back until the job's deadline (the job then fails naming the host);
+  // outside a job this throws a transient HypervisorError naming the host at once.
   virt::Hypervisor& ForServer(const domain::Server& server);
   virt::Hypervisor& ForHost(int64_t host_id);
+  // True when servers' domains on `hypervisor` are materialised on demand: a volatile host of
+  // a registry with a database. ForServer then builds a missing domain, and the reconciler
+  // does not count one not built yet as missing.
+  bool MaterialisesOnDemand(const virt::Hypervisor& hypervisor) const {
+    return db_ != nullptr && hypervisor.volatile_state();
+  }
   // The host a server without one runs on; nullopt when there is none.
   std::optional<int64_t> DefaultHostId() const;
   std::optional<int64_t> HostOf(const domain::Server& server) const;

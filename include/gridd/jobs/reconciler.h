@@ -8,7 +8,9 @@
 //    by `gridctl reconcile`, removed only when the operator enables it;
 //  - a domain of a server that now runs on another host (left on a host that was Down while
 //    its servers were evacuated): removed, so two copies never run with one address;
-// Every Up host is compared; a Down host's servers are left alone until it returns.
+// Every Up host is compared; a Down host's servers are left alone until it returns. A volatile
+// host (libvirt's test driver) is compared on the domains it has materialised only: a server
+// whose domain it has not built yet is not missing (HostRegistry::ForServer builds it).
 //  - a load balancer the engine does not carry: an UpdateLoadBalancer job applies the set.
 // Objects with a job Queued or Processing are left to that job.
 #pragma once
@@ -46,7 +48,7 @@ struct ReconcileFinding {
 struct ReconcileReport {
   int64_t finished_ms = 0;
   int domains = 0;
-  int servers = 0;
+  int servers = 0;  // servers compared (placed on an Up host, or named by one of its domains)
   std::vector<ReconcileFinding> findings;
   nlohmann::ordered_json ToJson() const;
 };
@@ -70,10 +72,10 @@ class Reconciler {
   void Stop();
 
  private:
-  // One Up host's domains against the servers placed on it; true when a job was queued.
+  // One Up host's domains against the servers placed on it (on a volatile host, those whose
+  // domain it has materialised); true when a job was queued.
   bool ReconcileHost(const domain::Host& host, virt::Hypervisor& hypervisor,
-                     const std::vector<domain::Server>& servers, bool retry_failed_repairs,
-                     ReconcileReport& report);
+                     bool retry_failed_repairs, ReconcileReport& report);
 
   store::Database& db_;
   HostRegistry& hosts_;

@@ -1,5 +1,5 @@
-// Job handlers that carry server changes out on a hypervisor, and the start-up pass that
-// rebuilds servers on a hypervisor that forgets its state (libvirt's test driver).
+// Job handlers that carry server changes out on a hypervisor, and the materialisation of
+// servers' domains on a hypervisor that forgets its state (libvirt's test driver).
 #pragma once
 
 #include <filesystem>
@@ -56,10 +56,21 @@ void FollowServerStates(store::Database& db, virt::Hypervisor& hypervisor, const
 // the cut itself may be lost.
 void TrimConsoleLogs(const std::filesystem::path& console_dir, int64_t max_bytes);
 
-// For hypervisors with volatile state: copies saved images' volumes again from their parent
-// images, defines every server's domain again and starts those the database says are on.
-// Returns the number of servers rebuilt. With `host_id`, only the servers placed on that host.
-int RestoreVolatileServers(store::Database& db, virt::Hypervisor& hypervisor,
-                           std::optional<int64_t> host_id = std::nullopt);
+// Hypervisors with volatile state (libvirt's test driver) forget every domain and volume when
+// they restart. gridd does not rebuild them all at start: a server's domain is materialised
+// from the database when something first acts on it (HostRegistry::ForServer).
+
+// Copies saved images' volumes again from their parent images (parents first, as ids grow);
+// run when a volatile host is connected or returns. Costs one call per saved image.
+void RestoreVolatileImages(store::Database& db, virt::Hypervisor& hypervisor);
+
+// Defines the server's domain on a volatile hypervisor that does not have it, from the
+// database: same name, UUID (VolatileDomainUuid), RAM, disk and address, started when the
+// server is On (or on its way to On). True when it defined the domain; false when the domain
+// exists already or the server is gone.
+bool MaterialiseServer(store::Database& db, virt::Hypervisor& hypervisor, int64_t server_id);
+
+// The UUID of a server's domain on a volatile hypervisor, the same at every materialisation.
+std::string VolatileDomainUuid(int64_t server_id);
 
 }  // namespace gridd::jobs

@@ -132,6 +132,8 @@ void Update(Connection& c, const Server& server);
 void SetHost(Connection& c, int64_t id, int64_t host_id);
 // The servers placed on a host.
 std::vector<Server> ListOnHost(Connection& c, int64_t host_id);
+// The servers without a host (rows written before placement; they run on the default host).
+std::vector<Server> ListUnplaced(Connection& c);
 // Removes the server; its usage interval ends at now_ms.
 void Delete(Connection& c, int64_t id, int64_t now_ms);
 // Without a time, the interval ends at the server's last change.

@@ -170,6 +170,19 @@ class ServerJobsTest : public ::testing::Test {
     return memory;
   }
 
+  // The UUID libvirt shows for the server's domain on `hypervisor`.
+  std::string DomainUuidOf(virt::Hypervisor& hypervisor, int64_t server_id) {
+    auto* libvirt = dynamic_cast<virt::LibvirtHypervisor*>(&hypervisor);
+    if (libvirt == nullptr) return "";
+    auto connection = libvirt->ConnectionForTest();
+    virDomainPtr domain = virDomainLookupByName(connection.get(), DomainName(server_id).c_str());
+    if (domain == nullptr) return "";
+    char uuid[VIR_UUID_STRING_BUFLEN] = {};
+    virDomainGetUUIDString(domain, uuid);
+    virDomainFree(domain);
+    return uuid;
+  }
+
   std::string PublicNetworkXml() { return Libvirt()->NetworkXmlForTest("gridd-public-1"); }
 
   ManualClock clock_{kStartMs};
@@ -323,7 +336,7 @@ TEST_F(ServerJobsTest, FailedCreateRecordsWhatTheHypervisorShows) {
   EXPECT_EQ(ServerRow(id)->state, server_state::kOff);
 }
 
-TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsAFreshHypervisor) {
+TEST_F(ServerJobsTest, MaterialiseServerBuildsADomainAFreshHypervisorForgot) {
   const int64_t running = AddServer("web01");
   const int64_t stopped = AddServer("web02", "1GB");
   ASSERT_EQ(RunJobs(), 2);
@@ -334,16 +347,46 @@ TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsAFreshHypervisor) {
   ASSERT_TRUE(fresh->volatile_state());
   ASSERT_EQ(fresh->State(DomainName(running)), PowerState::kMissing);
 
-  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 2);
+  // One server at a time, as the database says: the running one runs, the stopped one not.
+  EXPECT_TRUE(MaterialiseServer(db_, *fresh, running));
   EXPECT_EQ(fresh->State(DomainName(running)), PowerState::kRunning);
-  EXPECT_EQ(fresh->State(DomainName(stopped)), PowerState::kShutOff);
+  EXPECT_EQ(fresh->State(DomainName(stopped)), PowerState::kMissing);
   EXPECT_TRUE(fresh->VolumeExists(TestConfig().storage_pool, DiskVolume(running)));
-  EXPECT_TRUE(fresh->VolumeExists(TestConfig().storage_pool, DiskVolume(stopped)));
+  EXPECT_TRUE(MaterialiseServer(db_, *fresh, stopped));
+  EXPECT_EQ(fresh->State(DomainName(stopped)), PowerState::kShutOff);
   EXPECT_EQ(DomainsFor(*fresh, running), 1);
 
-  // Nothing left to rebuild the second time.
-  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 0);
+  // Built already: nothing to do the second time.
+  EXPECT_FALSE(MaterialiseServer(db_, *fresh, running));
   EXPECT_EQ(fresh->ListGriddDomains().size(), 2u);
+}
+
+TEST_F(ServerJobsTest, AServerMaterialisedTwiceIsTheSameDomain) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  auto first = virt::ConnectLibvirt(NodeUri());
+  ASSERT_TRUE(MaterialiseServer(db_, *first, id));
+  auto second = virt::ConnectLibvirt(NodeUri());
+  ASSERT_TRUE(MaterialiseServer(db_, *second, id));
+  EXPECT_EQ(VolatileDomainUuid(id), VolatileDomainUuid(id));
+  EXPECT_NE(VolatileDomainUuid(id), VolatileDomainUuid(id + 1));
+  EXPECT_EQ(DomainUuidOf(*first, id), VolatileDomainUuid(id));
+  EXPECT_EQ(DomainUuidOf(*second, id), VolatileDomainUuid(id));
+}
+
+TEST_F(ServerJobsTest, MaterialiseServerKeepsAnOffServerOffThroughARamChange) {
+  const int64_t id = AddServer("web01");
+  ASSERT_EQ(RunJobs(), 1);
+  Power(id, "stop");
+  domain::ServerEditRequest edit;
+  edit.selectors = ById(id);
+  edit.ram = "1GB";
+  grid_.EditServer(caller_, edit);
+  ASSERT_EQ(ServerRow(id)->state, server_state::kUpdating);
+
+  auto fresh = virt::ConnectLibvirt(NodeUri());
+  ASSERT_TRUE(MaterialiseServer(db_, *fresh, id));
+  EXPECT_EQ(fresh->State(DomainName(id)), PowerState::kShutOff);
 }
 
 // ------------------------------------------------------------------------------ image save
@@ -405,7 +448,7 @@ TEST_F(ServerJobsTest, AFailedSaveOfARunningServerStartsItAgain) {
   EXPECT_FALSE(hypervisor_->VolumeExists(image.storage_pool, image.volume));
 }
 
-TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsSavedImagesAndTheirServers) {
+TEST_F(ServerJobsTest, RestoreVolatileImagesLetsServersOfSavedImagesBeMaterialised) {
   const int64_t source = AddCreatedServer("web01");
   const domain::Image image = SaveImage(grid_, caller_, source);
   ASSERT_EQ(RunJobs(), 1);
@@ -422,8 +465,10 @@ TEST_F(ServerJobsTest, RestoreVolatileServersRebuildsSavedImagesAndTheirServers)
 
   auto fresh = virt::ConnectLibvirt(NodeUri());
   ASSERT_FALSE(fresh->VolumeExists(image.storage_pool, image.volume));
-  EXPECT_EQ(RestoreVolatileServers(db_, *fresh), 2);
+  RestoreVolatileImages(db_, *fresh);
   EXPECT_TRUE(fresh->VolumeExists(image.storage_pool, image.volume));
+  EXPECT_TRUE(MaterialiseServer(db_, *fresh, copy));
+  EXPECT_TRUE(MaterialiseServer(db_, *fresh, source));
   EXPECT_EQ(fresh->State(DomainName(copy)), PowerState::kRunning);
   EXPECT_EQ(fresh->State(DomainName(source)), PowerState::kRunning);
 }
