@@ -356,7 +356,7 @@ CREATE INDEX servers_by_host ON servers(host_id);
 CREATE INDEX IF NOT EXISTS jobs_by_object_name ON jobs(object_name);
 CREATE INDEX IF NOT EXISTS jobs_by_object_id ON jobs(object_id);
 )sql",
-      // 10: the scheduler's use per host (servers and booked RAM, re-counted at start and by
+      // 9: the scheduler's use per host (servers and booked RAM, re-counted at start and by
       // every reconciler pass) is summed from an index alone, not from every server row.
       R"sql(
 DROP INDEX IF EXISTS servers_by_host;
