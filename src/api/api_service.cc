@@ -229,27 +229,34 @@ std::vector<std::string> SinceVersion(const ApiService::Call& call, const char* 
 
 // Server states as the caller's version names them: On/Saving came with 1.8 and Off/Saving
 // with 1.9; older clients know both as Saving.
+int64_t SeenState(int64_t state, const ApiService::Call& call) {
+  namespace server_state = domain::server_state;
+  if (state == server_state::kOnSaving && !Knows(call, 1.8)) return server_state::kSaving;
+  if (state == server_state::kOffSaving && !Knows(call, 1.9)) return server_state::kSaving;
+  return state;
+}
 domain::ServerView AsSeenBy(domain::ServerView view, const ApiService::Call& call) {
-  namespace state = domain::server_state;
-  if (view.server.state == state::kOnSaving && !Knows(call, 1.8))
-    view.server.state = state::kSaving;
-  if (view.server.state == state::kOffSaving && !Knows(call, 1.9))
-    view.server.state = state::kSaving;
+  view.server.state = SeenState(view.server.state, call);
   return view;
 }
 
 // The servers of an answer: written straight as JSON text when the answer is JSON (the hot
 // path: no tree per server), as trees for XML and CSV, which walk them.
 void AddServers(Result& result, const std::vector<domain::ServerView>& views,
-                const ApiService::Call& call, const RenderContext& context) {
+                const ApiService::Call& call, const std::shared_ptr<const RenderContext>& lookups) {
   if (call.json) {
-    ServerJsonWriter writer(context);
+    ServerJsonWriter writer(lookups);
     result.json_list.reserve(views.size());
-    for (const auto& view : views) result.json_list.push_back(writer.Write(AsSeenBy(view, call)));
+    for (const auto& view : views) {
+      // Copied only when an older version names the state differently.
+      result.json_list.push_back(SeenState(view.server.state, call) == view.server.state
+                                     ? writer.Write(view)
+                                     : writer.Write(AsSeenBy(view, call)));
+    }
     return;
   }
   result.list.reserve(views.size());
-  for (const auto& view : views) result.list.push_back(ServerJson(AsSeenBy(view, call), context));
+  for (const auto& view : views) result.list.push_back(ServerJson(AsSeenBy(view, call), *lookups));
 }
 
 HttpResponse JsonResponse(unsigned status, std::string body) {
@@ -344,9 +351,7 @@ HttpResponse ApiService::ProtocolError(unsigned status, const std::string& messa
   return JsonResponse(status, RenderFailureJson("", error_class, message));
 }
 
-RenderContext ApiService::Context() {
-  return RenderContext{grid_.catalog().Datacenters(), grid_.catalog().OperatingSystems()};
-}
+std::shared_ptr<const RenderContext> ApiService::Context() { return grid_.catalog().Lookups(); }
 
 void ApiService::AddRoute(const std::string& path, unsigned roles, double min_version,
                           Handler handler) {
@@ -540,21 +545,21 @@ void ApiService::AddRoutes() {
     for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
-    const auto context = Context();
+    const auto lookups = Context();
     // Only the page is read and rendered, whatever the account's size.
     Result result;
     const Pager pager(call.params, std::nullopt);
     auto page = grid_.ListServerPage(
         call.caller, filter, [&](int64_t total) { return pager.Window(total, result.summary); });
-    AddServers(result, page.items, call, context);
+    AddServers(result, page.items, call, lookups);
     return result;
   });
   AddRoute("/grid/server/get", kAllRoles, 1.0, [this](const Call& call) {
-    const auto context = Context();
+    const auto lookups = Context();
     Result result;
     const auto views = grid_.GetServers(call.caller, Selectors(call.params, "server"));
     result.summary.total = result.summary.returned = static_cast<int64_t>(views.size());
-    AddServers(result, views, call, context);
+    AddServers(result, views, call, lookups);
     return result;
   });
   AddRoute("/grid/server/add", kGridWriters, 1.0, [this](const Call& call) {
@@ -566,7 +571,7 @@ void ApiService::AddRoutes() {
     request.description = call.params.Get("description");
     request.type = call.params.Get("server.type");
     if (Knows(call, 1.2)) ParseBool(call.params, "isSandbox");  // accepted; sandboxes are gone
-    return Single({ServerJson(grid_.AddServer(call.caller, request), Context())});
+    return Single({ServerJson(grid_.AddServer(call.caller, request), *Context())});
   });
   AddRoute("/grid/server/edit", kGridWriters, 1.6, [this](const Call& call) {
     domain::ServerEditRequest request;
@@ -574,16 +579,16 @@ void ApiService::AddRoutes() {
     request.ram = GetAny(call.params, {"server.ram", "ram"});
     request.description = call.params.Get("description");
     request.type = call.params.Get("server.type");
-    return Single({ServerJson(AsSeenBy(grid_.EditServer(call.caller, request), call), Context())});
+    return Single({ServerJson(AsSeenBy(grid_.EditServer(call.caller, request), call), *Context())});
   });
   AddRoute("/grid/server/power", kGridWriters, 1.0, [this](const Call& call) {
     auto view =
         grid_.PowerServer(call.caller, Selectors(call.params, "server"), call.params.Get("power"));
-    return Single({ServerJson(AsSeenBy(view, call), Context())});
+    return Single({ServerJson(AsSeenBy(view, call), *Context())});
   });
   AddRoute("/grid/server/delete", kGridWriters, 1.0, [this](const Call& call) {
     auto view = grid_.DeleteServer(call.caller, Selectors(call.params, "server"));
-    return Single({ServerJson(AsSeenBy(view, call), Context())});
+    return Single({ServerJson(AsSeenBy(view, call), *Context())});
   });
 
   // ----------------------------------------------------------------------------------- ips
@@ -596,13 +601,15 @@ void ApiService::AddRoutes() {
     for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (const auto& ip : grid_.ListIps(call.caller, filter)) items.push_back(IpJson(ip, context));
     return Paged(std::move(items), call.params, std::nullopt);
   });
   AddRoute("/grid/ip/get", kAllRoles, 1.0, [this](const Call& call) {
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (const auto& ip :
          grid_.GetIps(call.caller, call.params.GetAll("id"), call.params.GetAll("ip"))) {
@@ -622,14 +629,16 @@ void ApiService::AddRoutes() {
     for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (const auto& image : grid_.ListImages(call.caller, filter))
       items.push_back(ImageJson(image, context));
     return Paged(std::move(items), call.params, std::nullopt);
   });
   AddRoute("/grid/image/get", kAllRoles, 1.3, [this](const Call& call) {
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (const auto& image : grid_.GetImages(call.caller, Selectors(call.params, "image"))) {
       items.push_back(ImageJson(image, context));
@@ -642,7 +651,7 @@ void ApiService::AddRoutes() {
     request.friendly_name = GetAny(call.params, {"friendlyName", "name"});
     request.server = call.params.Get("server");
     request.description = call.params.Get("description");
-    return Single({ImageJson(grid_.SaveImage(call.caller, request), Context())});
+    return Single({ImageJson(grid_.SaveImage(call.caller, request), *Context())});
   });
   AddRoute("/grid/image/edit", kGridWriters, 1.3, [this](const Call& call) {
     domain::ImageEditRequest request;
@@ -650,15 +659,15 @@ void ApiService::AddRoutes() {
     request.friendly_name = call.params.Get("friendlyName");
     request.description = call.params.Get("description");
     request.is_public = ParseBool(call.params, "isPublic");
-    return Single({ImageJson(grid_.EditImage(call.caller, request), Context())});
+    return Single({ImageJson(grid_.EditImage(call.caller, request), *Context())});
   });
   AddRoute("/grid/image/delete", kGridWriters, 1.3, [this](const Call& call) {
     return Single(
-        {ImageJson(grid_.DeleteImage(call.caller, Selectors(call.params, "image")), Context())});
+        {ImageJson(grid_.DeleteImage(call.caller, Selectors(call.params, "image")), *Context())});
   });
   AddRoute("/grid/image/restore", kGridWriters, 1.3, [this](const Call& call) {
     return Single(
-        {ImageJson(grid_.RestoreImage(call.caller, Selectors(call.params, "image")), Context())});
+        {ImageJson(grid_.RestoreImage(call.caller, Selectors(call.params, "image")), *Context())});
   });
 
   // ---------------------------------------------------------------------------------- jobs
@@ -677,7 +686,8 @@ void ApiService::AddRoutes() {
     for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       filter.datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     Result result;
     const Pager pager(call.params, 100);
     auto page = grid_.ListJobPage(
@@ -689,7 +699,8 @@ void ApiService::AddRoutes() {
   AddRoute("/grid/job/get", kGridWriters, 1.0, [this](const Call& call) {
     auto ids = call.params.GetAll("id");
     for (auto& job : IdAliasValues(call.params, "job")) ids.push_back(std::move(job));
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (const auto& job : grid_.GetJobs(call.caller, ids)) items.push_back(JobJson(job, context));
     return Single(std::move(items));
@@ -708,7 +719,8 @@ void ApiService::AddRoutes() {
     for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (const auto& view : balancers().List(call.caller, datacenters)) {
       items.push_back(LoadBalancerJson(view, context));
@@ -716,7 +728,8 @@ void ApiService::AddRoutes() {
     return Paged(std::move(items), call.params, std::nullopt);
   });
   AddRoute("/grid/loadbalancer/get", kAllRoles, 1.0, [this, balancers](const Call& call) {
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (const auto& view : balancers().Get(call.caller, Selectors(call.params, "loadbalancer"))) {
       items.push_back(LoadBalancerJson(view, context));
@@ -732,7 +745,7 @@ void ApiService::AddRoutes() {
     request.real_ips = RealIps(call.params);
     request.type = GetAny(call.params, {"loadbalancer.type", "type"});
     request.persistence = GetAny(call.params, {"loadbalancer.persistence", "persistence"});
-    return Single({LoadBalancerJson(balancers().Add(call.caller, request), Context())});
+    return Single({LoadBalancerJson(balancers().Add(call.caller, request), *Context())});
   });
   AddRoute("/grid/loadbalancer/edit", kGridWriters, 1.4, [this, balancers](const Call& call) {
     domain::LoadBalancerEditRequest request;
@@ -741,11 +754,11 @@ void ApiService::AddRoutes() {
     request.description = call.params.Get("description");
     request.type = GetAny(call.params, {"loadbalancer.type", "type"});
     request.persistence = GetAny(call.params, {"loadbalancer.persistence", "persistence"});
-    return Single({LoadBalancerJson(balancers().Edit(call.caller, request), Context())});
+    return Single({LoadBalancerJson(balancers().Edit(call.caller, request), *Context())});
   });
   AddRoute("/grid/loadbalancer/delete", kGridWriters, 1.0, [this, balancers](const Call& call) {
     auto view = balancers().Delete(call.caller, Selectors(call.params, "loadbalancer"));
-    return Single({LoadBalancerJson(view, Context())});
+    return Single({LoadBalancerJson(view, *Context())});
   });
 
   // ----------------------------------------------------------------------------- passwords
@@ -754,7 +767,8 @@ void ApiService::AddRoutes() {
     for (const auto& dc : SinceVersion(call, "datacenter", 1.5)) {
       datacenters.push_back(grid_.ResolveDatacenter("datacenter", dc));
     }
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (auto view : grid_.ListPasswords(call.caller, datacenters)) {
       if (view.server) view.server = AsSeenBy(*view.server, call);
@@ -765,7 +779,8 @@ void ApiService::AddRoutes() {
   auto password_get = [this](const Call& call) {
     auto ids = call.params.GetAll("id");
     for (auto& id : IdAliasValues(call.params, "password")) ids.push_back(std::move(id));
-    const auto context = Context();
+    const auto lookups = Context();
+    const RenderContext& context = *lookups;
     std::vector<Json> items;
     for (auto view : grid_.GetPasswords(call.caller, ids)) {
       if (view.server) view.server = AsSeenBy(*view.server, call);

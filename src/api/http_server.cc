@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -186,6 +187,37 @@ http::response<http::string_body> BuildResponse(HttpResponse&& response, unsigne
   res.keep_alive(keep_alive);
   res.prepare_payload();
   return res;
+}
+
+// The response's head as Beast's serializer writes it: "HTTP/X.Y ### reason", the fields in
+// their order, a blank line. Written here and sent with the body as two buffers, because the
+// serializer's buffer sequences cost more than the rest of a small answer (a body always has
+// its Content-Length; gridd never sends chunks).
+std::string HeadText(const http::response<http::string_body>& res) {
+  std::string out;
+  out.reserve(256);
+  const unsigned version = res.version();
+  const unsigned code = res.result_int();
+  out.append("HTTP/");
+  out.push_back(static_cast<char>('0' + version / 10));
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + version % 10));
+  out.push_back(' ');
+  out.push_back(static_cast<char>('0' + code / 100));
+  out.push_back(static_cast<char>('0' + (code / 10) % 10));
+  out.push_back(static_cast<char>('0' + code % 10));
+  out.push_back(' ');
+  const beast::string_view reason = res.reason();
+  out.append(reason.data(), reason.size());
+  out.append("\r\n");
+  for (const auto& field : res.base()) {
+    const beast::string_view name = field.name_string();
+    const beast::string_view value = field.value();
+    out.append(name.data(), name.size()).append(": ").append(value.data(), value.size());
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+  return out;
 }
 
 // Stream is beast::tcp_stream (HTTP) or beast::ssl_stream<beast::tcp_stream> (HTTPS).
@@ -439,9 +471,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void Write(http::response<http::string_body>&& res, bool linger) {
     response_.emplace(std::move(res));
+    head_ = HeadText(*response_);
     ArmTimer();
-    http::async_write(stream_, *response_,
-                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), linger));
+    const std::array<net::const_buffer, 2> buffers = {net::buffer(head_),
+                                                      net::buffer(response_->body())};
+    net::async_write(stream_, buffers,
+                     beast::bind_front_handler(&Session::OnWrite, shared_from_this(), linger));
   }
 
   void OnWrite(bool linger, beast::error_code ec, size_t /*bytes*/) {
@@ -516,6 +551,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::unique_ptr<ConnectionSlot> slot_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> response_;  // alive until written
+  std::string head_;                                           // response_'s, as sent
   std::string remote_address_;
   Phase phase_ = Phase::kIdle;
   Clock::time_point started_ = Clock::now();
@@ -610,7 +646,8 @@ std::shared_ptr<net::ssl::context> MakeTlsContext(const HttpServerOptions& optio
   try {
     context->use_certificate_chain_file(options.tls_cert_file);
   } catch (const std::exception& e) {
-    throw std::runtime_error("cannot load TLS certificate " + options.tls_cert_file + ": " + e.what());
+    throw std::runtime_error("cannot load TLS certificate " + options.tls_cert_file + ": " +
+                             e.what());
   }
   try {
     context->use_private_key_file(options.tls_key_file, net::ssl::context::pem);

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <map>
 #include <string_view>
+#include <unordered_map>
 
 #include "gridd/common/error.h"
 
@@ -490,7 +492,9 @@ void AppendOptionText(std::string& out, const Option& option) {
 
 // LookupOption and Fixed, as text.
 const Option& OptionOrId(const std::vector<Option>& options, int64_t id, Option& fallback) {
-  if (const Option* option = FindOption(options, std::to_string(id))) return *option;
+  for (const auto& option : options) {
+    if (option.id == id) return option;
+  }
   fallback = Option{id, std::to_string(id), std::nullopt};
   return fallback;
 }
@@ -498,21 +502,49 @@ void AppendLookupText(std::string& out, const std::vector<Option>& options, int6
   Option fallback;
   AppendOptionText(out, OptionOrId(options, id, fallback));
 }
+// The fixed lookups never change, so each of their options is written as text once for the
+// process and copied from then on.
+class FixedTexts {
+ public:
+  FixedTexts() {
+    for (const char* name : {"ip.state", "image.architecture", "image.type", "image.state",
+                             "server.ram", "server.state", "server.type"}) {
+      auto& texts = lookups_[name];
+      for (const auto& option : *FixedLookup(name)) AppendOptionText(texts[option.id], option);
+    }
+  }
+  // Null for a lookup or an id not written in advance.
+  const std::string* Find(std::string_view lookup, int64_t id) const {
+    auto named = lookups_.find(lookup);
+    if (named == lookups_.end()) return nullptr;
+    auto text = named->second.find(id);
+    return text == named->second.end() ? nullptr : &text->second;
+  }
+
+ private:
+  std::map<std::string, std::unordered_map<int64_t, std::string>, std::less<>> lookups_;
+};
+
 void AppendFixedText(std::string& out, const char* lookup, int64_t id) {
-  AppendLookupText(out, *FixedLookup(lookup), id);
+  static const FixedTexts texts;
+  if (const std::string* text = texts.Find(lookup, id)) {
+    out.append(*text);
+  } else {
+    AppendLookupText(out, *FixedLookup(lookup), id);
+  }
 }
 
 }  // namespace
 
 const std::string& ServerJsonWriter::OsText(int64_t os_id) {
   auto [it, added] = operating_systems_.try_emplace(os_id);
-  if (added) AppendLookupText(it->second, context_.operating_systems, os_id);
+  if (added) AppendLookupText(it->second, context_->operating_systems, os_id);
   return it->second;
 }
 
 const std::string& ServerJsonWriter::DatacenterText(int64_t datacenter_id) {
   auto [it, added] = datacenters_.try_emplace(datacenter_id);
-  if (added) AppendLookupText(it->second, context_.datacenters, datacenter_id);
+  if (added) AppendLookupText(it->second, context_->datacenters, datacenter_id);
   return it->second;
 }
 
@@ -547,7 +579,7 @@ const std::string& ServerJsonWriter::ImageText(const Image& image) {
       .append(std::to_string(image.os_id));
   out.append(",\"name\":");
   Option fallback;
-  AppendJsonString(out, OptionOrId(context_.operating_systems, image.os_id, fallback).name);
+  AppendJsonString(out, OptionOrId(context_->operating_systems, image.os_id, fallback).name);
   out.append(",\"price\":");
   AppendJsonNumber(out, image.price);
   out.append("}],\"owner\":{\"object\":\"customer\",\"id\":")

@@ -63,33 +63,24 @@ std::string MacForServer(int64_t server_id) {
 }
 
 // ------------------------------------------------------------------------------------ catalog
-void Catalog::Load() {
-  if (loaded_) return;
-  db_.Read([&](Connection& c) {
-    datacenters_.clear();
-    for (const auto& dc : store::datacenters::List(c)) {
-      datacenters_.push_back(Option{dc.id, dc.name, dc.description});
-    }
-    operating_systems_ = store::operating_systems::List(c);
-  });
-  loaded_ = true;
-}
-
-std::vector<Option> Catalog::Datacenters() {
+std::shared_ptr<const CatalogLookups> Catalog::Lookups() {
   std::lock_guard<std::mutex> lock(mutex_);
-  Load();
-  return datacenters_;
-}
-
-std::vector<Option> Catalog::OperatingSystems() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Load();
-  return operating_systems_;
+  if (!lookups_) {
+    auto loaded = std::make_shared<CatalogLookups>();
+    db_.Read([&](Connection& c) {
+      for (const auto& dc : store::datacenters::List(c)) {
+        loaded->datacenters.push_back(Option{dc.id, dc.name, dc.description});
+      }
+      loaded->operating_systems = store::operating_systems::List(c);
+    });
+    lookups_ = std::move(loaded);
+  }
+  return lookups_;
 }
 
 void Catalog::Invalidate() {
   std::lock_guard<std::mutex> lock(mutex_);
-  loaded_ = false;
+  lookups_.reset();
 }
 
 // ------------------------------------------------------------------------------ grid service
@@ -126,13 +117,19 @@ std::vector<Option> GridService::Lookup(std::string_view lookup) {
 }
 
 int64_t GridService::ResolveDatacenter(std::string_view parameter, std::string_view value) {
-  return ResolveOption(catalog_.Datacenters(), parameter, value).id;
+  return ResolveOption(catalog_.Lookups()->datacenters, parameter, value).id;
 }
 
 ServerView GridService::View(Connection& c, const Server& server,
                              std::unordered_map<int64_t, Image>* images) {
+  return View(c, {server, store::ips::Get(c, server.account_id, server.ip_id)}, images);
+}
+
+ServerView GridService::View(Connection& c, store::servers::WithIp row,
+                             std::unordered_map<int64_t, Image>* images) {
   ServerView view;
-  view.server = server;
+  view.server = std::move(row.server);
+  const Server& server = view.server;
   std::optional<Image> image;
   if (images != nullptr) {
     if (auto it = images->find(server.image_id); it != images->end()) image = it->second;
@@ -141,30 +138,41 @@ ServerView GridService::View(Connection& c, const Server& server,
     image = store::images::GetAny(c, server.image_id);
     if (image && images != nullptr) images->emplace(server.image_id, *image);
   }
-  auto ip = store::ips::Get(c, server.account_id, server.ip_id);
-  if (!image || !ip) {
+  if (!image || !row.ip) {
     throw ApiError(ErrorClass::kUnexpected,
                    "server " + std::to_string(server.id) + " references a missing image or IP");
   }
   view.image = std::move(*image);
-  view.ip = std::move(*ip);
+  view.ip = std::move(*row.ip);
   if (options_.scheduler != nullptr && server.host_id) {
     view.host_unreachable = !options_.scheduler->Reachable(*server.host_id);
   }
   return view;
 }
 
-std::vector<Server> GridService::Select(Connection& c, const Caller& caller,
-                                        const Selector& selector) {
-  std::vector<Server> out;
+template <typename Row>
+std::vector<Row> GridService::Select(Connection& c, const Caller& caller,
+                                     const Selector& selector) {
+  constexpr bool kWithIp = std::is_same_v<Row, store::servers::WithIp>;
+  std::vector<Row> out;
   auto id = ParsePositiveId(selector.value);
   if (selector.kind != Selector::Kind::kName && id) {
-    if (auto server = store::servers::Get(c, caller.account_id, *id)) out.push_back(*server);
+    if constexpr (kWithIp) {
+      if (auto row = store::servers::GetWithIp(c, caller.account_id, *id)) {
+        out.push_back(std::move(*row));
+      }
+    } else {
+      if (auto server = store::servers::Get(c, caller.account_id, *id)) out.push_back(*server);
+    }
     if (!out.empty() || selector.kind == Selector::Kind::kId) return out;
   } else if (selector.kind == Selector::Kind::kId) {
     ThrowIllegalArgument("Parameter 'id' must be a positive integer, got '" + selector.value + "'");
   }
-  return store::servers::FindByName(c, caller.account_id, selector.value);
+  if constexpr (kWithIp) {
+    return store::servers::FindByNameWithIp(c, caller.account_id, selector.value);
+  } else {
+    return store::servers::FindByName(c, caller.account_id, selector.value);
+  }
 }
 
 Server GridService::SelectOneForChange(Connection& c, const Caller& caller,
@@ -175,7 +183,7 @@ Server GridService::SelectOneForChange(Connection& c, const Caller& caller,
   if (selectors.size() > 1) {
     ThrowIllegalArgument("Give exactly one of id, name or server to select the server");
   }
-  auto matches = Select(c, caller, selectors.front());
+  auto matches = Select<Server>(c, caller, selectors.front());
   if (matches.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));
   if (matches.size() > 1) {
     ThrowIllegalArgument("More than one server matches " + Describe(selectors.front()) +
@@ -214,9 +222,9 @@ std::vector<ServerView> GridService::ListServers(const Caller& caller, const Ser
   return db_.Read([&](Connection& c) {
     std::vector<ServerView> out;
     std::unordered_map<int64_t, Image> images;
-    for (const auto& server : store::servers::List(c, caller.account_id)) {
-      if (filter.type && server.type != *filter.type) continue;
-      ServerView view = View(c, server, &images);
+    for (auto& row : store::servers::ListWithIp(c, caller.account_id)) {
+      if (filter.type && row.server.type != *filter.type) continue;
+      ServerView view = View(c, std::move(row), &images);
       if (!filter.datacenters.empty() && !Contains(filter.datacenters, view.ip.datacenter_id)) {
         continue;
       }
@@ -248,9 +256,9 @@ ListPage<ServerView> GridService::ListServerPage(const Caller& caller, const Ser
     const ListWindow part = window(page.total);
     if (part.limit > 0) {
       std::unordered_map<int64_t, Image> images;
-      for (const auto& server :
+      for (auto& row :
            store::servers::ListPage(c, caller.account_id, filter.type, part.offset, part.limit)) {
-        page.items.push_back(View(c, server, &images));
+        page.items.push_back(View(c, std::move(row), &images));
       }
     }
     return page;
@@ -262,8 +270,11 @@ std::vector<ServerView> GridService::GetServers(const Caller& caller,
   if (selectors.empty()) ThrowIllegalArgument("Missing required parameter: id, name or server");
   return db_.Read([&](Connection& c) {
     return SelectEach<ServerView>(
-        selectors, [&](const Selector& selector) { return Select(c, caller, selector); },
-        [&](const Server& server) { return View(c, server); });
+        selectors,
+        [&](const Selector& selector) {
+          return Select<store::servers::WithIp>(c, caller, selector);
+        },
+        [&](const store::servers::WithIp& row) { return View(c, row); });
   });
 }
 

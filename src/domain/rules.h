@@ -53,6 +53,7 @@ inline Job NewJob(const Caller& caller, int64_t object_type, int64_t object_id,
 }
 
 // Runs `select(selector)` for every selector and `view(object)` for each object not seen yet.
+// An object is an entity, or a server read with its IP (store::servers::WithIp).
 template <typename View, typename SelectFn, typename ViewFn>
 std::vector<View> SelectEach(const std::vector<Selector>& selectors, SelectFn&& select,
                              ViewFn&& view) {
@@ -60,7 +61,13 @@ std::vector<View> SelectEach(const std::vector<Selector>& selectors, SelectFn&& 
   std::set<int64_t> seen;
   for (const auto& selector : selectors) {
     for (const auto& object : select(selector)) {
-      if (seen.insert(object.id).second) out.push_back(view(object));
+      int64_t id = 0;
+      if constexpr (requires { object.server.id; }) {
+        id = object.server.id;
+      } else {
+        id = object.id;
+      }
+      if (seen.insert(id).second) out.push_back(view(object));
     }
   }
   if (out.empty()) ThrowIllegalArgument(std::string(kNoObjectFound));

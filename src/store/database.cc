@@ -10,7 +10,8 @@ namespace gridd::store {
 namespace {
 
 [[noreturn]] void ThrowError(sqlite3* db, int code, std::string_view what) {
-  throw StoreError(code, std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(code)));
+  throw StoreError(code,
+                   std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(code)));
 }
 
 }  // namespace
@@ -87,9 +88,9 @@ std::optional<std::string> Statement::OptionalText(int column) const {
 }
 
 Connection::Connection(const std::string& path) {
-  int rc = sqlite3_open_v2(path.c_str(), &db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);
@@ -118,7 +119,7 @@ void Connection::Exec(std::string_view sql) {
 }
 
 Statement Connection::Prepare(std::string_view sql) {
-  auto it = statements_.find(std::string(sql));
+  auto it = statements_.find(sql);
   if (it == statements_.end()) {
     sqlite3_stmt* stmt = nullptr;
     int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
@@ -182,7 +183,8 @@ void Database::BackupTo(const std::filesystem::path& destination) {
     // (sealed), and the account and key names in clear.
     int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-      throw StoreError(SQLITE_CANTOPEN, "cannot create " + partial.string() + ": " + std::strerror(errno));
+      throw StoreError(SQLITE_CANTOPEN,
+                       "cannot create " + partial.string() + ": " + std::strerror(errno));
     }
     ::close(fd);
   }
@@ -192,7 +194,9 @@ void Database::BackupTo(const std::filesystem::path& destination) {
     Connection source(path_);
     Connection target(partial.string());
     sqlite3_backup* backup = sqlite3_backup_init(target.handle(), "main", source.handle(), "main");
-    if (backup == nullptr) ThrowError(target.handle(), sqlite3_errcode(target.handle()), "backup to " + destination.string());
+    if (backup == nullptr)
+      ThrowError(target.handle(), sqlite3_errcode(target.handle()),
+                 "backup to " + destination.string());
     const int rc = sqlite3_backup_step(backup, -1);
     sqlite3_backup_finish(backup);
     if (rc != SQLITE_DONE) ThrowError(target.handle(), rc, "backup to " + destination.string());

@@ -362,6 +362,36 @@ CREATE INDEX IF NOT EXISTS jobs_by_object_id ON jobs(object_id);
 DROP INDEX IF EXISTS servers_by_host;
 CREATE INDEX servers_by_host_ram ON servers(host_id, ram);
 )sql",
+      // 10: grid.server.list's totals without counting: the number of servers of each account
+      // and server type, kept by triggers in the transaction of every insert, delete and type
+      // change, and filled from the servers already there. A page of servers of one type
+      // reads its ids from an index.
+      R"sql(
+CREATE TABLE server_counts (
+  account_id  INTEGER NOT NULL,
+  type        INTEGER NOT NULL,
+  servers     INTEGER NOT NULL,
+  PRIMARY KEY (account_id, type)
+) WITHOUT ROWID;
+INSERT INTO server_counts (account_id, type, servers)
+  SELECT account_id, type, count(*) FROM servers GROUP BY account_id, type;
+CREATE TRIGGER server_counts_on_insert AFTER INSERT ON servers BEGIN
+  INSERT INTO server_counts (account_id, type, servers) VALUES (NEW.account_id, NEW.type, 1)
+    ON CONFLICT (account_id, type) DO UPDATE SET servers = servers + 1;
+END;
+CREATE TRIGGER server_counts_on_delete AFTER DELETE ON servers BEGIN
+  UPDATE server_counts SET servers = servers - 1
+    WHERE account_id = OLD.account_id AND type = OLD.type;
+END;
+CREATE TRIGGER server_counts_on_update AFTER UPDATE OF account_id, type ON servers
+  WHEN OLD.account_id IS NOT NEW.account_id OR OLD.type IS NOT NEW.type BEGIN
+  UPDATE server_counts SET servers = servers - 1
+    WHERE account_id = OLD.account_id AND type = OLD.type;
+  INSERT INTO server_counts (account_id, type, servers) VALUES (NEW.account_id, NEW.type, 1)
+    ON CONFLICT (account_id, type) DO UPDATE SET servers = servers + 1;
+END;
+CREATE INDEX servers_by_account_type ON servers(account_id, type, id);
+)sql",
   };
   return migrations;
 }

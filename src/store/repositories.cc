@@ -370,18 +370,19 @@ namespace {
 constexpr const char* kSelect =
     "SELECT i.id, i.pool_id, i.account_id, i.address, p.subnet, p.public, i.state, "
     "p.datacenter_id, i.server_id, p.network FROM ips i JOIN ip_pools p ON p.id = i.pool_id ";
-Ip Row(const Statement& s) {
+// kSelect's columns from column `first` on (servers:: reads them after a server's).
+Ip Row(const Statement& s, int first = 0) {
   Ip ip;
-  ip.id = s.Int(0);
-  ip.pool_id = s.Int(1);
-  ip.account_id = s.OptionalInt(2);
-  ip.address = s.Text(3);
-  ip.subnet = s.Text(4);
-  ip.is_public = s.Int(5) != 0;
-  ip.state = s.Int(6);
-  ip.datacenter_id = s.Int(7);
-  ip.server_id = s.OptionalInt(8);
-  ip.network = s.Text(9);
+  ip.id = s.Int(first + 0);
+  ip.pool_id = s.Int(first + 1);
+  ip.account_id = s.OptionalInt(first + 2);
+  ip.address = s.Text(first + 3);
+  ip.subnet = s.Text(first + 4);
+  ip.is_public = s.Int(first + 5) != 0;
+  ip.state = s.Int(first + 6);
+  ip.datacenter_id = s.Int(first + 7);
+  ip.server_id = s.OptionalInt(first + 8);
+  ip.network = s.Text(first + 9);
   return ip;
 }
 }  // namespace
@@ -538,7 +539,8 @@ std::vector<Image> FindVisibleByName(Connection& c, int64_t account_id, const st
 }
 
 std::optional<Image> GetAny(Connection& c, int64_t id) {
-  auto s = c.Prepare(std::string(kSelect) + "WHERE m.id = ?");
+  static const std::string sql = std::string(kSelect) + "WHERE m.id = ?";  // every server shown
+  auto s = c.Prepare(sql);
   s.Bind(1, id);
   if (!s.Step()) return std::nullopt;
   return Row(s);
@@ -640,6 +642,26 @@ std::vector<Server> Rows(Statement& s) {
   while (s.Step()) out.push_back(Row(s));
   return out;
 }
+// kSelect's columns, then ips::kSelect's of the server's IP when it is one of the account's.
+constexpr const char* kSelectWithIp =
+    "SELECT s.id, s.account_id, s.name, s.description, s.image_id, s.ram, s.type, s.state, "
+    "s.ip_id, s.mac, s.deleting, s.created_ms, s.updated_ms, s.host_id, "
+    "i.id, i.pool_id, i.account_id, i.address, p.subnet, p.public, i.state, p.datacenter_id, "
+    "i.server_id, p.network FROM servers s "
+    "LEFT JOIN ips i ON i.id = s.ip_id AND i.account_id = s.account_id "
+    "LEFT JOIN ip_pools p ON p.id = i.pool_id ";
+constexpr int kIpColumn = 14;
+WithIp RowWithIp(const Statement& s) {
+  WithIp row{Row(s), std::nullopt};
+  // p.subnet is never NULL in a pool: NULL means no IP (or no pool) was found.
+  if (!s.IsNull(kIpColumn + 4)) row.ip = ips::Row(s, kIpColumn);
+  return row;
+}
+std::vector<WithIp> RowsWithIp(Statement& s) {
+  std::vector<WithIp> out;
+  while (s.Step()) out.push_back(RowWithIp(s));
+  return out;
+}
 }  // namespace
 
 int64_t Insert(Connection& c, const Server& server) {
@@ -693,23 +715,57 @@ std::vector<Server> List(Connection& c, int64_t account_id) {
   return Rows(s);
 }
 
+std::optional<WithIp> GetWithIp(Connection& c, int64_t account_id, int64_t id) {
+  static const std::string sql = std::string(kSelectWithIp) + "WHERE s.id = ? AND s.account_id = ?";
+  auto s = c.Prepare(sql);
+  s.Bind(1, id).Bind(2, account_id);
+  if (!s.Step()) return std::nullopt;
+  return RowWithIp(s);
+}
+
+std::vector<WithIp> FindByNameWithIp(Connection& c, int64_t account_id, const std::string& name) {
+  auto s =
+      c.Prepare(std::string(kSelectWithIp) + "WHERE s.account_id = ? AND s.name = ? ORDER BY s.id");
+  s.Bind(1, account_id).Bind(2, name);
+  return RowsWithIp(s);
+}
+
+std::vector<WithIp> ListWithIp(Connection& c, int64_t account_id) {
+  auto s = c.Prepare(std::string(kSelectWithIp) + "WHERE s.account_id = ? ORDER BY s.id");
+  s.Bind(1, account_id);
+  return RowsWithIp(s);
+}
+
 int64_t Count(Connection& c, int64_t account_id, std::optional<int64_t> type) {
-  auto s = type ? c.Prepare("SELECT COUNT(*) FROM servers WHERE account_id = ? AND type = ?")
-                : c.Prepare("SELECT COUNT(*) FROM servers WHERE account_id = ?");
+  // server_counts is kept by triggers on servers (migration 10): one row per type, not a scan
+  // of the account's servers.
+  auto s =
+      type ? c.Prepare(
+                 "SELECT coalesce(sum(servers), 0) FROM server_counts "
+                 "WHERE account_id = ? AND type = ?")
+           : c.Prepare("SELECT coalesce(sum(servers), 0) FROM server_counts WHERE account_id = ?");
   s.Bind(1, account_id);
   if (type) s.Bind(2, *type);
   s.Step();
   return s.Int(0);
 }
 
-std::vector<Server> ListPage(Connection& c, int64_t account_id, std::optional<int64_t> type,
+std::vector<WithIp> ListPage(Connection& c, int64_t account_id, std::optional<int64_t> type,
                              int64_t offset, int64_t limit) {
-  auto s = c.Prepare(std::string(kSelect) +
-                     (type ? "WHERE account_id = ?1 AND type = ?4 ORDER BY id LIMIT ?2 OFFSET ?3"
-                           : "WHERE account_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3"));
+  // The page's ids come from an index alone, so the entries skipped before it cost no table
+  // reads; only the page's rows are read and joined.
+  static const std::string all_types =
+      std::string(kSelectWithIp) +
+      "WHERE s.id IN (SELECT id FROM servers WHERE account_id = ?1 ORDER BY id LIMIT ?2 OFFSET "
+      "?3) ORDER BY s.id";
+  static const std::string one_type =
+      std::string(kSelectWithIp) +
+      "WHERE s.id IN (SELECT id FROM servers WHERE account_id = ?1 AND type = ?4 ORDER BY id "
+      "LIMIT ?2 OFFSET ?3) ORDER BY s.id";
+  auto s = c.Prepare(type ? one_type : all_types);
   s.Bind(1, account_id).Bind(2, limit).Bind(3, offset);
   if (type) s.Bind(4, *type);
-  return Rows(s);
+  return RowsWithIp(s);
 }
 
 std::vector<Server> ListAll(Connection& c) {

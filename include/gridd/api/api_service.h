@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -76,7 +77,7 @@ class ApiService {
  private:
   void AddRoute(const std::string& path, unsigned roles, double min_version, Handler handler);
   void AddRoutes();
-  RenderContext Context();
+  std::shared_ptr<const RenderContext> Context();
 
   domain::GridService& grid_;
   domain::AccountService& accounts_;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
@@ -21,10 +22,7 @@ namespace gridd::api {
 using Json = nlohmann::ordered_json;
 
 // The lookups an object refers to by id (datacenters and operating systems live in the DB).
-struct RenderContext {
-  std::vector<domain::Option> datacenters;
-  std::vector<domain::Option> operating_systems;
-};
+using RenderContext = domain::CatalogLookups;
 
 Json OptionJson(const domain::Option& option);
 Json IpJson(const domain::Ip& ip, const RenderContext& context);
@@ -44,7 +42,10 @@ Json BillingSummaryJson(const domain::BillingSummary& summary, double version);
 // written once per writer (one answer) and its text reused.
 class ServerJsonWriter {
  public:
-  explicit ServerJsonWriter(RenderContext context) : context_(std::move(context)) {}
+  explicit ServerJsonWriter(std::shared_ptr<const RenderContext> context)
+      : context_(std::move(context)) {}
+  explicit ServerJsonWriter(RenderContext context)
+      : context_(std::make_shared<const RenderContext>(std::move(context))) {}
   std::string Write(const domain::ServerView& view);
 
  private:
@@ -52,7 +53,7 @@ class ServerJsonWriter {
   const std::string& OsText(int64_t os_id);
   const std::string& DatacenterText(int64_t datacenter_id);
 
-  RenderContext context_;
+  std::shared_ptr<const RenderContext> context_;
   std::unordered_map<int64_t, std::string> images_;
   std::unordered_map<int64_t, std::string> operating_systems_;
   std::unordered_map<int64_t, std::string> datacenters_;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,6 +20,10 @@
 #include "gridd/domain/lookups.h"
 #include "gridd/domain/scheduler.h"
 #include "gridd/store/database.h"
+
+namespace gridd::store::servers {
+struct WithIp;
+}  // namespace gridd::store::servers
 
 namespace gridd::domain {
 
@@ -39,21 +44,26 @@ struct Selector {
   std::string value;
 };
 
+// The operator-defined lookups at one moment.
+struct CatalogLookups {
+  std::vector<Option> datacenters;
+  std::vector<Option> operating_systems;
+};
+
 // The operator-defined lookups (datacenters, operating systems), cached in memory.
 class Catalog {
  public:
   explicit Catalog(store::Database& db) : db_(db) {}
-  std::vector<Option> Datacenters();
-  std::vector<Option> OperatingSystems();
+  // The current lookups, shared rather than copied: every answer reads them.
+  std::shared_ptr<const CatalogLookups> Lookups();
+  std::vector<Option> Datacenters() { return Lookups()->datacenters; }
+  std::vector<Option> OperatingSystems() { return Lookups()->operating_systems; }
   void Invalidate();
 
  private:
-  void Load();
   store::Database& db_;
   std::mutex mutex_;
-  bool loaded_ = false;
-  std::vector<Option> datacenters_;
-  std::vector<Option> operating_systems_;
+  std::shared_ptr<const CatalogLookups> lookups_;  // null until loaded
 };
 
 // A server together with what a client sees of it.
@@ -252,10 +262,15 @@ class GridService {
   // mostly shares a few images, read once each rather than once per server.
   ServerView View(store::Connection& c, const Server& server,
                   std::unordered_map<int64_t, Image>* images = nullptr);
+  // The same for a server read with its IP.
+  ServerView View(store::Connection& c, store::servers::WithIp row,
+                  std::unordered_map<int64_t, Image>* images = nullptr);
   // Resolves one server for a change: exactly one selector, exactly one match, no job pending.
   Server SelectOneForChange(store::Connection& c, const Caller& caller,
                             const std::vector<Selector>& selectors);
-  std::vector<Server> Select(store::Connection& c, const Caller& caller, const Selector& selector);
+  // The servers a selector names, as Server or as store::servers::WithIp.
+  template <typename Row>
+  std::vector<Row> Select(store::Connection& c, const Caller& caller, const Selector& selector);
   std::vector<Image> SelectImages(store::Connection& c, const Caller& caller,
                                   const Selector& selector);
   // Resolves one image the caller owns for a change: exactly one selector and one match.

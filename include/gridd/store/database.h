@@ -91,8 +91,12 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Runs SQL text without parameters (schema, pragmas, transaction control).
+  // Runs SQL text without parameters (schema, pragmas); several statements may follow each
+  // other.
   void Exec(std::string_view sql);
+  // Runs one statement without parameters through the statement cache (transaction control,
+  // which every read and write runs).
+  void ExecCached(std::string_view sql) { Prepare(sql).Run(); }
   // Returns the cached prepared statement for this SQL text, reset and with bindings cleared.
   Statement Prepare(std::string_view sql);
   int64_t LastInsertId() const;
@@ -100,8 +104,13 @@ class Connection {
   sqlite3* handle() { return db_; }
 
  private:
+  // Looked up by the caller's text without copying it.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+  };
   sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, sqlite3_stmt*> statements_;
+  std::unordered_map<std::string, sqlite3_stmt*, TextHash, std::equal_to<>> statements_;
 };
 
 class Database {
@@ -172,19 +181,19 @@ class Database {
                        "ROLLBACK TO nested_write; RELEASE nested_write", std::forward<F>(fn));
   }
 
-  // Runs fn(connection) between `begin` and `commit`; when fn throws, runs `rollback` and
-  // rethrows.
+  // Runs fn(connection) between `begin` and `commit` (single statements); when fn throws, runs
+  // `rollback` and rethrows.
   template <typename F>
   static auto Transaction(Connection& connection, const char* begin, const char* commit,
                           const char* rollback, F&& fn) -> decltype(fn(connection)) {
-    connection.Exec(begin);
+    connection.ExecCached(begin);
     try {
       if constexpr (std::is_void_v<decltype(fn(connection))>) {
         fn(connection);
-        connection.Exec(commit);
+        connection.ExecCached(commit);
       } else {
         auto result = fn(connection);
-        connection.Exec(commit);
+        connection.ExecCached(commit);
         return result;
       }
     } catch (...) {

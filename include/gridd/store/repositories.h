@@ -120,10 +120,20 @@ std::optional<Server> Get(Connection& c, int64_t account_id, int64_t id);
 std::optional<Server> GetAny(Connection& c, int64_t id);
 std::vector<Server> FindByName(Connection& c, int64_t account_id, const std::string& name);
 std::vector<Server> List(Connection& c, int64_t account_id);
-// The account's servers (of one type, when given): how many, and `limit` of them from
-// position `offset` in id order, so a page costs the same whatever the account's size.
+// A server read together with its IP (and the IP's pool) in one query; no IP when the server
+// names an address that is not its account's.
+struct WithIp {
+  Server server;
+  std::optional<Ip> ip;
+};
+std::optional<WithIp> GetWithIp(Connection& c, int64_t account_id, int64_t id);
+std::vector<WithIp> FindByNameWithIp(Connection& c, int64_t account_id, const std::string& name);
+std::vector<WithIp> ListWithIp(Connection& c, int64_t account_id);
+// The account's servers (of one type, when given): how many (a counter, not a scan), and
+// `limit` of them from position `offset` in id order, so a page costs the same whatever the
+// account's size.
 int64_t Count(Connection& c, int64_t account_id, std::optional<int64_t> type);
-std::vector<Server> ListPage(Connection& c, int64_t account_id, std::optional<int64_t> type,
+std::vector<WithIp> ListPage(Connection& c, int64_t account_id, std::optional<int64_t> type,
                              int64_t offset, int64_t limit);
 std::vector<Server> ListAll(Connection& c);
 void SetState(Connection& c, int64_t id, int64_t state, int64_t now_ms);

@@ -679,6 +679,57 @@ TEST_F(GridServiceTest, ListServersFilters) {
   EXPECT_EQ(grid_.ListServers(alice_, sandbox).size(), 2u);
 }
 
+// A page's totals (all servers, and of one type) follow adds, refused adds, type changes and
+// deletes, and a page holds the account's own servers with their IPs.
+TEST_F(GridServiceTest, ServerPageTotalsFollowEveryChange) {
+  auto page = [&](const Caller& caller, std::optional<int64_t> type, int64_t offset = 0,
+                  int64_t limit = 10) {
+    ServerFilter filter;
+    filter.type = type;
+    return grid_.ListServerPage(caller, filter, [&](int64_t total) {
+      return ListWindow{std::min(offset, total), std::min(limit, total - std::min(offset, total))};
+    });
+  };
+  auto totals = [&](const Caller& caller) {
+    return std::vector<int64_t>{page(caller, std::nullopt).total, page(caller, 1).total,
+                                page(caller, 2).total};
+  };
+  using Totals = std::vector<int64_t>;
+  Add(alice_, "web1", "192.0.2.2");
+  Add(alice_, "web2", "192.0.2.3");
+  Add(bob_, "bob1", "192.0.2.6");
+  EXPECT_EQ(totals(alice_), (Totals{2, 2, 0}));
+  EXPECT_EQ(totals(bob_), (Totals{1, 1, 0}));
+
+  // A refused add (the address is taken) counts nothing.
+  Rejected([&] { Add(alice_, "web3", "192.0.2.2"); });
+  EXPECT_EQ(totals(alice_), (Totals{2, 2, 0}));
+
+  FinishPendingJobs();
+  const auto second = page(alice_, std::nullopt, 1, 1);
+  ASSERT_EQ(second.items.size(), 1u);
+  EXPECT_EQ(second.items[0].server.name, "web2");
+  EXPECT_EQ(second.items[0].ip.address, "192.0.2.3");
+  EXPECT_EQ(second.items[0].image.name, "debian-12-amd64");
+  ServerEditRequest edit;
+  edit.selectors = {ByName("web2")};
+  edit.type = "Database Server";
+  grid_.EditServer(alice_, edit);
+  EXPECT_EQ(totals(alice_), (Totals{2, 1, 1}));
+  const auto databases = page(alice_, 2);
+  ASSERT_EQ(databases.items.size(), 1u);
+  EXPECT_EQ(databases.items[0].server.name, "web2");
+
+  // A deleted server counts until its delete job has removed it.
+  FinishPendingJobs();
+  const int64_t web1 = page(alice_, 1).items.at(0).server.id;
+  grid_.DeleteServer(alice_, {ById(web1)});
+  EXPECT_EQ(totals(alice_), (Totals{2, 1, 1}));
+  db_.Write([&](store::Connection& c) { store::servers::Delete(c, web1, clock_.NowMs()); });
+  EXPECT_EQ(totals(alice_), (Totals{1, 0, 1}));
+  EXPECT_EQ(totals(bob_), (Totals{1, 1, 0}));
+}
+
 TEST_F(GridServiceTest, PasswordsCanBeFilteredByDatacenterAndFetchedById) {
   Add(alice_, "web1", "192.0.2.2");
   const auto list = grid_.ListPasswords(alice_, {});

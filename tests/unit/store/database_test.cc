@@ -102,13 +102,14 @@ TEST(DatabaseTest, UpgradeNeverHandsOutTheIdsOfObjectsDeletedBeforeIt) {
   const std::string path = TempDatabase();
   {
     // The schema as it was before migration 5: today's, without AUTOINCREMENT and without
-    // what later migrations added (the hosts table and servers.host_id).
+    // what later migrations added (the hosts table and servers.host_id, the server counters).
     std::vector<std::string> old_schema;
     Database current(":memory:");
     current.Read([&](Connection& c) {
       auto s = c.Prepare(
           "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name != 'sqlite_sequence' "
-          "AND name NOT IN ('hosts', 'servers_by_host_ram') ORDER BY type = 'index', rowid");
+          "AND name NOT IN ('hosts', 'servers_by_host_ram', 'servers_by_account_type') "
+          "AND name NOT LIKE 'server_counts%' ORDER BY type = 'index', rowid");
       while (s.Step()) {
         std::string sql = s.Text(0);
         const std::string host_column = ", host_id INTEGER REFERENCES hosts(id)";
@@ -192,6 +193,62 @@ PRAGMA user_version = 4;
   // Foreign keys are enforced again after the upgrade.
   EXPECT_THROW(upgraded.Write([](Connection& c) { c.Exec("DELETE FROM images WHERE id = 1"); }),
                StoreError);
+}
+
+// A database of schema 9, from before the server counters (migration 10), with servers in it:
+// the upgrade counts them, and from then on the counters follow every insert and delete.
+TEST(DatabaseTest, UpgradeCountsTheServersAlreadyThere) {
+  constexpr int kBeforeServerCounts = 9;
+  const std::string path = TempDatabase();
+  { Database created(path); }
+  {
+    Connection old(path);
+    old.Exec(R"sql(
+DROP TRIGGER server_counts_on_insert;
+DROP TRIGGER server_counts_on_delete;
+DROP TRIGGER server_counts_on_update;
+DROP TABLE server_counts;
+DROP INDEX servers_by_account_type;
+INSERT INTO accounts VALUES (1, 'alice', 0), (2, 'bob', 0), (3, 'carol', 0);
+INSERT INTO datacenters VALUES (1, 'US-West-1', 'US West 1');
+INSERT INTO ip_pools VALUES (1, 1, NULL, 1, '10.1.0.0/24', '10.1.0.0/255.255.255.0', '', 0);
+INSERT INTO ips (id, pool_id, account_id, address, state, server_id) VALUES
+  (1, 1, 1, '10.1.0.2', 2, 1), (2, 1, 1, '10.1.0.3', 2, 2), (3, 1, 1, '10.1.0.4', 2, 3),
+  (4, 1, 2, '10.1.0.5', 2, 4), (5, 1, 1, '10.1.0.6', 1, NULL);
+INSERT INTO images (id, owner_account_id, name, friendly_name, os_id, architecture, type, state,
+                    location, is_public, storage_pool, volume, created_ms, updated_ms)
+  VALUES (1, NULL, 'base', 'Base', 10, 2, 1, 2, 'gridd/base', 1, 'gridd', 'base.qcow2', 0, 0);
+INSERT INTO servers (id, account_id, name, image_id, ram, type, state, ip_id, mac, created_ms,
+                     updated_ms)
+  VALUES (1, 1, 'web1', 1, 1, 1, 2, 1, 'm1', 0, 0), (2, 1, 'web2', 1, 1, 1, 2, 2, 'm2', 0, 0),
+         (3, 1, 'db1', 1, 1, 2, 2, 3, 'm3', 0, 0), (4, 2, 'bob1', 1, 1, 1, 2, 4, 'm4', 0, 0);
+)sql");
+    old.Exec("PRAGMA user_version = " + std::to_string(kBeforeServerCounts));
+  }
+  Database upgraded(path);
+  ASSERT_EQ(upgraded.schema_version(), LatestSchemaVersion());
+  upgraded.Read([](Connection& c) {
+    EXPECT_EQ(servers::Count(c, 1, std::nullopt), 3);
+    EXPECT_EQ(servers::Count(c, 1, 1), 2);
+    EXPECT_EQ(servers::Count(c, 1, 2), 1);
+    EXPECT_EQ(servers::Count(c, 2, std::nullopt), 1);
+    EXPECT_EQ(servers::Count(c, 3, std::nullopt), 0);
+  });
+  upgraded.Write([](Connection& c) {
+    Server server;
+    server.account_id = 1;
+    server.name = "web3";
+    server.image_id = 1;
+    server.type = 2;
+    server.ip_id = 5;
+    servers::Insert(c, server);
+    servers::Delete(c, 1, 0);
+  });
+  upgraded.Read([](Connection& c) {
+    EXPECT_EQ(servers::Count(c, 1, std::nullopt), 3);
+    EXPECT_EQ(servers::Count(c, 1, 1), 1);
+    EXPECT_EQ(servers::Count(c, 1, 2), 2);
+  });
 }
 
 TEST(DatabaseTest, RefusesADatabaseFromANewerGridd) {

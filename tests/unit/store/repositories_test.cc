@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -751,14 +753,102 @@ TEST_F(RepositoriesTest, AServerPageIsTheAccountsServersInIdOrder) {
     EXPECT_EQ(servers::Count(c, alice_, 2), 1);
     auto page = servers::ListPage(c, alice_, std::nullopt, 1, 2);
     ASSERT_EQ(page.size(), 2u);
-    EXPECT_EQ(page[0].id, alices[1]);
-    EXPECT_EQ(page[1].id, alices[2]);
+    EXPECT_EQ(page[0].server.id, alices[1]);
+    EXPECT_EQ(page[1].server.id, alices[2]);
+    // Each server comes with its own IP and the IP's pool.
+    ASSERT_TRUE(page[0].ip.has_value());
+    EXPECT_EQ(page[0].ip->address, "10.1.0.3");
+    EXPECT_EQ(page[0].ip->server_id, alices[1]);
+    EXPECT_EQ(page[0].ip->subnet, "10.1.0.0/255.255.255.0");
+    EXPECT_EQ(page[0].ip->datacenter_id, 1);
+    ASSERT_TRUE(page[1].ip.has_value());
+    EXPECT_EQ(page[1].ip->address, "10.1.0.4");
     EXPECT_EQ(servers::ListPage(c, alice_, std::nullopt, 4, 10).size(), 1u);
     EXPECT_TRUE(servers::ListPage(c, alice_, std::nullopt, 5, 10).empty());
     auto typed = servers::ListPage(c, alice_, 1, 0, 10);
     ASSERT_EQ(typed.size(), 4u);
-    for (const auto& server : typed) EXPECT_NE(server.id, alices[3]);
+    for (const auto& row : typed) EXPECT_NE(row.server.id, alices[3]);
+    auto second_typed = servers::ListPage(c, alice_, 1, 3, 10);
+    ASSERT_EQ(second_typed.size(), 1u);
+    EXPECT_EQ(second_typed[0].server.id, alices[4]);
   });
+}
+
+TEST_F(RepositoriesTest, AServerReadWithItsIpHasNoIpThatIsNotItsAccounts) {
+  const int64_t pool = MakePool(1, 4);
+  db_.Write([&](Connection& c) {
+    ip_pools::AllocateBlock(c, pool, alice_, 2);
+    ip_pools::AllocateBlock(c, pool, bob_, 2);
+  });
+  const int64_t web = MakeServer(alice_, OwnedIp(alice_, "10.1.0.2").id, "web");
+  // A broken row: the server names one of bob's addresses.
+  const int64_t broken = MakeServer(alice_, OwnedIp(bob_, "10.1.0.4").id, "broken");
+  db_.Read([&](Connection& c) {
+    auto found = servers::GetWithIp(c, alice_, web);
+    ASSERT_TRUE(found.has_value());
+    ASSERT_TRUE(found->ip.has_value());
+    EXPECT_EQ(found->ip->address, "10.1.0.2");
+    EXPECT_FALSE(servers::GetWithIp(c, bob_, web).has_value()) << "another account's server";
+    auto by_name = servers::FindByNameWithIp(c, alice_, "broken");
+    ASSERT_EQ(by_name.size(), 1u);
+    EXPECT_EQ(by_name[0].server.id, broken);
+    EXPECT_FALSE(by_name[0].ip.has_value());
+    auto all = servers::ListWithIp(c, alice_);
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_TRUE(all[0].ip.has_value());
+    EXPECT_FALSE(all[1].ip.has_value());
+  });
+}
+
+TEST_F(RepositoriesTest, ServerTotalsFollowInsertsDeletesAndTypeChanges) {
+  const int64_t pool = MakePool(1, 8);
+  db_.Write([&](Connection& c) {
+    ip_pools::AllocateBlock(c, pool, alice_, 5);
+    ip_pools::AllocateBlock(c, pool, bob_, 3);
+  });
+  auto totals = [&](int64_t account) {
+    return db_.Read([&](Connection& c) {
+      return std::array<int64_t, 3>{servers::Count(c, account, std::nullopt),
+                                    servers::Count(c, account, 1), servers::Count(c, account, 2)};
+    });
+  };
+  using Totals = std::array<int64_t, 3>;
+  EXPECT_EQ(totals(alice_), (Totals{0, 0, 0}));
+  const int64_t web1 = MakeServer(alice_, OwnedIp(alice_, "10.1.0.2").id, "web1");
+  const int64_t web2 = MakeServer(alice_, OwnedIp(alice_, "10.1.0.3").id, "web2");
+  MakeServer(bob_, OwnedIp(bob_, "10.1.0.7").id, "bob1");
+  EXPECT_EQ(totals(alice_), (Totals{2, 2, 0}));
+  EXPECT_EQ(totals(bob_), (Totals{1, 1, 0}));
+
+  // A type change moves the server from one total to the other; other changes move nothing.
+  db_.Write([&](Connection& c) {
+    Server server = *servers::Get(c, alice_, web2);
+    server.type = 2;
+    servers::Update(c, server);
+    server.description = "database";
+    servers::Update(c, server);
+    servers::SetState(c, web2, domain::server_state::kOff, kNow);
+  });
+  EXPECT_EQ(totals(alice_), (Totals{2, 1, 1}));
+
+  // An insert whose transaction fails counts nothing.
+  EXPECT_THROW(db_.Write([&](Connection& c) {
+    Server server;
+    server.account_id = alice_;
+    server.name = "failed";
+    server.image_id = image_;
+    server.ip_id = OwnedIp(alice_, "10.1.0.4").id;
+    servers::Insert(c, server);
+    throw std::runtime_error("the add fails after its insert");
+  }),
+               std::runtime_error);
+  EXPECT_EQ(totals(alice_), (Totals{2, 1, 1}));
+
+  db_.Write([&](Connection& c) { servers::Delete(c, web1, kNow); });
+  EXPECT_EQ(totals(alice_), (Totals{1, 0, 1}));
+  db_.Write([&](Connection& c) { servers::Delete(c, web2); });
+  EXPECT_EQ(totals(alice_), (Totals{0, 0, 0}));
+  EXPECT_EQ(totals(bob_), (Totals{1, 1, 0}));
 }
 
 TEST_F(RepositoriesTest, JobIdsMatchEveryFilterNewestFirst) {
