@@ -115,7 +115,9 @@ bool Reconciler::ReconcileHost(const domain::Host& host, virt::Hypervisor& hyper
   report.servers += static_cast<int>(servers.size());
 
   bool queued = false;
-  for (const auto& [id, observed] : servers) {
+  for (const auto& entry : servers) {
+    // A plain reference, not a structured binding: the repair's lambda below captures it.
+    const domain::Server& observed = entry.second;
     if (hosts_.HostOf(observed) != host.id) continue;  // another host's
     const std::string name = DomainName(observed.id);
     auto it = by_name.find(name);
