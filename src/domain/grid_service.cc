@@ -256,8 +256,10 @@ ListPage<ServerView> GridService::ListServerPage(const Caller& caller, const Ser
     const ListWindow part = window(page.total);
     if (part.limit > 0) {
       std::unordered_map<int64_t, Image> images;
-      for (auto& row :
-           store::servers::ListPage(c, caller.account_id, filter.type, part.offset, part.limit)) {
+      auto rows =
+          store::servers::ListPage(c, caller.account_id, filter.type, part.offset, part.limit);
+      page.items.reserve(rows.size());
+      for (auto& row : rows) {
         page.items.push_back(View(c, std::move(row), &images));
       }
     }
