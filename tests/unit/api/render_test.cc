@@ -326,7 +326,7 @@ TEST(ServerJsonWriterTest, EnvelopeOfTextItemsMatchesTheTreeEnvelope) {
   for (int i = 0; i < 3; ++i) {
     view.server.id = 42 + i;
     trees.list.push_back(ServerJson(view, Context()));
-    texts.json_list.push_back(writer.Write(view));
+    writer.Append(NextJsonItem(texts), view);
   }
   trees.summary = texts.summary = Summary{3, 0, 3, 1};
   EXPECT_EQ(RenderSuccessJson("/grid/server/list", texts),
