@@ -380,7 +380,7 @@ Json ServerJson(const ServerView& view, const RenderContext& context) {
   out["name"] = server.name;
   out["description"] = server.description;
   out["ip"] = IpJson(view.ip, context);
-  out["image"] = ImageJson(view.image, context);
+  out["image"] = ImageJson(*view.image, context);
   out["ram"] = Fixed("server.ram", server.ram);
   if (view.host_unreachable) {
     // Not a server.state option: libcloud and jclouds map an unfamiliar state to unknown,
@@ -391,7 +391,7 @@ Json ServerJson(const ServerView& view, const RenderContext& context) {
     out["state"] = Fixed("server.state", server.state);
   }
   out["type"] = Fixed("server.type", server.type);
-  out["os"] = LookupOption(context.operating_systems, view.image.os_id);
+  out["os"] = LookupOption(context.operating_systems, view.image->os_id);
   out["isSandbox"] = false;
   out["datacenter"] = LookupOption(context.datacenters, view.ip.datacenter_id);
   return out;
@@ -617,7 +617,7 @@ void ServerJsonWriter::Append(std::string& out, const ServerView& view) {
   static const FixedTexts ip_states("ip.state");
   ip_states.Append(out, ip.state);
   out.append(",\"datacenter\":"sv).append(DatacenterText(ip.datacenter_id));
-  out.append("},\"image\":"sv).append(ImageText(view.image));
+  out.append("},\"image\":"sv).append(ImageText(*view.image));
   out.append(",\"ram\":"sv);
   static const FixedTexts rams("server.ram");
   rams.Append(out, server.ram);
@@ -632,7 +632,7 @@ void ServerJsonWriter::Append(std::string& out, const ServerView& view) {
   out.append(",\"type\":"sv);
   static const FixedTexts server_types("server.type");
   server_types.Append(out, server.type);
-  out.append(",\"os\":"sv).append(OsText(view.image.os_id));
+  out.append(",\"os\":"sv).append(OsText(view.image->os_id));
   out.append(",\"isSandbox\":false,\"datacenter\":"sv).append(DatacenterText(ip.datacenter_id));
   out.push_back('}');
 }
