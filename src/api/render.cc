@@ -1,14 +1,18 @@
 #include "gridd/api/render.h"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <ctime>
-#include <map>
+#include <iterator>
 #include <string_view>
 #include <unordered_map>
 
 #include "gridd/common/error.h"
 
 namespace gridd::api {
+
+using namespace std::string_view_literals;
 namespace {
 
 using namespace domain;
@@ -376,7 +380,7 @@ Json ServerJson(const ServerView& view, const RenderContext& context) {
   out["name"] = server.name;
   out["description"] = server.description;
   out["ip"] = IpJson(view.ip, context);
-  out["image"] = ImageJson(view.image, context);
+  out["image"] = ImageJson(*view.image, context);
   out["ram"] = Fixed("server.ram", server.ram);
   if (view.host_unreachable) {
     // Not a server.state option: libcloud and jclouds map an unfamiliar state to unknown,
@@ -387,7 +391,7 @@ Json ServerJson(const ServerView& view, const RenderContext& context) {
     out["state"] = Fixed("server.state", server.state);
   }
   out["type"] = Fixed("server.type", server.type);
-  out["os"] = LookupOption(context.operating_systems, view.image.os_id);
+  out["os"] = LookupOption(context.operating_systems, view.image->os_id);
   out["isSandbox"] = false;
   out["datacenter"] = LookupOption(context.datacenters, view.ip.datacenter_id);
   return out;
@@ -463,9 +467,14 @@ namespace {
 // printable ASCII, nearly every stored name, is copied as it is; anything else goes through
 // the library so the bytes stay exactly its own.
 void AppendJsonString(std::string& out, std::string_view text) {
-  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
-    return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
-  });
+  // One table look-up per byte rather than four comparisons.
+  static constexpr auto kPlain = [] {
+    std::array<bool, 256> plain{};
+    for (int c = 0x20; c < 0x7F; ++c) plain[static_cast<size_t>(c)] = c != '"' && c != '\\';
+    return plain;
+  }();
+  const bool plain = std::all_of(text.begin(), text.end(),
+                                 [](char c) { return kPlain[static_cast<unsigned char>(c)]; });
   if (plain) {
     out.push_back('"');
     out.append(text);
@@ -477,15 +486,22 @@ void AppendJsonString(std::string& out, std::string_view text) {
 
 void AppendJsonNumber(std::string& out, double value) { out.append(Json(value).dump()); }
 
+// An integer as decimal text, without a temporary string.
+void AppendInteger(std::string& out, int64_t value) {
+  char text[24];
+  const auto end = std::to_chars(std::begin(text), std::end(text), value).ptr;
+  out.append(text, static_cast<size_t>(end - text));
+}
+
 void AppendOptionText(std::string& out, const Option& option) {
-  out.append("{\"object\":\"option\",\"id\":").append(std::to_string(option.id));
-  out.append(",\"name\":");
+  out.append("{\"object\":\"option\",\"id\":"sv).append(std::to_string(option.id));
+  out.append(",\"name\":"sv);
   AppendJsonString(out, option.name);
-  out.append(",\"description\":");
+  out.append(",\"description\":"sv);
   if (option.description) {
     AppendJsonString(out, *option.description);
   } else {
-    out.append("null");
+    out.append("null"sv);
   }
   out.push_back('}');
 }
@@ -502,37 +518,26 @@ void AppendLookupText(std::string& out, const std::vector<Option>& options, int6
   Option fallback;
   AppendOptionText(out, OptionOrId(options, id, fallback));
 }
-// The fixed lookups never change, so each of their options is written as text once for the
-// process and copied from then on.
+// A fixed lookup never changes, so each of its options is written as text once for the
+// process and copied from then on. One per lookup, held where it is used: finding the lookup
+// by name for every attribute of every server showed in the profile of a page.
 class FixedTexts {
  public:
-  FixedTexts() {
-    for (const char* name : {"ip.state", "image.architecture", "image.type", "image.state",
-                             "server.ram", "server.state", "server.type"}) {
-      auto& texts = lookups_[name];
-      for (const auto& option : *FixedLookup(name)) AppendOptionText(texts[option.id], option);
-    }
+  explicit FixedTexts(const char* lookup) : lookup_(lookup) {
+    for (const auto& option : *FixedLookup(lookup)) AppendOptionText(texts_[option.id], option);
   }
-  // Null for a lookup or an id not written in advance.
-  const std::string* Find(std::string_view lookup, int64_t id) const {
-    auto named = lookups_.find(lookup);
-    if (named == lookups_.end()) return nullptr;
-    auto text = named->second.find(id);
-    return text == named->second.end() ? nullptr : &text->second;
+  void Append(std::string& out, int64_t id) const {
+    if (auto text = texts_.find(id); text != texts_.end()) {
+      out.append(text->second);
+    } else {
+      AppendLookupText(out, *FixedLookup(lookup_), id);
+    }
   }
 
  private:
-  std::map<std::string, std::unordered_map<int64_t, std::string>, std::less<>> lookups_;
+  const char* lookup_;
+  std::unordered_map<int64_t, std::string> texts_;
 };
-
-void AppendFixedText(std::string& out, const char* lookup, int64_t id) {
-  static const FixedTexts texts;
-  if (const std::string* text = texts.Find(lookup, id)) {
-    out.append(*text);
-  } else {
-    AppendLookupText(out, *FixedLookup(lookup), id);
-  }
-}
 
 }  // namespace
 
@@ -553,83 +558,101 @@ const std::string& ServerJsonWriter::ImageText(const Image& image) {
   auto [it, added] = images_.try_emplace(image.id);
   if (!added) return it->second;
   std::string& out = it->second;
-  out.append("{\"object\":\"serverimage\",\"id\":").append(std::to_string(image.id));
-  out.append(",\"name\":");
+  out.append("{\"object\":\"serverimage\",\"id\":"sv).append(std::to_string(image.id));
+  out.append(",\"name\":"sv);
   AppendJsonString(out, image.name);
-  out.append(",\"friendlyName\":");
+  out.append(",\"friendlyName\":"sv);
   AppendJsonString(out, image.friendly_name);
-  out.append(",\"description\":");
+  out.append(",\"description\":"sv);
   AppendJsonString(out, image.description);
-  out.append(",\"os\":").append(OsText(image.os_id));
-  out.append(",\"architecture\":");
-  AppendFixedText(out, "image.architecture", image.architecture);
-  out.append(",\"type\":");
-  AppendFixedText(out, "image.type", image.type);
-  out.append(",\"state\":");
-  AppendFixedText(out, "image.state", image.state);
-  out.append(",\"price\":");
+  out.append(",\"os\":"sv).append(OsText(image.os_id));
+  out.append(",\"architecture\":"sv);
+  static const FixedTexts architectures("image.architecture");
+  architectures.Append(out, image.architecture);
+  out.append(",\"type\":"sv);
+  static const FixedTexts image_types("image.type");
+  image_types.Append(out, image.type);
+  out.append(",\"state\":"sv);
+  static const FixedTexts image_states("image.state");
+  image_states.Append(out, image.state);
+  out.append(",\"price\":"sv);
   AppendJsonNumber(out, image.price);
-  out.append(",\"location\":");
+  out.append(",\"location\":"sv);
   AppendJsonString(out, image.location);
-  out.append(",\"isActive\":").append(image.is_active ? "true" : "false");
-  out.append(",\"isPublic\":").append(image.is_public ? "true" : "false");
-  out.append(",\"createdTime\":").append(std::to_string(image.created_ms));
-  out.append(",\"updatedTime\":").append(std::to_string(image.updated_ms));
-  out.append(",\"billingtokens\":[{\"object\":\"billingtoken\",\"id\":")
+  out.append(",\"isActive\":"sv).append(image.is_active ? "true" : "false");
+  out.append(",\"isPublic\":"sv).append(image.is_public ? "true" : "false");
+  out.append(",\"createdTime\":"sv).append(std::to_string(image.created_ms));
+  out.append(",\"updatedTime\":"sv).append(std::to_string(image.updated_ms));
+  out.append(",\"billingtokens\":[{\"object\":\"billingtoken\",\"id\":"sv)
       .append(std::to_string(image.os_id));
-  out.append(",\"name\":");
+  out.append(",\"name\":"sv);
   Option fallback;
   AppendJsonString(out, OptionOrId(context_->operating_systems, image.os_id, fallback).name);
-  out.append(",\"price\":");
+  out.append(",\"price\":"sv);
   AppendJsonNumber(out, image.price);
-  out.append("}],\"owner\":{\"object\":\"customer\",\"id\":")
+  out.append("}],\"owner\":{\"object\":\"customer\",\"id\":"sv)
       .append(std::to_string(image.owner_account_id.value_or(-1)));
-  out.append(",\"name\":");
+  out.append(",\"name\":"sv);
   AppendJsonString(out, image.owner_name);
-  out.append("}}");
+  out.append("}}"sv);
   return out;
 }
 
 // ServerJson's attributes in its order.
-std::string ServerJsonWriter::Write(const ServerView& view) {
+void ServerJsonWriter::Append(std::string& out, const ServerView& view) {
   const Server& server = view.server;
   const Ip& ip = view.ip;
-  std::string out;
-  out.reserve(2048);
-  out.append("{\"object\":\"server\"");
-  if (view.include_id) out.append(",\"id\":").append(std::to_string(server.id));
-  out.append(",\"name\":");
+  out.append("{\"object\":\"server\""sv);
+  if (view.include_id) AppendInteger(out.append(",\"id\":"sv), server.id);
+  out.append(",\"name\":"sv);
   AppendJsonString(out, server.name);
-  out.append(",\"description\":");
+  out.append(",\"description\":"sv);
   AppendJsonString(out, server.description);
-  out.append(",\"ip\":{\"object\":\"ip\",\"id\":").append(std::to_string(ip.id));
-  out.append(",\"ip\":");
+  AppendInteger(out.append(",\"ip\":{\"object\":\"ip\",\"id\":"sv), ip.id);
+  out.append(",\"ip\":"sv);
   AppendJsonString(out, ip.address);
-  out.append(",\"subnet\":");
+  out.append(",\"subnet\":"sv);
   AppendJsonString(out, ip.subnet);
-  out.append(",\"public\":").append(ip.is_public ? "true" : "false");
-  out.append(",\"state\":");
-  AppendFixedText(out, "ip.state", ip.state);
-  out.append(",\"datacenter\":").append(DatacenterText(ip.datacenter_id));
-  out.append("},\"image\":").append(ImageText(view.image));
-  out.append(",\"ram\":");
-  AppendFixedText(out, "server.ram", server.ram);
-  out.append(",\"state\":");
+  out.append(ip.is_public ? ",\"public\":true,\"state\":" : ",\"public\":false,\"state\":");
+  static const FixedTexts ip_states("ip.state");
+  ip_states.Append(out, ip.state);
+  out.append(",\"datacenter\":"sv).append(DatacenterText(ip.datacenter_id));
+  out.append("},\"image\":"sv).append(ImageText(*view.image));
+  out.append(",\"ram\":"sv);
+  static const FixedTexts rams("server.ram");
+  rams.Append(out, server.ram);
+  out.append(",\"state\":"sv);
   if (view.host_unreachable) {
     AppendOptionText(out, Option{11, "Unknown",
                                  "The server's host does not answer; its real state is unknown."});
   } else {
-    AppendFixedText(out, "server.state", server.state);
+    static const FixedTexts server_states("server.state");
+    server_states.Append(out, server.state);
   }
-  out.append(",\"type\":");
-  AppendFixedText(out, "server.type", server.type);
-  out.append(",\"os\":").append(OsText(view.image.os_id));
-  out.append(",\"isSandbox\":false,\"datacenter\":").append(DatacenterText(ip.datacenter_id));
+  out.append(",\"type\":"sv);
+  static const FixedTexts server_types("server.type");
+  server_types.Append(out, server.type);
+  out.append(",\"os\":"sv).append(OsText(view.image->os_id));
+  out.append(",\"isSandbox\":false,\"datacenter\":"sv).append(DatacenterText(ip.datacenter_id));
   out.push_back('}');
+}
+
+namespace {
+constexpr std::string_view kListOpening = "{\"list\":[";
+}  // namespace
+
+std::string& NextJsonItem(Result& result) {
+  std::string& out = result.json_text;
+  if (result.json_items == 0) {
+    out.append(kListOpening);
+  } else {
+    out.push_back(',');
+  }
+  ++result.json_items;
   return out;
 }
 
-std::string RenderSuccessJson(const std::string& method, const Result& result) {
+std::string RenderSuccessJson(const std::string& method, Result result) {
   // The envelope is written around each item's own dump, the same bytes as dumping one tree
   // holding them all, without copying every item into that tree first (a page of servers is
   // thousands of nodes). Invalid UTF-8 is replaced rather than failing: stored text came from
@@ -637,26 +660,23 @@ std::string RenderSuccessJson(const std::string& method, const Result& result) {
   auto dump = [](const Json& value) {
     return value.dump(-1, ' ', false, Json::error_handler_t::replace);
   };
-  std::string out = "{\"list\":[";
-  if (!result.json_list.empty()) {
-    size_t size = 256;
-    for (const auto& item : result.json_list) size += item.size() + 1;
-    out.reserve(size);
-    for (size_t i = 0; i < result.json_list.size(); ++i) {
-      if (i > 0) out.push_back(',');
-      out.append(result.json_list[i]);
-    }
+  std::string out;
+  if (result.json_items > 0) {
+    out = std::move(result.json_text);
+  } else {
+    out.append(kListOpening);
   }
   for (size_t i = 0; i < result.list.size(); ++i) {
-    if (i > 0) out.push_back(',');
+    if (i > 0 || result.json_items > 0) out.push_back(',');
     out.append(dump(result.list[i]));
   }
-  out.append("],\"method\":").append(dump(Json(method)));
-  out.append(",\"status\":\"success\",\"summary\":{\"numpages\":");
-  out.append(std::to_string(result.summary.numpages));
-  out.append(",\"returned\":").append(std::to_string(result.summary.returned));
-  out.append(",\"start\":").append(std::to_string(result.summary.start));
-  out.append(",\"total\":").append(std::to_string(result.summary.total)).append("}}");
+  out.append("],\"method\":"sv).append(dump(Json(method)));
+  out.append(",\"status\":\"success\",\"summary\":{\"numpages\":"sv);
+  AppendInteger(out, result.summary.numpages);
+  AppendInteger(out.append(",\"returned\":"sv), result.summary.returned);
+  AppendInteger(out.append(",\"start\":"sv), result.summary.start);
+  AppendInteger(out.append(",\"total\":"sv), result.summary.total);
+  out.append("}}"sv);
   return out;
 }
 

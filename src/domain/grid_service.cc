@@ -120,29 +120,29 @@ int64_t GridService::ResolveDatacenter(std::string_view parameter, std::string_v
   return ResolveOption(catalog_.Lookups()->datacenters, parameter, value).id;
 }
 
-ServerView GridService::View(Connection& c, const Server& server,
-                             std::unordered_map<int64_t, Image>* images) {
+ServerView GridService::View(Connection& c, const Server& server, ImagesRead* images) {
   return View(c, {server, store::ips::Get(c, server.account_id, server.ip_id)}, images);
 }
 
-ServerView GridService::View(Connection& c, store::servers::WithIp row,
-                             std::unordered_map<int64_t, Image>* images) {
+ServerView GridService::View(Connection& c, store::servers::WithIp row, ImagesRead* images) {
   ServerView view;
   view.server = std::move(row.server);
   const Server& server = view.server;
-  std::optional<Image> image;
+  std::shared_ptr<const Image> image;
   if (images != nullptr) {
     if (auto it = images->find(server.image_id); it != images->end()) image = it->second;
   }
   if (!image) {
-    image = store::images::GetAny(c, server.image_id);
-    if (image && images != nullptr) images->emplace(server.image_id, *image);
+    if (auto read = store::images::GetAny(c, server.image_id)) {
+      image = std::make_shared<const Image>(std::move(*read));
+      if (images != nullptr) images->emplace(server.image_id, image);
+    }
   }
   if (!image || !row.ip) {
     throw ApiError(ErrorClass::kUnexpected,
                    "server " + std::to_string(server.id) + " references a missing image or IP");
   }
-  view.image = std::move(*image);
+  view.image = std::move(image);
   view.ip = std::move(*row.ip);
   if (options_.scheduler != nullptr && server.host_id) {
     view.host_unreachable = !options_.scheduler->Reachable(*server.host_id);
@@ -221,7 +221,7 @@ std::vector<ServerView> GridService::ListServers(const Caller& caller, const Ser
   if (filter.sandbox.value_or(false)) return {};  // image sandboxes are gone since API 1.8
   return db_.Read([&](Connection& c) {
     std::vector<ServerView> out;
-    std::unordered_map<int64_t, Image> images;
+    ImagesRead images;
     for (auto& row : store::servers::ListWithIp(c, caller.account_id)) {
       if (filter.type && row.server.type != *filter.type) continue;
       ServerView view = View(c, std::move(row), &images);
@@ -255,9 +255,11 @@ ListPage<ServerView> GridService::ListServerPage(const Caller& caller, const Ser
     page.total = store::servers::Count(c, caller.account_id, filter.type);
     const ListWindow part = window(page.total);
     if (part.limit > 0) {
-      std::unordered_map<int64_t, Image> images;
-      for (auto& row :
-           store::servers::ListPage(c, caller.account_id, filter.type, part.offset, part.limit)) {
+      ImagesRead images;
+      auto rows =
+          store::servers::ListPage(c, caller.account_id, filter.type, part.offset, part.limit);
+      page.items.reserve(rows.size());
+      for (auto& row : rows) {
         page.items.push_back(View(c, std::move(row), &images));
       }
     }
@@ -377,7 +379,7 @@ ServerView GridService::AddServer(const Caller& caller, const ServerAddRequest& 
 
     Job job = NewServerJob(caller, server, *ip, image, job_command::kCreateVirtualServer);
     store::jobs::Insert(c, job, now);
-    return ServerView{server, image, *ip, false};
+    return ServerView{server, std::make_shared<const Image>(image), *ip, false};
   });
   booking.Keep();
   on_job_queued_();
@@ -428,7 +430,7 @@ ServerView GridService::EditServer(const Caller& caller, const ServerEditRequest
     store::servers::Update(c, server);
     ServerView updated = View(c, server);
     Job job =
-        NewServerJob(caller, server, updated.ip, updated.image, job_command::kUpdateVirtualServer);
+        NewServerJob(caller, server, updated.ip, *updated.image, job_command::kUpdateVirtualServer);
     job.payload["ram_changed"] = ram_changed;
     job.payload["previous_state"] = previous_state;
     store::jobs::Insert(c, job, now);
@@ -471,7 +473,7 @@ ServerView GridService::PowerServer(const Caller& caller, const std::vector<Sele
     server.updated_ms = now;
     store::servers::Update(c, server);
     ServerView updated = View(c, server);
-    Job job = NewServerJob(caller, server, updated.ip, updated.image, command);
+    Job job = NewServerJob(caller, server, updated.ip, *updated.image, command);
     store::jobs::Insert(c, job, now);
     return updated;
   });
@@ -487,7 +489,7 @@ ServerView GridService::DeleteServer(const Caller& caller, const std::vector<Sel
     server.updated_ms = clock_.NowMs();
     store::servers::Update(c, server);
     Job job =
-        NewServerJob(caller, server, before.ip, before.image, job_command::kDeleteVirtualServer);
+        NewServerJob(caller, server, before.ip, *before.image, job_command::kDeleteVirtualServer);
     store::jobs::Insert(c, job, server.updated_ms);
     return before;
   });
@@ -629,18 +631,18 @@ Image GridService::SaveImage(const Caller& caller, const ImageSaveRequest& reque
     image.name = name;
     image.friendly_name = friendly_name;
     image.description = description;
-    image.os_id = view.image.os_id;
-    image.architecture = view.image.architecture;
-    image.type = view.image.type;
+    image.os_id = view.image->os_id;
+    image.architecture = view.image->architecture;
+    image.type = view.image->type;
     image.state = image_state::kSaving;
-    image.price = view.image.price;
+    image.price = view.image->price;
     image.location = std::to_string(caller.account_id) + "/" + name + ".img";
     image.is_active = true;
     image.is_public = false;
-    image.storage_pool = view.image.storage_pool;
+    image.storage_pool = view.image->storage_pool;
     image.volume = "gridd-image-" + uuid + ".qcow2";
     image.created_ms = image.updated_ms = now;
-    image.parent_image_id = view.image.id;
+    image.parent_image_id = view.image->id;
     image.id = store::images::InsertPrivate(c, image);
 
     // A running server is shut down for the copy and started again (see the job), so it is

@@ -657,8 +657,10 @@ WithIp RowWithIp(const Statement& s) {
   if (!s.IsNull(kIpColumn + 4)) row.ip = ips::Row(s, kIpColumn);
   return row;
 }
-std::vector<WithIp> RowsWithIp(Statement& s) {
+// expected_rows: room made in advance, so that a page is not moved as the vector grows.
+std::vector<WithIp> RowsWithIp(Statement& s, size_t expected_rows = 0) {
   std::vector<WithIp> out;
+  out.reserve(expected_rows);
   while (s.Step()) out.push_back(RowWithIp(s));
   return out;
 }
@@ -765,7 +767,7 @@ std::vector<WithIp> ListPage(Connection& c, int64_t account_id, std::optional<in
   auto s = c.Prepare(type ? one_type : all_types);
   s.Bind(1, account_id).Bind(2, limit).Bind(3, offset);
   if (type) s.Bind(4, *type);
-  return RowsWithIp(s);
+  return RowsWithIp(s, static_cast<size_t>(std::clamp<int64_t>(limit, 0, 1000)));
 }
 
 std::vector<Server> ListAll(Connection& c) {

@@ -60,7 +60,7 @@ class ApiService {
     const domain::Caller& caller;
     const Params& params;
     double version;
-    // The answer is JSON: a handler may write its items as text (Result::json_list).
+    // The answer is JSON: a handler may write its items as text (Result::json_text).
     bool json = false;
   };
   using Handler = std::function<Result(const Call&)>;

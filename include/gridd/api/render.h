@@ -46,7 +46,13 @@ class ServerJsonWriter {
       : context_(std::move(context)) {}
   explicit ServerJsonWriter(RenderContext context)
       : context_(std::make_shared<const RenderContext>(std::move(context))) {}
-  std::string Write(const domain::ServerView& view);
+  // Appends the server's JSON text to `out`.
+  void Append(std::string& out, const domain::ServerView& view);
+  std::string Write(const domain::ServerView& view) {
+    std::string out;
+    Append(out, view);
+    return out;
+  }
 
  private:
   const std::string& ImageText(const domain::Image& image);
@@ -68,14 +74,22 @@ struct Summary {
 
 struct Result {
   std::vector<Json> list;
-  // Items already written as JSON text (ServerJsonWriter); a JSON answer uses them instead of
-  // `list` when there are any. Only filled when the answer is JSON.
-  std::vector<std::string> json_list;
+  // Items already written as JSON text (NextJsonItem); a JSON answer uses them instead of
+  // `list` when there are any. Only filled when the answer is JSON. The text begins with the
+  // envelope's opening, so the whole answer is written into this one buffer and moved into
+  // the response instead of copied (a page of 100 servers is 165 KB).
+  std::string json_text;
+  size_t json_items = 0;
   Summary summary;
 };
 
+// Starts the next text item of `result`: the envelope's opening before the first, a comma
+// between items. The caller appends the item's JSON text to the string returned.
+std::string& NextJsonItem(Result& result);
+
 // The success envelope: {"list": […], "method": …, "status": "success", "summary": {…}}.
-std::string RenderSuccessJson(const std::string& method, const Result& result);
+// Takes the result so that items already written as text become the answer without a copy.
+std::string RenderSuccessJson(const std::string& method, Result result);
 // The failure envelope with one error object.
 std::string RenderFailureJson(const std::string& method, ErrorClass error_class,
                               const std::string& message);

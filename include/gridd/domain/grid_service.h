@@ -69,7 +69,9 @@ class Catalog {
 // A server together with what a client sees of it.
 struct ServerView {
   Server server;
-  Image image;
+  // Shared by the servers of one answer built from the same image: a page of 100 servers
+  // copied the image's text into each of them.
+  std::shared_ptr<const Image> image;
   Ip ip;
   bool include_id = true;  // false in server.add's answer (GoGrid's asynchronous add)
   // The server's host is Down: its real state is unknown (shown as state "Unknown").
@@ -260,11 +262,10 @@ class GridService {
  private:
   // `images`, when given, holds the images already read for this answer: a page of servers
   // mostly shares a few images, read once each rather than once per server.
-  ServerView View(store::Connection& c, const Server& server,
-                  std::unordered_map<int64_t, Image>* images = nullptr);
+  using ImagesRead = std::unordered_map<int64_t, std::shared_ptr<const Image>>;
+  ServerView View(store::Connection& c, const Server& server, ImagesRead* images = nullptr);
   // The same for a server read with its IP.
-  ServerView View(store::Connection& c, store::servers::WithIp row,
-                  std::unordered_map<int64_t, Image>* images = nullptr);
+  ServerView View(store::Connection& c, store::servers::WithIp row, ImagesRead* images = nullptr);
   // Resolves one server for a change: exactly one selector, exactly one match, no job pending.
   Server SelectOneForChange(store::Connection& c, const Caller& caller,
                             const std::vector<Selector>& selectors);

@@ -232,7 +232,7 @@ domain::ServerView WebServer() {
   view.server.type = 1;
   view.server.state = domain::server_state::kOn;
   view.server.ip_id = 17;
-  domain::Image& image = view.image;
+  domain::Image image;
   image.id = 3;
   image.owner_name = "GoGrid";
   image.name = "debian-12-amd64";
@@ -245,6 +245,7 @@ domain::ServerView WebServer() {
   image.location = "gridd/debian-12-amd64.qcow2";
   image.created_ms = 1'700'000'000'000;
   image.updated_ms = 1'700'000'001'000;
+  view.image = std::make_shared<const domain::Image>(std::move(image));
   domain::Ip& ip = view.ip;
   ip.id = 17;
   ip.address = "192.0.2.18";
@@ -393,7 +394,9 @@ domain::ServerView HostileServer() {
   domain::ServerView view = WebServer();
   view.server.name = kHostile;
   view.server.description = kHostile;
-  view.image.description = kHostile;
+  domain::Image image = *view.image;
+  image.description = kHostile;
+  view.image = std::make_shared<const domain::Image>(std::move(image));
   return view;
 }
 

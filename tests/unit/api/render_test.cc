@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -84,7 +85,7 @@ domain::ServerView WebServer() {
   view.server.state = domain::server_state::kStarting;
   view.server.ip_id = 17;
   view.server.mac = "52:54:00:00:00:2a";
-  view.image = DebianImage();
+  view.image = std::make_shared<const domain::Image>(DebianImage());
   view.ip = PublicIp(domain::ip_state::kAssigned);
   return view;
 }
@@ -262,6 +263,14 @@ TEST(RenderTest, InvalidUtf8IsReplacedNotFatal) {
 
 // A JSON answer writes servers as text (ServerJsonWriter), XML and CSV walk ServerJson's tree:
 // both must be the same bytes, or clients would see the format change what a server looks like.
+// Gives the view an image of its own, changed by `change`.
+template <typename Change>
+void EditImage(domain::ServerView& view, Change change) {
+  domain::Image image = *view.image;
+  change(image);
+  view.image = std::make_shared<const domain::Image>(std::move(image));
+}
+
 void ExpectWriterMatchesTree(const domain::ServerView& view, const RenderContext& context) {
   ServerJsonWriter writer(context);
   EXPECT_EQ(writer.Write(view),
@@ -277,10 +286,12 @@ TEST(ServerJsonWriterTest, SameBytesAsTheTree) {
   view.host_unreachable = true;
   ExpectWriterMatchesTree(view, Context());
   view.host_unreachable = false;
-  view.image.price = 0.15;
-  view.image.owner_account_id = 7;
-  view.image.owner_name = "acme";
-  view.image.is_public = true;
+  EditImage(view, [](domain::Image& image) {
+    image.price = 0.15;
+    image.owner_account_id = 7;
+    image.owner_name = "acme";
+    image.is_public = true;
+  });
   ExpectWriterMatchesTree(view, Context());
 }
 
@@ -288,14 +299,16 @@ TEST(ServerJsonWriterTest, SameBytesForHostileText) {
   domain::ServerView view = WebServer();
   view.server.name = "we\"b\\01\n\t\x01\x7f";
   view.server.description = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 bad \xff\xfe \xc3 end";
-  view.image.friendly_name = "</script> & 'x'";
-  view.image.description = "\xed\xa0\x80 surrogate, \xc0\xaf overlong";
+  EditImage(view, [](domain::Image& image) {
+    image.friendly_name = "</script> & 'x'";
+    image.description = "\xed\xa0\x80 surrogate, \xc0\xaf overlong";
+  });
   ExpectWriterMatchesTree(view, Context());
 }
 
 TEST(ServerJsonWriterTest, SameBytesForIdsMissingFromTheCatalogue) {
   domain::ServerView view = WebServer();
-  view.image.os_id = 99;
+  EditImage(view, [](domain::Image& image) { image.os_id = 99; });
   view.ip.datacenter_id = 4;
   view.server.ram = 77;
   ExpectWriterMatchesTree(view, Context());
@@ -311,8 +324,10 @@ TEST(ServerJsonWriterTest, ReusedImagesDoNotLeakBetweenServers) {
   second.server.name = "web02";
   second.ip.id = 18;
   second.ip.address = "192.0.2.19";
-  second.image.id = 4;
-  second.image.name = "other-image";
+  EditImage(second, [](domain::Image& image) {
+    image.id = 4;
+    image.name = "other-image";
+  });
   writer.Write(first);
   EXPECT_EQ(writer.Write(second),
             ServerJson(second, Context()).dump(-1, ' ', false, Json::error_handler_t::replace));
@@ -326,7 +341,7 @@ TEST(ServerJsonWriterTest, EnvelopeOfTextItemsMatchesTheTreeEnvelope) {
   for (int i = 0; i < 3; ++i) {
     view.server.id = 42 + i;
     trees.list.push_back(ServerJson(view, Context()));
-    texts.json_list.push_back(writer.Write(view));
+    writer.Append(NextJsonItem(texts), view);
   }
   trees.summary = texts.summary = Summary{3, 0, 3, 1};
   EXPECT_EQ(RenderSuccessJson("/grid/server/list", texts),

@@ -46,7 +46,7 @@ TEST_F(GridServiceTest, AddServerReservesTheIpAndQueuesACreateJob) {
   EXPECT_EQ(added.server.state, server_state::kStarting);
   EXPECT_EQ(added.server.ram, 1);
   EXPECT_EQ(added.server.type, 1);  // the image's type
-  EXPECT_EQ(added.image.name, "debian-12-amd64");
+  EXPECT_EQ(added.image->name, "debian-12-amd64");
   EXPECT_EQ(added.ip.address, "192.0.2.3");
   EXPECT_EQ(added.ip.state, ip_state::kAssigned);
   EXPECT_EQ(queued_callbacks_, 1);
@@ -111,7 +111,7 @@ TEST_F(GridServiceTest, AddServerResolvesImagesAndOptionsByIdOrName) {
   by_id.image = std::to_string(centos_id);
   by_id.ram = "2";
   const ServerView db1 = grid_.AddServer(alice_, by_id);
-  EXPECT_EQ(db1.image.id, centos_id);
+  EXPECT_EQ(db1.image->id, centos_id);
   EXPECT_EQ(db1.server.ram, 2);
   EXPECT_EQ(db1.server.type, 2);  // the CentOS image is a Database Server image
 
@@ -120,7 +120,7 @@ TEST_F(GridServiceTest, AddServerResolvesImagesAndOptionsByIdOrName) {
   by_friendly.ram = "4gb";
   by_friendly.type = "database server";
   const ServerView web2 = grid_.AddServer(alice_, by_friendly);
-  EXPECT_EQ(web2.image.name, "debian-12-amd64");
+  EXPECT_EQ(web2.image->name, "debian-12-amd64");
   EXPECT_EQ(web2.server.ram, 4);
   EXPECT_EQ(web2.server.type, 2);
 }
@@ -710,7 +710,7 @@ TEST_F(GridServiceTest, ServerPageTotalsFollowEveryChange) {
   ASSERT_EQ(second.items.size(), 1u);
   EXPECT_EQ(second.items[0].server.name, "web2");
   EXPECT_EQ(second.items[0].ip.address, "192.0.2.3");
-  EXPECT_EQ(second.items[0].image.name, "debian-12-amd64");
+  EXPECT_EQ(second.items[0].image->name, "debian-12-amd64");
   ServerEditRequest edit;
   edit.selectors = {ByName("web2")};
   edit.type = "Database Server";

@@ -61,12 +61,12 @@ TEST_F(ImageServiceTest, SaveMarksImageAndServerSavingAndQueuesTheCopy) {
   EXPECT_EQ(image.owner_name, "alice");
   EXPECT_EQ(image.friendly_name, "golden");
   EXPECT_EQ(image.description, "tuned nginx");
-  EXPECT_EQ(image.os_id, server.image.os_id);
-  EXPECT_EQ(image.type, server.image.type);
+  EXPECT_EQ(image.os_id, server.image->os_id);
+  EXPECT_EQ(image.type, server.image->type);
   ASSERT_EQ(image.name.size(), 40u) << image.name;  // GSI- and a 36-character uuid
   EXPECT_EQ(image.name.rfind("GSI-", 0), 0u);
   EXPECT_EQ(image.location, std::to_string(alice_.account_id) + "/" + image.name + ".img");
-  EXPECT_NE(image.volume, server.image.volume);
+  EXPECT_NE(image.volume, server.image->volume);
   EXPECT_EQ(GetServer(alice_, server.server.id).state, server_state::kSaving);
 
   auto jobs = grid_.ListJobs(alice_, {});
@@ -248,7 +248,7 @@ TEST_F(ImageServiceTest, TrashKeepsTheImageFromNewServersUntilRestored) {
             }).find("not in the Trash"),
             std::string::npos);
   const ServerView built = grid_.AddServer(alice_, from_trash);
-  EXPECT_EQ(built.image.id, image.id);
+  EXPECT_EQ(built.image->id, image.id);
 }
 
 TEST_F(ImageServiceTest, APublishedImageInTheTrashIsHiddenFromOtherAccounts) {
