@@ -604,6 +604,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
       return;
     }
     std::string address = PeerAddress(socket);
+    // An answer's last segment must not wait for the ACK of the one before (Nagle), which the
+    // client may delay by up to 40 ms: every response is written whole, in one call.
+    beast::error_code nodelay_ec;
+    socket.set_option(tcp::no_delay(true), nodelay_ec);
     if (auto slot = ConnectionSlot::Take(state_, address)) {
       if (state_->tls) {
         std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
