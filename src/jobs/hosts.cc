@@ -26,6 +26,22 @@ unsigned VcpusFor(int64_t ram_option) {
   return static_cast<unsigned>(std::clamp<uint64_t>(domain::RamMib(ram_option) / 1024, 1, 8));
 }
 
+// The placed servers counted per host and RAM option, summed by SQLite from the index
+// servers_by_host_ram: one row per host and RAM size, however many servers there are.
+struct PlacedServers {
+  int64_t host_id;
+  int64_t ram_option;
+  int64_t servers;
+};
+std::vector<PlacedServers> PlacedServersByHostAndRam(store::Connection& c) {
+  auto s = c.Prepare(
+      "SELECT host_id, ram, COUNT(*) FROM servers WHERE host_id IS NOT NULL "
+      "GROUP BY host_id, ram");
+  std::vector<PlacedServers> out;
+  while (s.Step()) out.push_back({s.Int(0), s.Int(1), s.Int(2)});
+  return out;
+}
+
 virt::HostConnection* AsConnection(virt::Hypervisor* hypervisor) {
   return dynamic_cast<virt::HostConnection*>(hypervisor);
 }
@@ -174,14 +190,10 @@ void HostRegistry::RecountUse() {
   if (db_ == nullptr) return;
   db_->Write([&](store::Connection& c) {
     std::unordered_map<int64_t, std::pair<int64_t, int64_t>> use;  // host: RAM, servers
-    // Summed by SQLite: one row per host and RAM size, however many servers there are.
-    auto s = c.Prepare(
-        "SELECT host_id, ram, COUNT(*) FROM servers WHERE host_id IS NOT NULL "
-        "GROUP BY host_id, ram");
-    while (s.Step()) {
-      auto& [ram, servers] = use[s.Int(0)];
-      ram += static_cast<int64_t>(domain::RamMib(s.Int(1))) * s.Int(2);
-      servers += s.Int(2);
+    for (const auto& placed : PlacedServersByHostAndRam(c)) {
+      auto& [ram, servers] = use[placed.host_id];
+      ram += static_cast<int64_t>(domain::RamMib(placed.ram_option)) * placed.servers;
+      servers += placed.servers;
     }
     for (const auto& slot : scheduler_->List()) {
       const auto& [ram, servers] = use[slot.id];
@@ -526,10 +538,9 @@ Host HostRegistry::SetMaintenance(const std::string& name, bool maintenance) {
 std::vector<HostView> HostRegistry::List() {
   std::unordered_map<int64_t, unsigned> vcpus;
   db_->Read([&](store::Connection& c) {
-    auto s = c.Prepare(
-        "SELECT host_id, ram, COUNT(*) FROM servers WHERE host_id IS NOT NULL "
-        "GROUP BY host_id, ram");
-    while (s.Step()) vcpus[s.Int(0)] += VcpusFor(s.Int(1)) * static_cast<unsigned>(s.Int(2));
+    for (const auto& placed : PlacedServersByHostAndRam(c)) {
+      vcpus[placed.host_id] += VcpusFor(placed.ram_option) * static_cast<unsigned>(placed.servers);
+    }
   });
   std::vector<HostView> out;
   std::lock_guard<std::mutex> lock(mutex_);
