@@ -86,6 +86,8 @@ class Statement {
 class Connection {
  public:
   // Opens (creating if needed) the database file. ":memory:" gives a private in-memory database.
+  // While a connection of this process has the file open, other processes cannot open it
+  // ("database is locked").
   explicit Connection(const std::string& path);
   ~Connection();
   Connection(const Connection&) = delete;

@@ -1,6 +1,9 @@
 #include "gridd/store/database.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <stdexcept>
@@ -61,6 +64,42 @@ TEST(DatabaseTest, FileDatabaseUsesWalOnWriterAndReaders) {
   Database db(TempDatabase());
   EXPECT_EQ(db.Write([](Connection& c) { return JournalMode(c); }), "wal");
   EXPECT_EQ(db.Read([](Connection& c) { return JournalMode(c); }), "wal");
+}
+
+// Only gridd may touch its database while it runs: another process (an operator's sqlite3,
+// a second daemon pointed at the same file) is refused instead of reading or writing beside
+// it; the file opens normally once gridd has let go of it.
+TEST(DatabaseTest, AnotherProcessCannotOpenTheFileWhileItIsOpen) {
+  const std::string path = TempDatabase();
+  // A process of its own (not a fork, which would inherit this one's SQLite state): Debian's
+  // Python reads the schema through the system's libsqlite3; its exit status is the SQLite
+  // result code, 5 being SQLITE_BUSY ("database is locked").
+  auto read_from_another_process = [&path] {
+    static constexpr char kRead[] =
+        "import sqlite3, sys\n"
+        "try:\n"
+        "    db = sqlite3.connect(sys.argv[1], timeout=0)\n"
+        "    db.execute('SELECT count(*) FROM sqlite_master').fetchall()\n"
+        "except sqlite3.OperationalError as e:\n"
+        "    sys.exit(5 if 'locked' in str(e) else 1)\n";
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::execl("/usr/bin/python3", "python3", "-I", "-c", kRead, path.c_str(), nullptr);
+      ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  {
+    Database db(path);
+    db.Write([](Connection& c) { accounts::Insert(c, "alice", 1000); });
+    EXPECT_EQ(read_from_another_process(), SQLITE_BUSY);
+    // This process's own connections still share the file.
+    Database second(path);
+    EXPECT_TRUE(second.Read([](Connection& c) { return accounts::FindByName(c, "alice"); }));
+  }
+  EXPECT_EQ(read_from_another_process(), SQLITE_OK);
 }
 
 TEST(DatabaseTest, ForeignKeysAreEnforced) {
