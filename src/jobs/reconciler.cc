@@ -39,21 +39,6 @@ domain::Job RepairJob(const domain::Server& server, int64_t object_type, int64_t
   return job;
 }
 
-struct NewestJob {
-  int64_t id = 0;
-  int64_t command = 0;
-  int64_t state = 0;
-};
-
-std::optional<NewestJob> NewestJobOf(store::Connection& c, int64_t object_type, int64_t object_id) {
-  auto query = c.Prepare(
-      "SELECT id, command, state FROM jobs WHERE object_type = ? AND object_id = ? "
-      "ORDER BY id DESC LIMIT 1");
-  query.Bind(1, object_type).Bind(2, object_id);
-  if (!query.Step()) return std::nullopt;
-  return NewestJob{query.Int(0), query.Int(1), query.Int(2)};
-}
-
 }  // namespace
 
 nlohmann::ordered_json ReconcileReport::ToJson() const {
@@ -147,7 +132,7 @@ bool Reconciler::ReconcileHost(const domain::Host& host, virt::Hypervisor& hyper
       }
       // A repair that failed is not queued again every pass: the operator reads its message,
       // fixes the cause and runs gridctl reconcile (or the customer's next request repairs it).
-      auto newest = NewestJobOf(c, job_object_type::kVirtualServer, server->id);
+      auto newest = store::jobs::Newest(c, job_object_type::kVirtualServer, server->id);
       if (!retry_failed_repairs && newest &&
           newest->command == job_command::kReconcileVirtualServer &&
           newest->state == domain::job_state::kFailed) {
@@ -271,7 +256,7 @@ ReconcileReport Reconciler::RunOnce(bool retry_failed_repairs) {
         }
         // A balancer whose last change failed (e.g. HAProxy refused it) is not carried on
         // purpose; that job's message says why.
-        auto newest = NewestJobOf(c, job_object_type::kLoadBalancer, spec.id);
+        auto newest = store::jobs::Newest(c, job_object_type::kLoadBalancer, spec.id);
         if (!retry_failed_repairs && newest && newest->state == domain::job_state::kFailed) {
           return std::nullopt;
         }

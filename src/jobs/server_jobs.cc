@@ -665,16 +665,10 @@ bool WantsRunning(store::Database& db, const Server& server) {
       // The edit that changed the RAM recorded the state it found; a job queued before it did
       // so counts as On (the update restarts a running guest anyway).
       return db.Read([&](store::Connection& c) {
-        auto s = c.Prepare(
-            "SELECT payload FROM jobs WHERE object_type = ? AND object_id = ? AND command = ? "
-            "ORDER BY id DESC LIMIT 1");
-        s.Bind(1, domain::job_object_type::kVirtualServer)
-            .Bind(2, server.id)
-            .Bind(3, job_command::kUpdateVirtualServer);
-        if (!s.Step()) return true;
-        const auto payload = nlohmann::json::parse(s.Text(0), nullptr, false);
-        return !payload.is_object() ||
-               payload.value("previous_state", server_state::kOn) != server_state::kOff;
+        const auto update = store::jobs::Newest(c, domain::job_object_type::kVirtualServer,
+                                                server.id, job_command::kUpdateVirtualServer);
+        return !update || !update->payload.is_object() ||
+               update->payload.value("previous_state", server_state::kOn) != server_state::kOff;
       });
     default:
       return true;

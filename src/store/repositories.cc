@@ -1210,6 +1210,16 @@ std::optional<Job> GetAny(Connection& c, int64_t id) {
   return job;
 }
 
+std::optional<Job> Newest(Connection& c, int64_t object_type, int64_t object_id,
+                          std::optional<int64_t> command) {
+  auto s = c.Prepare(std::string(kSelect) +
+                     "WHERE object_type = ?1 AND object_id = ?2 AND (?3 IS NULL OR command = ?3) "
+                     "ORDER BY id DESC LIMIT 1");
+  s.Bind(1, object_type).Bind(2, object_id).Bind(3, command);
+  if (!s.Step()) return std::nullopt;
+  return Row(s);
+}
+
 std::vector<Job> List(Connection& c, int64_t account_id) {
   auto s = c.Prepare(std::string(kSelect) + "WHERE account_id = ? ORDER BY id DESC");
   s.Bind(1, account_id);

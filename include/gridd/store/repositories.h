@@ -239,6 +239,9 @@ struct Query {
 std::vector<int64_t> FindIds(Connection& c, const Query& query);
 void AppendHistory(Connection& c, int64_t job_id, int64_t state,
                    const std::optional<std::string>& note, int64_t now_ms);
+// The object's newest job (of `command` only, when given), without its history.
+std::optional<Job> Newest(Connection& c, int64_t object_type, int64_t object_id,
+                          std::optional<int64_t> command = std::nullopt);
 // True while a Queued or Processing job acts on this object.
 bool HasPending(Connection& c, int64_t object_type, int64_t object_id);
 // Claims the oldest runnable Queued job whose object has no earlier unfinished job: state
