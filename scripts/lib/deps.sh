@@ -127,15 +127,18 @@ _gridd_set_launcher() {
 
 # Unity builds (CMAKE_UNITY_BUILD) for the build dirs these scripts configure: CMake compiles
 # the sources of each target in batches of GRIDD_UNITY_BATCH files, one compiler run per batch,
-# so the headers every file includes (Boost.Beast and Asio, nlohmann::json, GoogleTest, spdlog)
-# are parsed and instantiated once per batch instead of once per file. That is where most of
-# a from-scratch build's time goes. GRIDD_UNITY=0 turns it off (an edited file then recompiles
-# alone, not with its batch). Sets _gridd_unity to the CMake arguments for that.
+# so the headers every file includes (nlohmann::json, GoogleTest, spdlog, Asio) are parsed and
+# instantiated once per batch instead of once per file; that is most of a from-scratch build.
+# Measured on 2 CPUs from a fresh clone, no ccache (docs/operations.md has the details): the
+# build-asan build took 1,269 CPU-s without, 704 CPU-s in batches of 8. Batches of 16 differ
+# only in the virt layer and the integration tests, which 8 splits into more batches that run
+# side by side. GRIDD_UNITY=0 turns it off (an edited file then recompiles alone, not with its
+# batch, which suits incremental work). Sets _gridd_unity to the CMake arguments for that.
 _gridd_set_unity() {
   if [[ ${GRIDD_UNITY:-1} == 0 ]]; then
     _gridd_unity=(-DCMAKE_UNITY_BUILD=OFF)
   else
-    _gridd_unity=(-DCMAKE_UNITY_BUILD=ON "-DCMAKE_UNITY_BUILD_BATCH_SIZE=${GRIDD_UNITY_BATCH:-16}")
+    _gridd_unity=(-DCMAKE_UNITY_BUILD=ON "-DCMAKE_UNITY_BUILD_BATCH_SIZE=${GRIDD_UNITY_BATCH:-8}")
   fi
 }
 
