@@ -11,13 +11,12 @@
 #include <cstring>
 #include <thread>
 
-
 extern char** environ;
 
 namespace gridd {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
@@ -99,12 +98,13 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
   close(fds[1]);
 
   CommandResult result;
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = SteadyClock::now() + timeout;
   bool timed_out = false;
   char buffer[4096];
   for (;;) {
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now())
+            .count();
     if (left <= 0) {
       timed_out = true;
       break;
@@ -156,8 +156,8 @@ void TerminateChild(pid_t pid, std::chrono::milliseconds grace) {
   if (pid <= 0) return;
   if (ChildExited(pid, nullptr)) return;
   kill(pid, SIGTERM);
-  const auto deadline = Clock::now() + grace;
-  while (Clock::now() < deadline) {
+  const auto deadline = SteadyClock::now() + grace;
+  while (SteadyClock::now() < deadline) {
     if (ChildExited(pid, nullptr)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -45,12 +45,6 @@ bool IsUnsupportedCode(int code) {
          code == VIR_ERR_ARGUMENT_UNSUPPORTED;
 }
 
-std::string NewVolumeXml(const std::string& name, uint64_t capacity, const std::string& format) {
-  return "<volume>\n  <name>" + XmlEscape(name) + "</name>\n  <capacity unit='bytes'>" +
-         std::to_string(capacity) + "</capacity>\n  <allocation unit='bytes'>0</allocation>\n" +
-         "  <target>\n    <format type='" + XmlEscape(format) + "'/>\n  </target>\n</volume>\n";
-}
-
 PoolHandle Pool(const Side& side, const std::string& name, const std::string& what) {
   PoolHandle pool(virStoragePoolLookupByName(side.get(), name.c_str()));
   if (!pool) side.Fail(what + ": storage pool " + name);
@@ -121,7 +115,8 @@ void StreamVolume(HostConnection& source, HostConnection& target, const std::str
   if (VolumeHandle stale = FindVolume(to, to_pool.get(), volume, what)) {
     DeleteVolume(to, stale.get(), what + ": remove the unfinished copy");
   }
-  const std::string xml = NewVolumeXml(volume, info.capacity, format);
+  // Nothing allocated up front: the stream below fills the volume, so a sparse one stays sparse.
+  const std::string xml = NewVolumeXml(volume, info.capacity, format, 0);
   VolumeHandle created(virStorageVolCreateXML(to_pool.get(), xml.c_str(), 0));
   if (!created) to.Fail(what + ": create in pool " + target_pool);
 

@@ -355,12 +355,6 @@ bool UploadVolume(virConnectPtr conn, virStorageVolPtr volume, uint64_t size,
   return virStreamFinish(stream) == 0;
 }
 
-std::string NewVolumeXml(const std::string& name, uint64_t capacity, const std::string& format) {
-  return "<volume>\n  <name>" + XmlEscape(name) + "</name>\n  <capacity unit='bytes'>" +
-         std::to_string(capacity) + "</capacity>\n  <target>\n    <format type='" +
-         XmlEscape(format) + "'/>\n  </target>\n</volume>\n";
-}
-
 // Deletes a volume that could not be filled, so no half-written copy stays behind.
 void DiscardVolume(virStorageVolPtr volume, const std::string& what) {
   if (virStorageVolDelete(volume, 0) < 0) {

@@ -250,6 +250,17 @@ std::vector<std::string_view> FindSections(std::string_view xml, std::string_vie
   return sections;
 }
 
+std::string NewVolumeXml(std::string_view name, uint64_t capacity, std::string_view format,
+                         std::optional<uint64_t> allocation) {
+  std::string xml = "<volume>\n  <name>" + XmlEscape(name) + "</name>\n  <capacity unit='bytes'>" +
+                    std::to_string(capacity) + "</capacity>\n";
+  if (allocation) {
+    xml += "  <allocation unit='bytes'>" + std::to_string(*allocation) + "</allocation>\n";
+  }
+  xml += "  <target>\n    <format type='" + XmlEscape(format) + "'/>\n  </target>\n</volume>\n";
+  return xml;
+}
+
 std::string DnsLabel(std::string_view name, std::string_view fallback) {
   constexpr size_t kMaxLabel = 63;
   std::string label;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,12 @@ XmlAttributes RootAttributes(std::string_view xml);
 // The content between <tag ...> and the matching </tag> of every `tag` element (no nesting of
 // the same tag is expected in libvirt's formats).
 std::vector<std::string_view> FindSections(std::string_view xml, std::string_view tag);
+
+// libvirt's XML for a new storage volume `name` of `capacity` bytes in `format` (raw, qcow2).
+// With `allocation`, the volume starts with that many bytes allocated (0: a volume that a
+// stream fills, allocated as it is written); without, the pool's default applies.
+std::string NewVolumeXml(std::string_view name, uint64_t capacity, std::string_view format,
+                         std::optional<uint64_t> allocation = std::nullopt);
 
 // A valid DNS label from a customer's server name: lowercase [a-z0-9-], no leading, trailing
 // or doubled hyphens, at most 63 characters; `fallback` when nothing usable remains.

@@ -22,20 +22,11 @@
 namespace gridd::testing {
 namespace {
 
-constexpr auto kStartTimeout = std::chrono::seconds(20);
-constexpr auto kPollInterval = std::chrono::milliseconds(20);
+constexpr auto kDaemonStartTimeout = std::chrono::seconds(20);
+constexpr auto kDaemonPollInterval = std::chrono::milliseconds(20);
 constexpr std::string_view kListening = "listening on http://";
 constexpr std::string_view kMetrics = "metrics on http://";
 constexpr std::string_view kTlsListening = "listening on https://";
-
-std::string ReadFile(const std::filesystem::path& path, std::streamoff offset = 0) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(offset);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 std::string Tail(const std::string& text, size_t max_bytes = 4000) {
   if (text.size() <= max_bytes) return text;
@@ -163,7 +154,7 @@ void DaemonProcess::Start() {
   metrics_port_ = 0;
   tls_port_ = 0;
 
-  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  auto deadline = std::chrono::steady_clock::now() + kDaemonStartTimeout;
   auto fail = [&](const std::string& why) {
     if (running()) Kill();
     throw std::runtime_error("gridd " + why + "; arguments:" + [&] {
@@ -194,7 +185,7 @@ void DaemonProcess::Start() {
       break;
     }
     if (std::chrono::steady_clock::now() > deadline) fail("did not report listening in time");
-    std::this_thread::sleep_for(kPollInterval);
+    std::this_thread::sleep_for(kDaemonPollInterval);
   }
 
   // The file may appear a moment after the listener, and be caught half written.
@@ -218,7 +209,7 @@ void DaemonProcess::Start() {
     if (std::chrono::steady_clock::now() > deadline) {
       fail("gave no usable " + credentials_path.string() + " in time (" + last_error + ")");
     }
-    std::this_thread::sleep_for(kPollInterval);
+    std::this_thread::sleep_for(kDaemonPollInterval);
   }
 }
 

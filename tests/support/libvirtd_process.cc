@@ -31,9 +31,9 @@ constexpr const char* kLibvirtd = "/usr/sbin/libvirtd";
 constexpr const char* kDriverDir = "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver";
 constexpr uid_t kNobody = 65534;
 constexpr gid_t kNogroup = 65534;
-constexpr auto kStartTimeout = std::chrono::seconds(20);
-constexpr auto kStopTimeout = std::chrono::seconds(10);
-constexpr auto kPollInterval = std::chrono::milliseconds(20);
+constexpr auto kLibvirtdStartTimeout = std::chrono::seconds(20);
+constexpr auto kLibvirtdStopTimeout = std::chrono::seconds(10);
+constexpr auto kLibvirtdPollInterval = std::chrono::milliseconds(20);
 
 sockaddr_in Loopback(uint16_t port) {
   sockaddr_in address{};
@@ -65,13 +65,6 @@ bool Accepts(uint16_t port) {
   const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
   close(fd);
   return ok;
-}
-
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 }  // namespace
@@ -212,7 +205,7 @@ void LibvirtdProcess::Start() {
   pid_ = pid;
   paused_ = false;
 
-  const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  const auto deadline = std::chrono::steady_clock::now() + kLibvirtdStartTimeout;
   while (!Accepts(port_)) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -225,7 +218,7 @@ void LibvirtdProcess::Start() {
       throw std::runtime_error("libvirtd did not listen on 127.0.0.1:" + std::to_string(port_) +
                                "\n" + ReadFile(output));
     }
-    std::this_thread::sleep_for(kPollInterval);
+    std::this_thread::sleep_for(kLibvirtdPollInterval);
   }
 }
 
@@ -247,7 +240,7 @@ void LibvirtdProcess::Kill() {
   if (paused_) Resume();
   if (kind_ == LibvirtdKind::kQemuSession) DestroyGuests();
   kill(pid_, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+  const auto deadline = std::chrono::steady_clock::now() + kLibvirtdStopTimeout;
   for (;;) {
     int status = 0;
     const pid_t reaped = waitpid(pid_, &status, WNOHANG);
@@ -257,7 +250,7 @@ void LibvirtdProcess::Kill() {
       waitpid(pid_, &status, 0);
       break;
     }
-    std::this_thread::sleep_for(kPollInterval);
+    std::this_thread::sleep_for(kLibvirtdPollInterval);
   }
   pid_ = -1;
   // Guests outlive their libvirtd: kill any that were left by the PIDs libvirt recorded.

@@ -42,4 +42,13 @@ std::string TestNodeXml(int64_t ram_mib) {
                             "<memory>" + std::to_string(ram_mib * 1024) + "</memory>");
 }
 
+std::string ReadFile(const std::filesystem::path& path, std::streamoff offset) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  in.seekg(offset);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
 }  // namespace gridd::testing

@@ -16,6 +16,7 @@
 #include "gridd/domain/lookups.h"
 #include "support/golden.h"
 #include "support/test_paths.h"
+#include "unit/api/render_test_util.h"
 
 namespace gridd::api {
 namespace {
@@ -214,14 +215,7 @@ std::vector<std::string> Lines(const std::string& text) {
 
 // ------------------------------------------------------------------ fixtures
 
-RenderContext Context() {
-  RenderContext context;
-  context.datacenters = {domain::Option{1, "US-West-1", "US West 1 Datacenter"}};
-  context.operating_systems = {domain::Option{5, "Debian 12 (64-bit)", "Debian GNU/Linux 12"}};
-  return context;
-}
-
-domain::ServerView WebServer() {
+domain::ServerView RunningWebServer() {
   domain::ServerView view;
   view.server.id = 42;
   view.server.account_id = 7;
@@ -317,7 +311,7 @@ TEST(RenderXmlTest, NullIsAnEmptyElement) {
 
 TEST(RenderXmlTest, ServerNestsIpImageAndOptions) {
   const std::string body =
-      RenderSuccessXml("/grid/server/get", Of({ServerJson(WebServer(), Context())}));
+      RenderSuccessXml("/grid/server/get", Of({ServerJson(RunningWebServer(), Context())}));
   auto root = ParseXml(body);
   ASSERT_NE(root, nullptr);
   const Element* server = Objects(*root).at(0);
@@ -342,7 +336,7 @@ TEST(RenderXmlTest, ServerNestsIpImageAndOptions) {
 }
 
 TEST(RenderXmlTest, ServerBeingAddedHasNoId) {
-  domain::ServerView view = WebServer();
+  domain::ServerView view = RunningWebServer();
   view.include_id = false;
   auto root = ParseXml(RenderSuccessXml("/grid/server/add", Of({ServerJson(view, Context())})));
   ASSERT_NE(root, nullptr);
@@ -391,7 +385,7 @@ const std::string kRepairedForCsv =
     "a<b>&c \"q\" 'a', x\ny Z\xC3\xBCrich \xEF\xBF\xBD\xEF\xBF\xBD \x01 end";
 
 domain::ServerView HostileServer() {
-  domain::ServerView view = WebServer();
+  domain::ServerView view = RunningWebServer();
   view.server.name = kHostile;
   view.server.description = kHostile;
   domain::Image image = *view.image;
@@ -422,7 +416,7 @@ TEST(RenderXmlTest, HostileTextStaysWellFormed) {
 
 TEST(RenderCsvTest, ServerFlattensNestedObjects) {
   const std::string body =
-      RenderSuccessCsv("/grid/server/list", Of({ServerJson(WebServer(), Context())}));
+      RenderSuccessCsv("/grid/server/list", Of({ServerJson(RunningWebServer(), Context())}));
   auto lines = Lines(body);
   ASSERT_EQ(lines.size(), 3u) << body;
   EXPECT_EQ(lines[0], "# SUCCESS, /grid/server/list, TOTAL, 1, START, 0, RETURNED, 1");
@@ -453,8 +447,8 @@ TEST(RenderCsvTest, LoadBalancerPairsAreIpColonPort) {
   view.balancer.id = 9;
   view.balancer.name = "lb";
   view.balancer.port = 80;
-  view.vip = WebServer().ip;
-  domain::Ip member = WebServer().ip;
+  view.vip = RunningWebServer().ip;
+  domain::Ip member = RunningWebServer().ip;
   member.address = "10.0.0.5";
   view.members = {{member, 8080}, {member, 8081}};
   auto rows =
@@ -493,13 +487,13 @@ TEST(RenderCsvTest, FailureIsMessageAndErrorcode) {
 // ------------------------------------------------------------------ goldens (exact bytes)
 
 Result ServerList() {
-  domain::ServerView second = WebServer();
+  domain::ServerView second = RunningWebServer();
   second.server.id = 43;
   second.server.name = "db01";
   second.server.description = "back end, \"primary\"";
   second.ip.address = "192.0.2.19";
   second.server.ram = 3;
-  Result result = Of({ServerJson(WebServer(), Context()), ServerJson(second, Context())});
+  Result result = Of({ServerJson(RunningWebServer(), Context()), ServerJson(second, Context())});
   result.summary = Summary{2, 0, 2, 0};
   return result;
 }

@@ -12,6 +12,7 @@
 
 #include "gridd/domain/lookups.h"
 #include "support/golden.h"
+#include "unit/api/render_test_util.h"
 
 namespace gridd::api {
 namespace {
@@ -30,13 +31,6 @@ void ExpectMatchesGolden(const std::string& body, const std::string& golden) {
   json actual = json::parse(body);  // throws (fails the test) when not JSON
   json expected = json::parse(ReadGolden(golden));
   EXPECT_EQ(actual, expected) << "golden " << golden << "\nactual:\n" << actual.dump(2);
-}
-
-RenderContext Context() {
-  RenderContext context;
-  context.datacenters = {domain::Option{1, "US-West-1", "US West 1 Datacenter"}};
-  context.operating_systems = {domain::Option{5, "Debian 12 (64-bit)", "Debian GNU/Linux 12"}};
-  return context;
 }
 
 domain::Image DebianImage() {

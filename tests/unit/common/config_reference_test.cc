@@ -12,6 +12,7 @@
 
 #include "gridd/common/config.h"
 #include "support/test_paths.h"
+#include "unit/common/config_test_util.h"
 
 namespace gridd {
 namespace {
@@ -20,12 +21,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kBegin = "<!-- BEGIN CONFIG REFERENCE";
 constexpr const char* kEnd = "<!-- END CONFIG REFERENCE -->";
-
-fs::path WriteConfig(const std::string& text) {
-  const fs::path path = testing::ScratchDir("gridd-config-reference-test") / "gridd.toml";
-  std::ofstream(path) << text;
-  return path;
-}
 
 TEST(ConfigReferenceTest, TheOperationsGuideCarriesTheGeneratedReference) {
   std::ifstream in(testing::SourceDir() / "docs" / "operations.md");

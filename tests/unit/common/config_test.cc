@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "support/test_paths.h"
+#include "unit/common/config_test_util.h"
 
 namespace gridd {
 namespace {
@@ -18,13 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 
 // Writes `text` to <fresh temp dir>/gridd.toml and returns the file's path.
-fs::path WriteConfig(const std::string& text) {
-  const fs::path dir = gridd::testing::ScratchDir("gridd-config-test");
-  const fs::path path = dir / "gridd.toml";
-  std::ofstream(path) << text;
-  return path;
-}
-
 // The message LoadConfig throws for `text`; fails the test when it loads fine.
 std::string LoadError(const std::string& text) {
   const fs::path path = WriteConfig(text);
@@ -73,9 +67,10 @@ TEST(LoadConfigTest, ParsesEveryKeyOfTheShippedConfiguration) {
   EXPECT_EQ(config.job_retry_max_ms, 60000);
   EXPECT_EQ(config.job_deadline_seconds, 600);
   ASSERT_EQ(config.job_deadlines_by_command.size(), 5u);
-  EXPECT_NE(std::find(config.job_deadlines_by_command.begin(), config.job_deadlines_by_command.end(),
-                      std::pair<std::string, int>{"StopVirtualServer", 300}),
-            config.job_deadlines_by_command.end());
+  EXPECT_NE(
+      std::find(config.job_deadlines_by_command.begin(), config.job_deadlines_by_command.end(),
+                std::pair<std::string, int>{"StopVirtualServer", 300}),
+      config.job_deadlines_by_command.end());
   EXPECT_EQ(config.reconcile_interval_seconds, 60);
   EXPECT_FALSE(config.reconcile_remove_orphans);
   EXPECT_EQ(config.image_trash_retention_hours, 72);
@@ -162,8 +157,7 @@ cidr = "203.0.113.0/24"
   std::string message = LoadError("[libvirt]\ndomain_type = \"xen\"\n");
   EXPECT_NE(message.find("libvirt.domain_type"), std::string::npos) << message;
   message = LoadError("[libvirt]\nconsole_log_max_bytes = 100\n");
-  EXPECT_NE(message.find("libvirt.console_log_max_bytes: must be at least 4096"),
-            std::string::npos)
+  EXPECT_NE(message.find("libvirt.console_log_max_bytes: must be at least 4096"), std::string::npos)
       << message;
 }
 
@@ -448,10 +442,10 @@ TEST(LoadConfigTest, SecurityKeysHaveTheirDefaultsAndAreRead) {
   EXPECT_EQ(shipped.failed_auth_burst, 200);
   EXPECT_TRUE(shipped.hmac_only_keys.empty());
 
-  const Config config = LoadConfig(WriteConfig(
-      "[tls]\nlisten = \"[::1]:8443\"\ncert_file = \"c.pem\"\nkey_file = \"/k.pem\"\n"
-      "[ratelimit]\nper_key_rate = 0.5\nper_key_burst = 3\n"
-      "[auth]\nhmac_only_keys = [\"abc\"]\n"));
+  const Config config = LoadConfig(
+      WriteConfig("[tls]\nlisten = \"[::1]:8443\"\ncert_file = \"c.pem\"\nkey_file = \"/k.pem\"\n"
+                  "[ratelimit]\nper_key_rate = 0.5\nper_key_burst = 3\n"
+                  "[auth]\nhmac_only_keys = [\"abc\"]\n"));
   EXPECT_EQ(config.tls_listen_host, "::1");
   EXPECT_EQ(config.tls_listen_port, 8443);
   EXPECT_TRUE(config.tls_cert_file.is_absolute());

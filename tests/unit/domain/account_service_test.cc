@@ -22,18 +22,13 @@ namespace gridd::domain {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Addresses;
 using testing::FixedKey;
 using testing::GridFixture;
 using testing::SeedConfig;
 
 bool IsLowerHex(const std::string& text) {
   return !text.empty() && text.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
-
-std::vector<std::string> Addresses(const std::vector<Ip>& ips) {
-  std::vector<std::string> out;
-  for (const auto& ip : ips) out.push_back(ip.address);
-  return out;
 }
 
 // The operator's services on their own database, without the fixture's accounts.

@@ -24,6 +24,13 @@
 
 namespace gridd::domain::testing {
 
+// The addresses of `ips`, in their order.
+inline std::vector<std::string> Addresses(const std::vector<Ip>& ips) {
+  std::vector<std::string> out;
+  for (const auto& ip : ips) out.push_back(ip.address);
+  return out;
+}
+
 inline std::array<uint8_t, SecretBox::kKeySize> FixedKey() {
   std::array<uint8_t, SecretBox::kKeySize> key{};
   for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(0xA0 + i);

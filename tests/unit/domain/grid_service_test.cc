@@ -11,13 +11,8 @@
 namespace gridd::domain {
 namespace {
 
+using testing::Addresses;
 using testing::GridFixture;
-
-std::vector<std::string> Addresses(const std::vector<Ip>& ips) {
-  std::vector<std::string> out;
-  for (const auto& ip : ips) out.push_back(ip.address);
-  return out;
-}
 
 std::vector<int64_t> JobIds(const std::vector<Job>& jobs) {
   std::vector<int64_t> out;

@@ -31,7 +31,7 @@ namespace job_state = domain::job_state;
 using virt::HypervisorError;
 using virt::HypervisorErrorKind;
 
-constexpr int64_t kStartMs = 1'700'000'000'000;
+constexpr int64_t kClockStartMs = 1'700'000'000'000;
 constexpr int64_t kCommand = domain::job_command::kStartVirtualServer;
 
 // Records every call; what Run does is up to the test.
@@ -86,7 +86,7 @@ class JobRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     account_id_ = db_.Write(
-        [&](store::Connection& c) { return store::accounts::Insert(c, "acme", kStartMs); });
+        [&](store::Connection& c) { return store::accounts::Insert(c, "acme", kClockStartMs); });
     options_.workers = 2;
     options_.lease_ms = 300'000;
     options_.max_attempts = 5;
@@ -129,7 +129,7 @@ class JobRunnerTest : public ::testing::Test {
 
   static FinalWrite Nothing(const domain::Job&) { return FinalWrite{}; }
 
-  ManualClock clock_{kStartMs};
+  ManualClock clock_{kClockStartMs};
   store::Database db_{":memory:"};
   JobRunnerOptions options_;
   std::shared_ptr<FakeHandler> handler_ = std::make_shared<FakeHandler>();
@@ -162,7 +162,7 @@ TEST_F(JobRunnerTest, SuccessfulJobAppliesItsFinalWriteAndSucceeds) {
   EXPECT_EQ(job.attempts, 1);
   EXPECT_FALSE(job.error.has_value());
   EXPECT_FALSE(job.lease_until_ms.has_value());
-  EXPECT_EQ(job.updated_ms, kStartMs + 250);
+  EXPECT_EQ(job.updated_ms, kClockStartMs + 250);
   EXPECT_EQ(States(job), (std::vector<int64_t>{job_state::kCreated, job_state::kQueued,
                                                job_state::kProcessing, job_state::kSucceeded}));
   EXPECT_TRUE(AccountExists("written-by-job"));
@@ -202,7 +202,7 @@ TEST_F(JobRunnerTest, TransientErrorRequeuesWithBackoff) {
   domain::Job job = Job(id);
   EXPECT_EQ(job.state, job_state::kQueued);
   EXPECT_EQ(job.attempts, 1);
-  EXPECT_EQ(job.next_run_ms, kStartMs + options_.retry_base_ms);
+  EXPECT_EQ(job.next_run_ms, kClockStartMs + options_.retry_base_ms);
   EXPECT_EQ(States(job),
             (std::vector<int64_t>{job_state::kCreated, job_state::kQueued, job_state::kProcessing,
                                   job_state::kFailed, job_state::kQueued}));
@@ -564,7 +564,7 @@ TEST_F(JobRunnerTest, AJobPastItsDeadlineFailsSayingWhatItWaitedForAndFreesItsWo
     std::unique_lock<std::mutex> lock(mutex);
     // Bounded: the test releases it; 30 s only guards against a broken test.
     released_cv.wait_for(lock, std::chrono::seconds(30), [&] { return released; });
-    return [](store::Connection& c) { store::accounts::Insert(c, "late", kStartMs); };
+    return [](store::Connection& c) { store::accounts::Insert(c, "late", kClockStartMs); };
   };
   const int64_t hung = InsertJob(1);
   ASSERT_TRUE(Runner().RunOnce());

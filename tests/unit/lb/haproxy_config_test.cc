@@ -6,15 +6,15 @@
 #include <fstream>
 #include <sstream>
 
-#include "gridd/lb/engine.h"
 #include "gridd/common/process.h"
+#include "gridd/lb/engine.h"
 #include "support/golden.h"
 #include "support/test_paths.h"
 
 namespace gridd::lb {
 namespace {
 
-constexpr const char* kHaproxy = "/usr/sbin/haproxy";
+constexpr const char* kHaproxyProgram = "/usr/sbin/haproxy";
 
 HaproxyOptions GoldenOptions() {
   HaproxyOptions options;
@@ -71,14 +71,15 @@ TEST(HaproxyConfigTest, OrderOfInputDoesNotMatter) {
 
 // haproxy itself accepts every kind of balancer gridd renders.
 TEST(HaproxyConfigTest, HaproxyAcceptsRenderedConfigs) {
-  if (!std::filesystem::exists(kHaproxy)) GTEST_SKIP() << "no " << kHaproxy;
+  if (!std::filesystem::exists(kHaproxyProgram)) GTEST_SKIP() << "no " << kHaproxyProgram;
   const auto dir = gridd::testing::MakeTempDir("gridd-lb-config");
   HaproxyOptions options = GoldenOptions();
   options.run_dir = dir / "run dir with spaces";
   for (const auto& set : {std::vector<BalancerSpec>{}, MixedBalancers()}) {
     const auto path = dir / "haproxy.cfg";
     std::ofstream(path) << RenderHaproxyConfig(set, options);
-    const auto result = RunCommand({kHaproxy, "-c", "-f", path.string()}, std::chrono::seconds(10));
+    const auto result =
+        RunCommand({kHaproxyProgram, "-c", "-f", path.string()}, std::chrono::seconds(10));
     EXPECT_EQ(result.exit_code, 0) << result.output;
   }
   std::filesystem::remove_all(dir);

@@ -82,5 +82,18 @@ TEST(DnsLabelTest, ReducesNamesToLabels) {
   EXPECT_EQ(DnsLabel(std::string(100, 'x'), "f").size(), 63u);
 }
 
+// The two forms libvirt is given: an image or raw volume left to the pool's allocation, and a
+// moved volume that the copy's stream fills.
+TEST(NewVolumeXmlTest, WritesCapacityFormatAndOptionalAllocation) {
+  EXPECT_EQ(NewVolumeXml("web01 & <db>.qcow2", 10737418240, "qcow2"),
+            "<volume>\n  <name>web01 &amp; &lt;db&gt;.qcow2</name>\n"
+            "  <capacity unit='bytes'>10737418240</capacity>\n"
+            "  <target>\n    <format type='qcow2'/>\n  </target>\n</volume>\n");
+  EXPECT_EQ(NewVolumeXml("seed.iso", 4096, "raw", 0),
+            "<volume>\n  <name>seed.iso</name>\n  <capacity unit='bytes'>4096</capacity>\n"
+            "  <allocation unit='bytes'>0</allocation>\n"
+            "  <target>\n    <format type='raw'/>\n  </target>\n</volume>\n");
+}
+
 }  // namespace
 }  // namespace gridd::virt
